@@ -1,0 +1,148 @@
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { createLinkSigner } from './attachments/links.js';
+import { authPlugin } from './auth/plugin.js';
+import { authRoutes } from './auth/routes.js';
+import type { Bus } from './bus/bus.js';
+import { createBus } from './bus/factory.js';
+import type { Config } from './config.js';
+import { conversationRoutes } from './conversations/routes.js';
+import { Conversation } from './conversations/schemas.js';
+import { createDatabase, type DatabaseHandle } from './db/client.js';
+import { createWritePath } from './events/write-path.js';
+import { healthRoutes } from './health/routes.js';
+import { installErrorHandler } from './http/error-handler.js';
+import { infrastructurePlugin } from './http/infrastructure.js';
+import { ErrorResponse } from './http/schemas.js';
+import { validatorCompiler } from './http/validation.js';
+import { messageRoutes } from './messages/routes.js';
+import { metricsPlugin } from './metrics/plugin.js';
+import { notificationRoutes } from './notifications/routes.js';
+import { Notification } from './notifications/schemas.js';
+import { createNotificationService, type NotificationService } from './notifications/service.js';
+import { createRateLimiter } from './ratelimit/factory.js';
+import type { RateLimiter } from './ratelimit/rate-limiter.js';
+import { rateLimitPlugin } from './http/rate-limits.js';
+import { realtimePlugin } from './realtime/plugin.js';
+import { Attachment, Message } from './messages/schemas.js';
+import { createStorage } from './storage/factory.js';
+import type { Storage } from './storage/storage.js';
+import { User } from './users/schemas.js';
+import { userRoutes } from './users/routes.js';
+
+export interface AppOptions {
+  config: Config;
+  logger?: FastifyServerOptions['logger'];
+  /** Parts handed in (tests share them between app instances); otherwise built from config. */
+  database?: DatabaseHandle;
+  bus?: Bus;
+  storage?: Storage;
+  rateLimiter?: RateLimiter;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    notifications: NotificationService;
+  }
+}
+
+/** Request ids: the caller's `x-request-id` when it is sane, otherwise a fresh UUID. */
+const requestId = (raw: unknown): string =>
+  typeof raw === 'string' && /^[\w.:-]{1,64}$/.test(raw) ? raw : randomUUID();
+
+/** Builds the service from options. No I/O at import; listening is the caller's business. */
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const { config } = options;
+  const app = Fastify({
+    logger: options.logger ?? { level: config.LOG_LEVEL },
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    genReqId: (request) => requestId(request.headers['x-request-id']),
+    requestIdHeader: false,
+    trustProxy: true,
+    forceCloseConnections: 'idle',
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler());
+  installErrorHandler(app);
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  const owned: { close(): Promise<void> }[] = [];
+  const own = <T extends { close(): Promise<void> }>(part: T): T => (owned.push(part), part);
+  const database =
+    options.database ??
+    own(createDatabase({ url: config.DATABASE_URL, embeddedDir: join(config.DATA_DIR, 'pglite'), poolSize: config.DATABASE_POOL_SIZE }));
+  const bus =
+    options.bus ??
+    own(createBus({ kind: config.REDIS_URL ? (config.REDIS_CLUSTER ? 'redis-cluster' : 'redis') : 'memory', redisUrl: config.REDIS_URL, logger: app.log }));
+  const storage =
+    options.storage ??
+    own(
+      config.S3_BUCKET
+        ? createStorage({
+            kind: 's3',
+            s3: {
+              bucket: config.S3_BUCKET,
+              endpoint: config.S3_ENDPOINT,
+              region: config.S3_REGION,
+              accessKeyId: config.S3_ACCESS_KEY_ID,
+              secretAccessKey: config.S3_SECRET_ACCESS_KEY,
+              forcePathStyle: config.S3_FORCE_PATH_STYLE,
+            },
+          })
+        : createStorage({ kind: 'local', local: { dir: join(config.DATA_DIR, 'files') } }),
+    );
+  const rateLimiter = options.rateLimiter ?? own(createRateLimiter({ redisUrl: config.REDIS_URL, cluster: config.REDIS_CLUSTER }));
+  if (!config.REDIS_URL) app.log.info('REDIS_URL unset: in-process bus, this node cannot be scaled out');
+
+  await app.register(metricsPlugin);
+  await app.register(infrastructurePlugin, { config, database, bus, storage, owned });
+  await app.register(rateLimitPlugin, { limiter: rateLimiter });
+  const links = createLinkSigner({ publicUrl: config.PUBLIC_URL, secret: config.JWT_SECRET, ttlSeconds: config.ATTACHMENT_URL_TTL_SECONDS });
+  app.decorate('links', links);
+  const writePath = createWritePath({ database, bus, links, logger: app.log, maxMessageLength: config.MAX_MESSAGE_LENGTH });
+  const notifications = createNotificationService({ database, bus, logger: app.log });
+  writePath.onCommitted((event, actor) => {
+    app.metrics.eventsPublished.inc({ kind: event.type });
+    notifications.onConversationEvent(event, actor);
+  });
+  app.decorate('writePath', writePath);
+  app.decorate('notifications', notifications);
+  // Gathered notifications are written before the database closes.
+  app.addHook('preClose', () => notifications.close());
+
+  for (const schema of [ErrorResponse, User, Attachment, Message, Conversation, Notification]) app.addSchema(schema);
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Chat service', version: '1' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(authPlugin, { secret: config.JWT_SECRET, expiresInSeconds: config.JWT_EXPIRES_IN_SECONDS });
+  await app.register(healthRoutes);
+  await app.register(realtimePlugin);
+  await app.register(
+    async (api) => {
+      await api.register(authRoutes);
+      await api.register(async (authenticated) => {
+        authenticated.addHook('onRequest', authenticated.authenticate);
+        await authenticated.register(userRoutes);
+        await authenticated.register(conversationRoutes);
+        await authenticated.register(messageRoutes);
+        await authenticated.register(notificationRoutes);
+      });
+    },
+    { prefix: '/api' },
+  );
+  return app;
+}

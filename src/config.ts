@@ -1,0 +1,147 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Type, type Static } from 'typebox';
+import { Value } from 'typebox/value';
+
+const MiB = 1024 * 1024;
+const Bool = (fallback: boolean, description: string) =>
+  Type.Boolean({ default: fallback, description });
+const Int = (fallback: number, minimum: number, maximum: number, description: string) =>
+  Type.Integer({ default: fallback, minimum, maximum, description });
+
+/**
+ * The operator's contract: every environment variable the service reads. This schema is the
+ * only description of the configuration; the `Config` type is derived from it and the README
+ * table is checked against it by a test.
+ */
+export const ConfigSchema = Type.Object({
+  NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], {
+    default: 'development',
+    description: 'production makes JWT_SECRET mandatory',
+  }),
+  PORT: Int(3000, 0, 65535, 'HTTP port'),
+  HOST: Type.String({ default: '0.0.0.0', minLength: 1, description: 'listen address' }),
+  PUBLIC_URL: Type.Optional(
+    Type.String({ pattern: '^https?://[^\\s/]+', description: 'absolute base URL for links (default http://localhost:PORT)' }),
+  ),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
+    { default: 'info', description: 'pino log level' },
+  ),
+  DATA_DIR: Type.String({ default: '.data', minLength: 1, description: 'embedded database and local files' }),
+  DATABASE_URL: Type.Optional(
+    Type.String({ pattern: '^postgres(ql)?://', description: 'PostgreSQL; unset: embedded PGlite in DATA_DIR' }),
+  ),
+  DATABASE_POOL_SIZE: Int(10, 1, 500, 'PostgreSQL connections per replica'),
+  MIGRATE_ON_START: Bool(true, 'apply migrations at start (under an advisory lock)'),
+  REDIS_URL: Type.Optional(
+    Type.String({ pattern: '^rediss?://', description: 'Redis; unset: in-process bus, one node only' }),
+  ),
+  REDIS_CLUSTER: Bool(false, 'REDIS_URL is a Redis Cluster node: use sharded pub/sub'),
+  S3_BUCKET: Type.Optional(Type.String({ minLength: 3, description: 'bucket; unset: files on local disk' })),
+  S3_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://', description: 'S3-compatible endpoint' })),
+  S3_REGION: Type.String({ default: 'us-east-1', minLength: 1, description: 'S3 region' }),
+  S3_ACCESS_KEY_ID: Type.Optional(Type.String({ minLength: 1, description: 'S3 credentials' })),
+  S3_SECRET_ACCESS_KEY: Type.Optional(Type.String({ minLength: 1, description: 'S3 credentials' })),
+  S3_FORCE_PATH_STYLE: Bool(false, 'path-style bucket URLs (MinIO, Ceph)'),
+  S3_SERVE_MODE: Type.Union([Type.Literal('proxy'), Type.Literal('redirect')], {
+    default: 'proxy',
+    description: 'stream attachments through the service, or redirect to a presigned URL',
+  }),
+  JWT_SECRET: Type.Optional(
+    Type.String({ minLength: 16, description: 'HS256 key; required in production' }),
+  ),
+  JWT_EXPIRES_IN_SECONDS: Int(7 * 24 * 3600, 60, 365 * 24 * 3600, 'token lifetime'),
+  MAX_MESSAGE_LENGTH: Int(4000, 1, 100_000, 'characters per message'),
+  MAX_PARTICIPANTS: Int(256, 2, 10_000, 'members per conversation'),
+  MAX_ATTACHMENT_BYTES: Int(25 * MiB, 1, 5 * 1024 * MiB, 'bytes per attachment'),
+  ATTACHMENT_URL_TTL_SECONDS: Int(3600, 10, 7 * 24 * 3600, 'lifetime of signed attachment links'),
+  BODY_LIMIT_BYTES: Int(MiB, 1024, 64 * MiB, 'JSON request bodies'),
+  MESSAGE_RATE_LIMIT: Int(120, 0, 1_000_000, 'messages per user per minute across replicas; 0 = off'),
+  AUTH_RATE_LIMIT: Int(20, 0, 1_000_000, 'login/register attempts per IP per minute; 0 = off'),
+  WS_MAX_PAYLOAD_BYTES: Int(64 * 1024, 1024, 16 * MiB, 'largest client frame; larger closes the socket with 1009'),
+  WS_MAX_BUFFERED_BYTES: Int(MiB, 16 * 1024, 256 * MiB, 'unsent bytes per socket before it is closed as a slow consumer'),
+  WS_HEARTBEAT_MS: Int(30_000, 1000, 600_000, 'ping interval; a socket silent for two intervals is dropped'),
+  CORS_ORIGIN: Type.Optional(Type.String({ description: 'comma-separated allowed origins; unset: same origin only' })),
+  SHUTDOWN_TIMEOUT_MS: Int(10_000, 100, 600_000, 'longest graceful drain on SIGTERM'),
+});
+
+export type RawConfig = Static<typeof ConfigSchema>;
+
+/** Resolved configuration: what the rest of the service reads. */
+export type Config = RawConfig & {
+  PUBLIC_URL: string;
+  JWT_SECRET: string;
+  DATA_DIR: string;
+};
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Names the schema knows: deployment manifests are checked against this list. */
+export const configNames = (): string[] => Object.keys(ConfigSchema.properties);
+
+/**
+ * Validates the environment. Throws `ConfigError` naming every bad variable. Empty strings
+ * count as unset, so `FOO=` in a compose file does not smuggle in an invalid value.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const raw: Record<string, string> = {};
+  for (const name of configNames()) {
+    const value = env[name];
+    if (value !== undefined && value !== '') raw[name] = value;
+  }
+  const converted = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, raw));
+  if (!Value.Check(ConfigSchema, converted)) {
+    const problems = new Map<string, string>();
+    for (const error of Value.Errors(ConfigSchema, converted)) {
+      const name = error.instancePath.slice(1);
+      if (!problems.has(name)) problems.set(name, `${name}: ${describe(error.schemaPath, error.message)} (got ${JSON.stringify(raw[name])})`);
+    }
+    throw new ConfigError(`invalid configuration:\n  ${[...problems.values()].join('\n  ')}`);
+  }
+  const config = converted as RawConfig;
+  if (config.REDIS_CLUSTER && !config.REDIS_URL) throw new ConfigError('REDIS_CLUSTER: needs REDIS_URL');
+  if (config.NODE_ENV === 'production' && !config.JWT_SECRET) {
+    throw new ConfigError('JWT_SECRET: required when NODE_ENV=production (at least 16 characters)');
+  }
+  const dataDir = resolve(config.DATA_DIR);
+  return {
+    ...config,
+    DATA_DIR: dataDir,
+    PUBLIC_URL: (config.PUBLIC_URL ?? `http://localhost:${config.PORT}`).replace(/\/+$/, ''),
+    JWT_SECRET: config.JWT_SECRET ?? developmentSecret(dataDir),
+  };
+}
+
+function describe(schemaPath: string, message: string): string {
+  const name = schemaPath.split('/')[2];
+  const property = name ? ConfigSchema.properties[name as keyof typeof ConfigSchema.properties] : undefined;
+  return property && 'anyOf' in property
+    ? `must be one of ${(property.anyOf as { const: string }[]).map((option) => option.const).join(', ')}`
+    : message;
+}
+
+/** Outside production a missing secret is generated once and kept, so tokens survive restarts. */
+function developmentSecret(dataDir: string): string {
+  const file = join(dataDir, 'jwt-secret');
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    mkdirSync(dataDir, { recursive: true });
+    const secret = randomBytes(32).toString('base64url');
+    try {
+      writeFileSync(file, secret, { mode: 0o600, flag: 'wx' });
+      return secret;
+    } catch {
+      // Another process on the same data dir won the race: use its secret.
+      return readFileSync(file, 'utf8').trim();
+    }
+  }
+}
+
+/** True when the secret was generated (start-up logs a warning then). */
+export const usesGeneratedSecret = (env: Record<string, string | undefined> = process.env): boolean =>
+  !env.JWT_SECRET;

@@ -1,0 +1,92 @@
+import { mkdirSync } from 'node:fs';
+import { PGlite } from '@electric-sql/pglite';
+import type { SQL } from 'drizzle-orm';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
+import postgres from 'postgres';
+import { migrateEmbedded, migratePostgresLocked } from './migrate.js';
+import * as schema from './schema/index.js';
+
+/** One type for both drivers: features never know which one they run on. */
+export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
+
+export interface DatabaseHandle {
+  readonly db: Database;
+  readonly kind: 'postgres' | 'pglite';
+  /** Rows of a raw statement, in the same shape on both drivers. */
+  query<T extends Row>(statement: SQL): Promise<T[]>;
+  /**
+   * Runs `work` in one transaction; `query` inside it returns rows in the same shape as
+   * `DatabaseHandle.query`. A thrown error rolls back.
+   */
+  transaction<R>(work: (query: Query) => Promise<R>): Promise<R>;
+  /** Applies pending migrations; safe when several replicas call it at once. */
+  migrate(): Promise<void>;
+  /** True when a trivial query succeeds (readiness). */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+type Row = Record<string, unknown>;
+export type Query = <T extends Row>(statement: SQL) => Promise<T[]>;
+
+export interface DatabaseOptions {
+  /** PostgreSQL URL; when absent the embedded PGlite is used. */
+  url?: string | undefined;
+  /** PGlite data directory, or `memory://` for a throwaway database. */
+  embeddedDir: string;
+  poolSize: number;
+}
+
+export function createDatabase(options: DatabaseOptions): DatabaseHandle {
+  return options.url ? connectPostgres(options.url, options.poolSize) : openPglite(options.embeddedDir);
+}
+
+function connectPostgres(url: string, poolSize: number): DatabaseHandle {
+  const client = postgres(url, {
+    max: poolSize,
+    onnotice: () => {},
+    // A dead server must surface as an error (503) quickly, not as a hung request.
+    connect_timeout: 5,
+    idle_timeout: 60,
+    connection: { application_name: 'chat-service' },
+  });
+  const db = drizzlePostgres({ client, schema });
+  return {
+    db,
+    kind: 'postgres',
+    // RowList is an Array subclass; its rows are typed by the caller's statement.
+    query: async <T extends Row>(statement: SQL): Promise<T[]> => (await db.execute<T>(statement)) as T[],
+    transaction: (work) =>
+      db.transaction((tx) => work(async <T extends Row>(statement: SQL) => (await tx.execute<T>(statement)) as T[])),
+    migrate: () => migratePostgresLocked(url),
+    ping: () => pingWith(db),
+    close: () => client.end({ timeout: 5 }),
+  };
+}
+
+function openPglite(dir: string): DatabaseHandle {
+  if (!dir.startsWith('memory://')) mkdirSync(dir, { recursive: true });
+  const client = new PGlite(dir);
+  const db = drizzlePglite({ client, schema });
+  return {
+    db,
+    kind: 'pglite',
+    query: async <T extends Row>(statement: SQL): Promise<T[]> => (await db.execute<T>(statement)).rows as T[],
+    transaction: (work) =>
+      db.transaction((tx) => work(async <T extends Row>(statement: SQL) => (await tx.execute<T>(statement)).rows as T[])),
+    migrate: () => migrateEmbedded(db),
+    ping: () => pingWith(db),
+    close: () => client.close(),
+  };
+}
+
+async function pingWith(db: Database): Promise<boolean> {
+  try {
+    await db.execute('select 1');
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,69 @@
+import { type SQL, sql } from 'drizzle-orm';
+import type { AttachmentLinkSigner } from '../attachments/links.js';
+import { isoTime, toNumber } from '../db/sql.js';
+import type { AttachmentView, MessageView } from './types.js';
+
+/** Message columns for `MessageRow`, from `messages m join users u on u.id = m.sender_id`. */
+export const messageColumns: SQL = sql`
+  m.id, m.conversation_id, m.sender_id, u.username as sender,
+  case when m.is_deleted then '' else m.content end as content,
+  m.client_id, m.seq, m.is_deleted,
+  ${isoTime(sql`m.created_at`)} as timestamp, ${isoTime(sql`m.edited_at`)} as edited_at,
+  case when m.is_deleted then '[]'::json else coalesce(
+    (select json_agg(json_build_object(
+        'id', a.id, 'filename', a.filename, 'content_type', a.content_type, 'size', a.size,
+        'uploaded_at', ${isoTime(sql`a.created_at`)}) order by a.id)
+       from attachments a where a.message_id = m.id),
+    '[]'::json) end as attachments`;
+
+export interface MessageRow extends Record<string, unknown> {
+  id: unknown;
+  conversation_id: unknown;
+  sender_id: unknown;
+  sender: string;
+  content: string;
+  client_id: string | null;
+  seq: unknown;
+  is_deleted: boolean;
+  timestamp: string;
+  edited_at: string | null;
+  attachments: unknown;
+}
+
+export interface AttachmentRow {
+  id: unknown;
+  filename: string;
+  content_type: string;
+  size: unknown;
+  uploaded_at: string;
+}
+
+/** json columns arrive parsed from postgres.js and PGlite alike; text is parsed defensively. */
+const parseJson = <T>(value: unknown): T => (typeof value === 'string' ? JSON.parse(value) : value) as T;
+
+export const attachmentView = (row: AttachmentRow, links: AttachmentLinkSigner): AttachmentView => {
+  const id = toNumber(row.id);
+  return {
+    id,
+    file: links.url({ id, filename: row.filename }),
+    uploaded_at: row.uploaded_at,
+    filename: row.filename,
+    content_type: row.content_type,
+    size: toNumber(row.size),
+  };
+};
+
+export const messageView = (row: MessageRow, links: AttachmentLinkSigner): MessageView => ({
+  id: toNumber(row.id),
+  conversation_id: toNumber(row.conversation_id),
+  sender: row.sender,
+  sender_id: toNumber(row.sender_id),
+  content: row.content,
+  timestamp: row.timestamp,
+  is_edited: row.edited_at !== null,
+  is_deleted: row.is_deleted,
+  edited_at: row.edited_at,
+  client_id: row.client_id,
+  seq: toNumber(row.seq),
+  attachments: parseJson<AttachmentRow[]>(row.attachments).map((a) => attachmentView(a, links)),
+});

@@ -1,0 +1,59 @@
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Bus } from '../bus/bus.js';
+import type { Config } from '../config.js';
+import type { Database, DatabaseHandle } from '../db/client.js';
+import type { AttachmentLinkSigner } from '../attachments/links.js';
+import type { WritePath } from '../events/write-path.js';
+import type { Storage } from '../storage/storage.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config;
+    database: DatabaseHandle;
+    /** drizzle on either driver. */
+    db: Database;
+    bus: Bus;
+    storage: Storage;
+    links: AttachmentLinkSigner;
+    writePath: WritePath;
+    /** Deletes objects whose rows are gone; failures are logged (an orphan costs bytes, not data). */
+    removeStoredFiles(keys: string[]): void;
+    /** `draining` turns true on SIGTERM or close: readiness fails first, new work goes elsewhere. */
+    lifecycle: { draining: boolean };
+  }
+}
+
+export interface Infrastructure {
+  config: Config;
+  database: DatabaseHandle;
+  bus: Bus;
+  storage: Storage;
+  /** Parts this app created and so must close; parts handed in by a caller stay open. */
+  owned: { close(): Promise<void> }[];
+}
+
+/** Shared decorators for every feature plugin; the backends themselves never see Fastify. */
+export const infrastructurePlugin = fp<Infrastructure>(
+  async (app: FastifyInstance, { config, database, bus, storage, owned }) => {
+    app.decorate('config', config);
+    app.decorate('database', database);
+    app.decorate('db', database.db);
+    app.decorate('bus', bus);
+    app.decorate('storage', storage);
+    app.decorate('removeStoredFiles', (keys: string[]) => {
+      for (const key of keys) {
+        storage.delete(key).catch((error: unknown) => app.log.warn({ err: error, key }, 'stored file not removed'));
+      }
+    });
+    app.decorate('lifecycle', { draining: false });
+    app.addHook('preClose', async () => {
+      app.lifecycle.draining = true;
+    });
+    if (config.MIGRATE_ON_START) await database.migrate();
+    app.addHook('onClose', async () => {
+      for (const part of owned.reverse()) await part.close();
+    });
+  },
+  { name: 'infrastructure' },
+);

@@ -1,0 +1,28 @@
+import { Type, type TSchema } from 'typebox';
+
+/** Ids are positive integers; the upper bound keeps them exact in JSON numbers and in int4/int8. */
+export const Id = (description = 'id') => Type.Integer({ minimum: 1, maximum: 2_147_483_647, description });
+export const BigId = (description = 'id') => Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description });
+
+/** No NUL: PostgreSQL text cannot hold it, so it is refused at the door as bad input. */
+export const Text = (options: { minLength?: number; maxLength: number; description?: string }) =>
+  Type.String({ ...options, pattern: '^[^\\u0000]*$' });
+
+export const Timestamp = Type.String({ format: 'date-time', description: 'ISO 8601 UTC' });
+
+export const ErrorResponse = Type.Object(
+  {
+    statusCode: Type.Integer(),
+    error: Type.String(),
+    message: Type.String(),
+    requestId: Type.Optional(Type.String()),
+  },
+  { $id: 'Error' },
+);
+
+export const ConversationParams = Type.Object({ id: Id('conversation id') });
+export const MessageParams = Type.Object({ id: Id('conversation id'), mid: BigId('message id') });
+
+/** The error responses a route can give, for OpenAPI. */
+export const errors = (...codes: number[]): Record<number, TSchema> =>
+  Object.fromEntries(codes.map((code) => [code, Type.Ref('Error')]));

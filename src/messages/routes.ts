@@ -1,0 +1,73 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { pageLinks } from './links.js';
+import { listMessages } from '../events/read-path.js';
+import { ConversationParams, errors, MessageParams } from '../http/schemas.js';
+import { EditMessage, MessagePage, SendMessage } from './schemas.js';
+
+export const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get(
+    '/conversations/:id/messages/',
+    {
+      schema: {
+        tags: ['messages'],
+        params: ConversationParams,
+        querystring: MessagePage,
+        response: { 200: Type.Array(Type.Ref('Message')), ...errors(400, 401, 404) },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      const page = await listMessages(app.database, app.links, request.user.id, id, request.query);
+      const link = pageLinks(app.config.PUBLIC_URL, id, request.query, page);
+      if (link) reply.header('link', link);
+      return page.messages;
+    },
+  );
+
+  app.post(
+    '/conversations/:id/messages/',
+    {
+      config: { messageRateLimit: true },
+      schema: {
+        tags: ['messages'],
+        params: ConversationParams,
+        body: SendMessage,
+        response: { 201: Type.Ref('Message'), 200: Type.Ref('Message'), ...errors(400, 401, 404, 429) },
+      },
+    },
+    async (request, reply) => {
+      const { message, created } = await app.writePath.sendMessage(
+        request.user,
+        request.params.id,
+        request.body.content,
+        request.body.client_id,
+      );
+      // A retried client_id gets the first message back: 200, not a second 201.
+      return reply.code(created ? 201 : 200).send(message);
+    },
+  );
+
+  app.patch(
+    '/conversations/:id/messages/:mid/',
+    {
+      schema: {
+        tags: ['messages'],
+        params: MessageParams,
+        body: EditMessage,
+        response: { 200: Type.Ref('Message'), ...errors(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request) => app.writePath.editMessage(request.user, request.params.id, request.params.mid, request.body.content),
+  );
+
+  app.delete(
+    '/conversations/:id/messages/:mid/',
+    { schema: { tags: ['messages'], params: MessageParams, response: { 204: Type.Null(), ...errors(401, 403, 404) } } },
+    async (request, reply) => {
+      const removed = await app.writePath.deleteMessage(request.user, request.params.id, request.params.mid);
+      app.removeStoredFiles(removed);
+      return reply.code(204).send(null);
+    },
+  );
+};

@@ -1,0 +1,30 @@
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { createMetrics, type Metrics } from './metrics.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    metrics: Metrics;
+  }
+}
+
+/** `/metrics` for Prometheus, and HTTP latency by route template (never by raw URL: bounded labels). */
+export const metricsPlugin = fp(
+  async (app: FastifyInstance) => {
+    const metrics = createMetrics();
+    app.decorate('metrics', metrics);
+    app.addHook('onResponse', async (request, reply) => {
+      const route = request.routeOptions.url;
+      if (!route || route === '/metrics') return;
+      metrics.httpDuration.observe(
+        { method: request.method, route, status: String(reply.statusCode) },
+        reply.elapsedTime / 1000,
+      );
+      if (reply.statusCode === 503) metrics.databaseErrors.inc();
+    });
+    app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
+      reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+    );
+  },
+  { name: 'metrics' },
+);

@@ -1,0 +1,112 @@
+import type { FastifyBaseLogger } from 'fastify';
+import { sql } from 'drizzle-orm';
+import type { DatabaseHandle } from '../db/client.js';
+import { databaseErrorCode } from '../http/errors.js';
+import { notificationColumns, type NotificationRow } from './views.js';
+
+/**
+ * How long new-message notifications gather before they are written: a user hears of new
+ * messages within this (API.md: about a second), and a busy conversation costs one upsert per
+ * interval instead of one per message per member.
+ */
+export const NOTIFY_FLUSH_MS = 250;
+
+interface Pending {
+  conversationId: number;
+  senderId: number;
+  sender: string;
+  messageId: number;
+  count: number;
+}
+
+const int4Array = (values: number[]) => `{${values.join(',')}}`;
+const textArray = (values: string[]) => `{${values.map((v) => `"${v.replace(/["\\]/g, (c) => `\\${c}`)}"`).join(',')}}`;
+
+/**
+ * Coalesces "new messages" notifications: everything gathered in one interval becomes one
+ * upsert statement over all conversations and recipients, which keeps at most one unread row
+ * per user and conversation (later messages raise its count and refresh its text).
+ */
+export class NotificationBatcher {
+  private pending = new Map<string, Pending>();
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
+
+  constructor(
+    private readonly database: DatabaseHandle,
+    private readonly deliver: (rows: NotificationRow[]) => void,
+    private readonly logger: FastifyBaseLogger,
+  ) {}
+
+  add(conversationId: number, senderId: number, sender: string, messageId: number): void {
+    const key = `${conversationId}:${senderId}`;
+    const entry = this.pending.get(key);
+    if (entry) {
+      entry.count += 1;
+      entry.messageId = Math.max(entry.messageId, messageId);
+    } else {
+      this.pending.set(key, { conversationId, senderId, sender, messageId, count: 1 });
+    }
+    this.timer ??= setTimeout(() => void this.flush(), NOTIFY_FLUSH_MS);
+  }
+
+  /** Writes what is gathered now; waits for a flush already under way first. */
+  async flush(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    while (this.flushing) await this.flushing;
+    if (this.pending.size === 0) return;
+    const batch = [...this.pending.values()];
+    this.pending = new Map();
+    this.flushing = this.write(batch).finally(() => {
+      this.flushing = undefined;
+    });
+    await this.flushing;
+  }
+
+  private async write(batch: Pending[]): Promise<void> {
+    try {
+      this.deliver(await this.upsert(batch));
+    } catch (error) {
+      // Deadlock victims and outages: put the batch back (merged with newer ones) and retry.
+      this.logger.warn({ err: error, code: databaseErrorCode(error) }, 'notification flush failed; will retry');
+      for (const item of batch) {
+        const key = `${item.conversationId}:${item.senderId}`;
+        const newer = this.pending.get(key);
+        if (newer) {
+          newer.count += item.count;
+          newer.messageId = Math.max(newer.messageId, item.messageId);
+        } else this.pending.set(key, item);
+      }
+      this.timer ??= setTimeout(() => void this.flush(), NOTIFY_FLUSH_MS * 4);
+    }
+  }
+
+  private upsert(batch: Pending[]): Promise<NotificationRow[]> {
+    // Rows are locked in (user, conversation) order, so two replicas flushing at once cannot deadlock.
+    return this.database.query<NotificationRow>(sql`
+      with batch as (
+        select * from unnest(
+          ${int4Array(batch.map((b) => b.conversationId))}::int4[], ${int4Array(batch.map((b) => b.senderId))}::int4[],
+          ${`{${batch.map((b) => b.messageId).join(',')}}`}::int8[], ${int4Array(batch.map((b) => b.count))}::int4[],
+          ${textArray(batch.map((b) => b.sender))}::text[]
+        ) as b(conversation_id, sender_id, message_id, count, sender)),
+      targets as (
+        select p.user_id, b.conversation_id, sum(b.count)::int4 as count, max(b.message_id) as message_id,
+               (array_agg(b.sender order by b.message_id desc))[1] as sender
+          from batch b join participants p on p.conversation_id = b.conversation_id and p.user_id <> b.sender_id
+         group by p.user_id, b.conversation_id)
+      insert into notifications as n (user_id, kind, conversation_id, message_id, count, text)
+      select user_id, 'messages.new', conversation_id, message_id, count,
+             case when count = 1 then 'New message from ' || sender
+                  else count || ' new messages, the latest from ' || sender end
+        from targets order by user_id, conversation_id
+      on conflict (user_id, conversation_id) where not is_read and kind = 'messages.new' do update
+        set count = n.count + excluded.count,
+            message_id = greatest(n.message_id, excluded.message_id),
+            updated_at = now(),
+            text = (n.count + excluded.count) || ' new messages, the latest from '
+                   || substring(excluded.text from ' from ([^ ]+)$')
+      returning ${notificationColumns}`);
+  }
+}

@@ -1,0 +1,91 @@
+import type { FastifyBaseLogger } from 'fastify';
+import { type SQL, sql } from 'drizzle-orm';
+import type { AuthUser } from '../auth/plugin.js';
+import type { Bus } from '../bus/bus.js';
+import { userChannel } from '../bus/channels.js';
+import type { DatabaseHandle } from '../db/client.js';
+import { toNumber } from '../db/sql.js';
+import type { ConversationEvent } from '../events/types.js';
+import { notFound } from '../http/errors.js';
+import { NotificationBatcher } from './batcher.js';
+import { notificationColumns, notificationView, type NotificationRow, type NotificationView } from './views.js';
+
+/** What a user's notification socket receives. */
+export type UserEvent =
+  | { type: 'notification'; message: NotificationView }
+  | { type: 'notification.read'; id: number }
+  | { type: 'notification.read'; all: true };
+
+export interface NotificationService {
+  /** After commit of a conversation event: new messages from others notify (coalesced). */
+  onConversationEvent(event: ConversationEvent, actor: AuthUser): void;
+  conversationCreated(conversationId: number, creator: AuthUser, addedUserIds: number[], memberNames: string[]): Promise<void>;
+  list(userId: number, query: { unread: boolean; limit: number; before?: number | undefined }): Promise<NotificationView[]>;
+  markRead(userId: number, id: number): Promise<NotificationView>;
+  markAllRead(userId: number): Promise<number>;
+  /** Writes gathered notifications now (shutdown, tests). */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function createNotificationService(deps: { database: DatabaseHandle; bus: Bus; logger: FastifyBaseLogger }): NotificationService {
+  const { database, bus, logger } = deps;
+
+  const push = (userId: number, event: UserEvent) => {
+    bus.publish(userChannel(userId), JSON.stringify(event)).catch((error: unknown) => {
+      // The row is durable and listed over REST; only the live push was lost.
+      logger.warn({ err: error, userId }, 'notification push failed');
+    });
+  };
+  const pushRows = (rows: NotificationRow[]) => {
+    for (const row of rows) push(toNumber(row.user_id), { type: 'notification', message: notificationView(row) });
+  };
+  const batcher = new NotificationBatcher(database, pushRows, logger);
+
+  return {
+    onConversationEvent(event, actor) {
+      if (event.type === 'chat.message') batcher.add(event.conversation_id, actor.id, actor.username, event.message.id);
+    },
+
+    async conversationCreated(conversationId, creator, addedUserIds, memberNames) {
+      if (addedUserIds.length === 0) return;
+      const others = memberNames.filter((name) => name !== creator.username);
+      const text = `${creator.username} added you to a conversation with ${others.join(', ')}`.slice(0, 500);
+      const rows = await database.query<NotificationRow>(sql`
+        insert into notifications as n (user_id, kind, conversation_id, text)
+        select user_id, 'conversation.added', ${conversationId}, ${text}
+          from unnest(${`{${addedUserIds.join(',')}}`}::int4[]) as user_id
+        returning ${notificationColumns}`);
+      pushRows(rows);
+    },
+
+    async list(userId, query) {
+      const filters: SQL[] = [sql`n.user_id = ${userId}`];
+      if (query.unread) filters.push(sql`not n.is_read`);
+      if (query.before !== undefined) filters.push(sql`n.id < ${query.before}`);
+      const rows = await database.query<NotificationRow>(sql`
+        select ${notificationColumns} from notifications n
+         where ${sql.join(filters, sql` and `)} order by n.id desc limit ${query.limit}`);
+      return rows.map(notificationView);
+    },
+
+    async markRead(userId, id) {
+      const [row] = await database.query<NotificationRow>(sql`
+        update notifications n set is_read = true where n.id = ${id} and n.user_id = ${userId}
+        returning ${notificationColumns}`);
+      if (!row) throw notFound('notification not found');
+      push(userId, { type: 'notification.read', id });
+      return notificationView(row);
+    },
+
+    async markAllRead(userId) {
+      const rows = await database.query(sql`
+        update notifications set is_read = true where user_id = ${userId} and not is_read returning id`);
+      push(userId, { type: 'notification.read', all: true });
+      return rows.length;
+    },
+
+    flush: () => batcher.flush(),
+    close: () => batcher.flush(),
+  };
+}

@@ -1,0 +1,184 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { RawData, WebSocket } from 'ws';
+import type { AuthUser } from '../auth/plugin.js';
+import { conversationChannel } from '../bus/channels.js';
+import { isParticipant } from '../conversations/service.js';
+import { normalizeContent } from '../events/content.js';
+import { HttpError, isUnavailableError } from '../http/errors.js';
+import { encodeTyping } from './hub.js';
+import { errorEvent, type ErrorCode, type ClientFrame, FrameError, parseFrame } from './protocol.js';
+import type { ConversationRoom, MemberHandle } from './room.js';
+import { CloseCode, type EventSink, socketSink } from './sink.js';
+import { tokenOf } from './token.js';
+
+/** Frames queued behind the one being handled; past this the client is flooding. */
+const MAX_QUEUED_FRAMES = 64;
+/** Typing "true" is forwarded at most this often per socket; "false" always goes. */
+const TYPING_INTERVAL_MS = 1000;
+
+const STATUS_CODES: Record<number, ErrorCode> = {
+  400: 'invalid_frame',
+  403: 'forbidden',
+  404: 'not_found',
+  409: 'conflict',
+  429: 'rate_limited',
+  503: 'unavailable',
+};
+
+const positiveId = (raw: string | undefined): number | null => {
+  const id = raw !== undefined && /^[1-9]\d{0,15}$/.test(raw) ? Number(raw) : NaN;
+  return Number.isSafeInteger(id) && id <= 2_147_483_647 ? id : null;
+};
+
+/**
+ * One chat socket. Listeners are attached in the constructor, before any await, so no frame
+ * is missed; frames that arrive while the socket is being set up wait in order, and frames
+ * are then handled one at a time, so one client's sends are stored in the order it sent them.
+ */
+export class ChatConnection {
+  private readonly queue: RawData[] = [];
+  private busy = false;
+  private closed = false;
+  private user: AuthUser | null = null;
+  private conversationId = 0;
+  private room: ConversationRoom | undefined;
+  private member: MemberHandle | undefined;
+  private lastTypingAt = 0;
+  private readonly sink: EventSink;
+  private readonly onTyping = (from: number, json: string) => {
+    if (from !== this.user?.id) this.sink.send(json);
+  };
+
+  constructor(
+    private readonly app: FastifyInstance,
+    private readonly socket: WebSocket,
+    request: FastifyRequest,
+  ) {
+    this.sink = socketSink(socket, {
+      maxBufferedBytes: app.config.WS_MAX_BUFFERED_BYTES,
+      onSlowConsumer: () => app.metrics.slowConsumers.inc(),
+    });
+    socket.on('message', (data) => this.enqueue(data));
+    socket.on('close', () => this.cleanup());
+    socket.on('error', (error) => app.log.debug({ err: error }, 'chat socket error'));
+    void this.start(request);
+  }
+
+  private async start(request: FastifyRequest): Promise<void> {
+    const { app } = this;
+    const query = request.query as Record<string, string | undefined>;
+    this.user = app.verifyToken(tokenOf(request));
+    if (!this.user) return this.close(CloseCode.unauthorized, 'invalid or expired token');
+    const conversationId = positiveId((request.params as { id?: string }).id);
+    if (conversationId === null) return this.close(CloseCode.forbidden, 'no such conversation');
+    let fromSeq: number | undefined;
+    if (query.last_seq !== undefined) {
+      fromSeq = /^\d{1,15}$/.test(query.last_seq) ? Number(query.last_seq) : NaN;
+      if (Number.isNaN(fromSeq)) return this.close(CloseCode.badRequest, 'last_seq: a non-negative integer');
+    }
+    this.conversationId = conversationId;
+    try {
+      if (!(await isParticipant(app.database, this.user.id, conversationId))) {
+        return this.close(CloseCode.forbidden, 'no such conversation');
+      }
+      if (this.closed) return;
+      const room = await app.rooms.acquire(conversationId, this.onTyping);
+      this.room = room;
+      if (this.closed) return this.cleanup();
+      this.member = await room.join(this.sink, fromSeq);
+      app.metrics.openSockets.inc({ kind: 'chat' });
+      if (this.closed) return this.cleanup();
+      void this.drainQueue();
+    } catch (error) {
+      app.log.warn({ err: error, conversationId }, 'chat socket set-up failed');
+      this.close(1011, 'service unavailable, reconnect later');
+    }
+  }
+
+  private enqueue(data: RawData): void {
+    if (this.queue.length >= MAX_QUEUED_FRAMES) {
+      this.sink.send(errorEvent('overloaded', 'too many frames in flight; frame dropped'));
+      return;
+    }
+    this.queue.push(data);
+    if (this.member) void this.drainQueue();
+  }
+
+  private async drainQueue(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    while (this.queue.length > 0 && !this.closed) {
+      const data = this.queue.shift()!;
+      await this.handle(data.toString());
+    }
+    this.busy = false;
+  }
+
+  private async handle(text: string): Promise<void> {
+    let frame: ClientFrame | undefined;
+    try {
+      frame = parseFrame(text);
+      await this.dispatch(frame);
+    } catch (error) {
+      const extra = frame && 'client_id' in frame && frame.client_id ? { client_id: frame.client_id } : {};
+      if (error instanceof FrameError) {
+        this.sink.send(errorEvent(error.code, error.message, extra));
+      } else if (error instanceof HttpError) {
+        const retry = error.headers['retry-after'] ? { retry_after: Number(error.headers['retry-after']) } : {};
+        this.sink.send(errorEvent(STATUS_CODES[error.statusCode] ?? 'invalid_frame', error.message, { ...extra, ...retry }));
+      } else if (isUnavailableError(error)) {
+        this.sink.send(errorEvent('unavailable', 'a dependency is unavailable; try again shortly', extra));
+      } else {
+        this.app.log.error({ err: error }, 'chat frame failed');
+        this.sink.send(errorEvent('internal', 'internal error', extra));
+      }
+    }
+  }
+
+  private async dispatch(frame: ClientFrame): Promise<void> {
+    const { app } = this;
+    const user = this.user!;
+    switch (frame.type) {
+      case 'chat_message': {
+        normalizeContent(frame.message, app.config.MAX_MESSAGE_LENGTH, 'message');
+        await app.limitMessages(user.id);
+        await app.writePath.sendMessage(user, this.conversationId, frame.message, frame.client_id);
+        return;
+      }
+      case 'edit_message':
+        await app.writePath.editMessage(user, this.conversationId, frame.message_id, frame.content);
+        return;
+      case 'delete_message':
+        app.removeStoredFiles(await app.writePath.deleteMessage(user, this.conversationId, frame.message_id));
+        return;
+      case 'typing': {
+        const now = Date.now();
+        if (frame.is_typing && now - this.lastTypingAt < TYPING_INTERVAL_MS) return;
+        this.lastTypingAt = frame.is_typing ? now : 0;
+        const json = JSON.stringify({ type: 'user.typing', user: user.username, is_typing: frame.is_typing, conversation_id: this.conversationId });
+        await app.bus.publish(conversationChannel(this.conversationId), encodeTyping(user.id, json));
+        return;
+      }
+    }
+  }
+
+  private close(code: number, reason: string): void {
+    this.sink.close(code, reason);
+    this.cleanup();
+  }
+
+  /** Idempotent: set-up steps that finish after the socket closed call it again to undo themselves. */
+  private cleanup(): void {
+    this.closed = true;
+    this.queue.length = 0;
+    if (this.member) {
+      this.member.leave();
+      this.member = undefined;
+      this.app.metrics.openSockets.dec({ kind: 'chat' });
+    }
+    if (this.room) {
+      this.room = undefined;
+      this.app.rooms.release(this.conversationId, this.onTyping);
+    }
+  }
+}

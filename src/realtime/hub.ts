@@ -1,0 +1,102 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { Bus } from '../bus/bus.js';
+import { conversationChannel } from '../bus/channels.js';
+import { decodeEvent } from '../events/codec.js';
+import { ConversationRoom, type RoomSource } from './room.js';
+
+/** Typing payloads ride the conversation channel without a seq: `typing\n<userId>\n<json>`. */
+const TYPING_PREFIX = 'typing\n';
+
+export const encodeTyping = (userId: number, json: string): string => `${TYPING_PREFIX}${userId}\n${json}`;
+
+export type TypingListener = (fromUserId: number, json: string) => void;
+
+interface Entry {
+  room: ConversationRoom;
+  ready: Promise<void>;
+  refs: number;
+  typing: Set<TypingListener>;
+  unsubscribe?: () => void;
+}
+
+/**
+ * The conversation rooms of this replica. A room, and its bus subscription, exists exactly
+ * while at least one local socket is in the conversation, so Redis sends this replica only
+ * the traffic of conversations its own sockets are in.
+ */
+export class RoomHub {
+  private readonly rooms = new Map<number, Entry>();
+  private readonly removeReset: () => void;
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly source: RoomSource,
+    private readonly logger: FastifyBaseLogger,
+  ) {
+    this.removeReset = bus.onReset(() => {
+      for (const entry of this.rooms.values()) entry.room.resync();
+    });
+  }
+
+  get size(): number {
+    return this.rooms.size;
+  }
+
+  /** The room, subscribed and started; release it with `release`. */
+  async acquire(conversationId: number, onTyping: TypingListener): Promise<ConversationRoom> {
+    let entry = this.rooms.get(conversationId);
+    if (!entry) {
+      const room = new ConversationRoom(conversationId, this.source, this.logger);
+      const created: Entry = { room, refs: 0, typing: new Set(), ready: Promise.resolve() };
+      created.ready = this.open(created, conversationId);
+      this.rooms.set(conversationId, created);
+      entry = created;
+    }
+    entry.refs += 1;
+    entry.typing.add(onTyping);
+    try {
+      await entry.ready;
+    } catch (error) {
+      this.release(conversationId, onTyping);
+      throw error;
+    }
+    return entry.room;
+  }
+
+  release(conversationId: number, onTyping: TypingListener): void {
+    const entry = this.rooms.get(conversationId);
+    if (!entry) return;
+    entry.typing.delete(onTyping);
+    entry.refs -= 1;
+    if (entry.refs > 0) return;
+    this.rooms.delete(conversationId);
+    entry.room.close();
+    // If the subscription is still being set up, undo it once it is.
+    entry.ready.then(() => entry.unsubscribe?.(), () => {});
+  }
+
+  async close(): Promise<void> {
+    this.removeReset();
+    for (const [id, entry] of this.rooms) {
+      this.rooms.delete(id);
+      entry.room.close();
+      entry.unsubscribe?.();
+    }
+  }
+
+  private async open(entry: Entry, conversationId: number): Promise<void> {
+    entry.unsubscribe = await this.bus.subscribe(conversationChannel(conversationId), (payload) => {
+      if (payload.startsWith(TYPING_PREFIX)) {
+        const newline = payload.indexOf('\n', TYPING_PREFIX.length);
+        const from = Number(payload.slice(TYPING_PREFIX.length, newline));
+        const json = payload.slice(newline + 1);
+        for (const listener of entry.typing) listener(from, json);
+        return;
+      }
+      const event = decodeEvent(payload);
+      if (event) entry.room.receive(event);
+      else this.logger.warn({ conversationId }, 'undecodable bus payload dropped');
+    });
+    await entry.room.start();
+  }
+}

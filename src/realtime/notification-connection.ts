@@ -1,0 +1,42 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
+import { userChannel } from '../bus/channels.js';
+import { CloseCode, socketSink } from './sink.js';
+import { tokenOf } from './token.js';
+
+/**
+ * `/ws/notifications/`: the user's channel, subscribed on this replica only while the user has
+ * such a socket here (the bus reference-counts it), forwarded to the socket untouched.
+ * The socket receives; anything it sends is ignored (marking read is REST).
+ */
+export function notificationConnection(app: FastifyInstance, socket: WebSocket, request: FastifyRequest): void {
+  let unsubscribe: (() => void) | undefined;
+  let closed = false;
+  const sink = socketSink(socket, {
+    maxBufferedBytes: app.config.WS_MAX_BUFFERED_BYTES,
+    onSlowConsumer: () => app.metrics.slowConsumers.inc(),
+  });
+  socket.on('message', () => {});
+  socket.on('error', (error) => app.log.debug({ err: error }, 'notification socket error'));
+  socket.on('close', () => {
+    closed = true;
+    if (unsubscribe) {
+      unsubscribe();
+      app.metrics.openSockets.dec({ kind: 'notifications' });
+    }
+  });
+
+  const user = app.verifyToken(tokenOf(request));
+  if (!user) return sink.close(CloseCode.unauthorized, 'invalid or expired token');
+  app.bus.subscribe(userChannel(user.id), (payload) => void sink.send(payload)).then(
+    (detach) => {
+      if (closed) return detach();
+      unsubscribe = detach;
+      app.metrics.openSockets.inc({ kind: 'notifications' });
+    },
+    (error: unknown) => {
+      app.log.warn({ err: error }, 'notification subscription failed');
+      sink.close(1011, 'service unavailable, reconnect later');
+    },
+  );
+}

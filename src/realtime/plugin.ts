@@ -1,0 +1,63 @@
+import websocket from '@fastify/websocket';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { readEvents } from '../events/read-path.js';
+import { sql } from 'drizzle-orm';
+import { toNumber } from '../db/sql.js';
+import { ChatConnection } from './chat-connection.js';
+import { createHeartbeat } from './heartbeat.js';
+import { RoomHub } from './hub.js';
+import { notificationConnection } from './notification-connection.js';
+import { CloseCode } from './sink.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    rooms: RoomHub;
+  }
+}
+
+/** The WebSocket half of API.md: `/ws/chat/{id}/` and `/ws/notifications/`. */
+export const realtimePlugin = fp(
+  async (app: FastifyInstance) => {
+    const { config } = app;
+    await app.register(websocket, { options: { maxPayload: config.WS_MAX_PAYLOAD_BYTES } });
+
+    const rooms = new RoomHub(
+      app.bus,
+      {
+        readEvents: async (conversationId, afterSeq, limit) =>
+          (await readEvents(app.database, app.links, conversationId, afterSeq, limit)).map((event) => ({
+            seq: event.seq,
+            json: JSON.stringify(event),
+          })),
+        currentSeq: async (conversationId) => {
+          const [row] = await app.database.query<{ last_seq: unknown }>(
+            sql`select last_seq from conversations where id = ${conversationId}`,
+          );
+          return row ? toNumber(row.last_seq) : 0;
+        },
+      },
+      app.log,
+    );
+    app.decorate('rooms', rooms);
+    app.bus.onReset(() => app.metrics.busErrors.inc({ kind: 'reset' }));
+
+    const heartbeat = createHeartbeat(config.WS_HEARTBEAT_MS);
+    app.get('/ws/chat/:id/', { websocket: true, schema: { hide: true } }, (socket, request) => {
+      heartbeat.watch(socket);
+      new ChatConnection(app, socket, request);
+    });
+    app.get('/ws/notifications/', { websocket: true, schema: { hide: true } }, (socket, request) => {
+      heartbeat.watch(socket);
+      notificationConnection(app, socket, request);
+    });
+
+    // On shutdown, sockets are told to go elsewhere (1001) and resume there by seq.
+    app.addHook('preClose', async () => {
+      heartbeat.stop();
+      for (const socket of heartbeat.sockets()) socket.close(CloseCode.goingAway, 'server shutting down; reconnect');
+    });
+    app.addHook('onClose', async () => rooms.close());
+  },
+  { name: 'realtime', dependencies: ['infrastructure'] },
+);

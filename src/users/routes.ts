@@ -1,0 +1,37 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { asc, sql } from 'drizzle-orm';
+import { Type } from 'typebox';
+import { users } from '../db/schema/index.js';
+import { errors, Text } from '../http/schemas.js';
+
+const SEARCH_LIMIT = 20;
+/** LIKE treats % and _ as wildcards; a search for "a_b" means the literal text. */
+const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+export const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get(
+    '/users/me/',
+    { schema: { tags: ['users'], response: { 200: Type.Ref('User'), ...errors(401) } } },
+    async (request) => request.user,
+  );
+
+  app.get(
+    '/users/',
+    {
+      schema: {
+        tags: ['users'],
+        querystring: Type.Object({ search: Type.Optional(Text({ maxLength: 32 })) }),
+        response: { 200: Type.Array(Type.Ref('User')), ...errors(400, 401) },
+      },
+    },
+    async (request) => {
+      const prefix = request.query.search?.trim().toLowerCase() ?? '';
+      return app.db
+        .select({ id: users.id, username: users.username })
+        .from(users)
+        .where(sql`lower(${users.username}) like ${`${escapeLike(prefix)}%`}`)
+        .orderBy(asc(sql`lower(${users.username})`))
+        .limit(SEARCH_LIMIT);
+    },
+  );
+};

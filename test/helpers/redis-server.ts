@@ -1,0 +1,257 @@
+/**
+ * Throwaway Redis servers for tests: a single instance and a small Redis Cluster, each on free
+ * loopback ports in a temp dir, torn down with the test that started them.
+ *
+ * Every redis-server runs behind a tiny `sh` watchdog holding the read end of a pipe whose
+ * write end only this process has: if the test process dies without running its teardown
+ * (timeout, SIGKILL), the pipe hits EOF and the watchdog SIGKILLs the server, so a server
+ * never outlives the test.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import type { Test } from 'tap';
+
+const REDIS_SERVER = '/usr/bin/redis-server';
+const REDIS_CLI = '/usr/bin/redis-cli';
+const HOST = '127.0.0.1';
+const START_TIMEOUT_MS = 10_000;
+const STOP_GRACE_MS = 5_000;
+const CLUSTER_READY_TIMEOUT_MS = 30_000;
+const CLUSTER_POLL_MS = 50;
+
+/**
+ * `exec 3<&0` keeps the pipe on fd 3 because a background job's stdin is /dev/null; `$$` in
+ * the subshell is the outer shell, which `exec` turns into redis-server itself, so the pid
+ * node sees (and signals) is the server's. EOF without the `exited` line means the test
+ * process is gone; the line tells the watchdog not to kill a pid that may have been reused.
+ */
+const WATCHDOG =
+  'exec 3<&0; (read -r line <&3; [ "$line" = exited ] || kill -9 $$ 2>/dev/null) & exec "$0" "$@"';
+
+const execFileAsync = promisify(execFile);
+
+/** One running (or restartable) redis-server. */
+export interface RedisServer {
+  readonly port: number;
+  /** `redis://127.0.0.1:<port>` */
+  readonly url: string;
+  /** SIGTERM, then SIGKILL if it has not exited within a few seconds. Idempotent. */
+  stop(): Promise<void>;
+  /** Stops the process and starts a new one on the same port and data dir. */
+  restart(): Promise<void>;
+}
+
+/** A Redis Cluster of `masters` masters and no replicas. */
+export interface RedisCluster {
+  readonly nodes: readonly RedisServer[];
+  readonly urls: readonly string[];
+  /** The master serving the slot of `key` (a key or shard channel name). */
+  ownerOf(key: string): Promise<RedisServer>;
+}
+
+/** Runs one redis-cli command against a server and returns its raw (non-TTY) output. */
+export async function redisCli(port: number, ...args: string[]): Promise<string> {
+  const { stdout } = await execFileAsync(REDIS_CLI, ['-h', HOST, '-p', String(port), ...args], {
+    timeout: 10_000,
+  });
+  return stdout;
+}
+
+/** Starts a standalone redis-server for the duration of `t`. */
+export async function startRedisServer(t: Test): Promise<RedisServer> {
+  return startManaged(t, 'redis-', () => []);
+}
+
+/** Starts `masters` cluster-enabled servers, joins them into one cluster and waits until it is ok. */
+export async function startRedisCluster(t: Test, { masters = 3 } = {}): Promise<RedisCluster> {
+  const nodes: RedisServer[] = [];
+  for (let i = 0; i < masters; i++) {
+    // Ephemeral ports are above 32767, so the default bus port (port + 10000) could overflow.
+    const busPort = await freePort();
+    nodes.push(
+      await startManaged(t, 'redis-cluster-', () => [
+        '--cluster-enabled', 'yes',
+        '--cluster-config-file', 'nodes.conf',
+        '--cluster-port', String(busPort),
+        // Long enough that a restart in a test never gets a master marked as failed.
+        '--cluster-node-timeout', '15000',
+      ]),
+    );
+  }
+  await execFileAsync(
+    REDIS_CLI,
+    [
+      '--cluster', 'create',
+      ...nodes.map((node) => `${HOST}:${node.port}`),
+      '--cluster-replicas', '0',
+      '--cluster-yes',
+    ],
+    { timeout: CLUSTER_READY_TIMEOUT_MS },
+  );
+  await waitForClusterOk(nodes, masters);
+  return {
+    nodes,
+    urls: nodes.map((node) => node.url),
+    ownerOf: (key) => ownerOf(nodes, key),
+  };
+}
+
+/**
+ * `redis-cli --cluster create` returns once the nodes agree on the configuration, but each node
+ * turns its own `cluster_state` to ok on its own schedule, so poll every node until all do.
+ */
+async function waitForClusterOk(nodes: readonly RedisServer[], masters: number): Promise<void> {
+  const deadline = Date.now() + CLUSTER_READY_TIMEOUT_MS;
+  for (;;) {
+    const infos = await Promise.all(nodes.map((node) => redisCli(node.port, 'CLUSTER', 'INFO')));
+    const ok = infos.every(
+      (info) =>
+        info.includes('cluster_state:ok') &&
+        info.includes('cluster_slots_assigned:16384') &&
+        info.includes(`cluster_known_nodes:${masters}`),
+    );
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`cluster not ok after ${CLUSTER_READY_TIMEOUT_MS} ms:\n${infos.join('\n')}`);
+    await delay(CLUSTER_POLL_MS);
+  }
+}
+
+async function ownerOf(nodes: readonly RedisServer[], key: string): Promise<RedisServer> {
+  const first = nodes[0];
+  if (!first) throw new Error('empty cluster');
+  const slot = Number((await redisCli(first.port, 'CLUSTER', 'KEYSLOT', key)).trim());
+  // Lines: <id> <ip:port@cport> <flags> <master> <ping> <pong> <epoch> <link> <slot|range>...
+  for (const line of (await redisCli(first.port, 'CLUSTER', 'NODES')).split('\n')) {
+    const [, address, flags, , , , , , ...ranges] = line.trim().split(' ');
+    if (!address || !flags?.includes('master')) continue;
+    const owns = ranges.some((range) => {
+      const [from, to = from] = range.split('-').map(Number);
+      return from !== undefined && to !== undefined && slot >= from && slot <= to;
+    });
+    if (!owns) continue;
+    const port = Number(address.split('@')[0]?.split(':').pop());
+    const node = nodes.find((candidate) => candidate.port === port);
+    if (node) return node;
+  }
+  throw new Error(`no master owns slot ${slot} of ${key}`);
+}
+
+/** A server whose process can be replaced; registers its own teardown. */
+async function startManaged(t: Test, prefix: string, extraArgs: () => string[]): Promise<RedisServer> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  let current: ChildProcess | undefined;
+  let port = 0;
+  const args = (): string[] => [
+    '--port', String(port),
+    '--bind', HOST,
+    '--dir', dir,
+    '--save', '',
+    '--appendonly', 'no',
+    '--daemonize', 'no',
+    '--logfile', '',
+    ...extraArgs(),
+  ];
+
+  // A free port can be taken between probing and binding; only the first start may move.
+  for (let attempt = 1; ; attempt++) {
+    port = await freePort();
+    try {
+      current = await spawnServer(args());
+      break;
+    } catch (err) {
+      if (attempt >= 3 || !String(err).includes('Address already in use')) {
+        await rm(dir, { recursive: true, force: true });
+        throw err;
+      }
+    }
+  }
+
+  const stop = async (): Promise<void> => {
+    const child = current;
+    current = undefined;
+    if (child) await stopServer(child);
+  };
+  const server: RedisServer = {
+    port,
+    url: `redis://${HOST}:${port}`,
+    stop,
+    restart: async () => {
+      await stop();
+      current = await spawnServer(args());
+    },
+  };
+  t.teardown(async () => {
+    await stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  return server;
+}
+
+/** Spawns redis-server under the watchdog and resolves once it accepts connections. */
+async function spawnServer(args: string[]): Promise<ChildProcess> {
+  const child = spawn('/bin/sh', ['-c', WATCHDOG, REDIS_SERVER, ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  // The watchdog may be gone already (EPIPE); nothing to do about it then.
+  child.stdin?.on('error', () => {});
+  let output = '';
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new Error(`redis-server did not start within ${START_TIMEOUT_MS} ms:\n${output}`));
+    }, START_TIMEOUT_MS);
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString();
+      if (output.includes('Ready to accept connections')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`redis-server exited (${code ?? signal}) before it was ready:\n${output}`));
+    });
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+  try {
+    await ready;
+  } catch (err) {
+    await stopServer(child);
+    throw err;
+  }
+  return child;
+}
+
+async function stopServer(child: ChildProcess): Promise<void> {
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = once(child, 'exit');
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+    await exited;
+    clearTimeout(timer);
+  }
+  child.stdin?.end('exited\n');
+  child.stdout?.destroy();
+  child.stderr?.destroy();
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, HOST);
+  await once(server, 'listening');
+  const address = server.address();
+  server.close();
+  await once(server, 'close');
+  if (address === null || typeof address === 'string') throw new Error('no TCP address');
+  return address.port;
+}
