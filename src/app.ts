@@ -5,6 +5,8 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { createLinkSigner } from './attachments/links.js';
+import { mediaRoutes } from './attachments/media-routes.js';
+import { attachmentRoutes } from './attachments/routes.js';
 import { authPlugin } from './auth/plugin.js';
 import { authRoutes } from './auth/routes.js';
 import type { Bus } from './bus/bus.js';
@@ -27,6 +29,7 @@ import { createNotificationService, type NotificationService } from './notificat
 import { createRateLimiter } from './ratelimit/factory.js';
 import type { RateLimiter } from './ratelimit/rate-limiter.js';
 import { rateLimitPlugin } from './http/rate-limits.js';
+import { securityPlugin } from './http/security.js';
 import { realtimePlugin } from './realtime/plugin.js';
 import { Attachment, Message } from './messages/schemas.js';
 import { createStorage } from './storage/factory.js';
@@ -71,6 +74,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   installErrorHandler(app);
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    // Draining (SIGTERM): each response ends its keep-alive connection, so the server can close.
+    if (app.lifecycle.draining) reply.header('connection', 'close');
   });
 
   const owned: { close(): Promise<void> }[] = [];
@@ -101,6 +106,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const rateLimiter = options.rateLimiter ?? own(createRateLimiter({ redisUrl: config.REDIS_URL, cluster: config.REDIS_CLUSTER }));
   if (!config.REDIS_URL) app.log.info('REDIS_URL unset: in-process bus, this node cannot be scaled out');
 
+  await app.register(securityPlugin, { corsOrigin: config.CORS_ORIGIN });
   await app.register(metricsPlugin);
   await app.register(infrastructurePlugin, { config, database, bus, storage, owned });
   await app.register(rateLimitPlugin, { limiter: rateLimiter });
@@ -130,6 +136,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   await app.register(authPlugin, { secret: config.JWT_SECRET, expiresInSeconds: config.JWT_EXPIRES_IN_SECONDS });
   await app.register(healthRoutes);
+  await app.register(mediaRoutes);
   await app.register(realtimePlugin);
   await app.register(
     async (api) => {
@@ -139,6 +146,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         await authenticated.register(userRoutes);
         await authenticated.register(conversationRoutes);
         await authenticated.register(messageRoutes);
+        await authenticated.register(attachmentRoutes);
         await authenticated.register(notificationRoutes);
       });
     },

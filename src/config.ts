@@ -65,6 +65,7 @@ export const ConfigSchema = Type.Object({
   WS_HEARTBEAT_MS: Int(30_000, 1000, 600_000, 'ping interval; a socket silent for two intervals is dropped'),
   CORS_ORIGIN: Type.Optional(Type.String({ description: 'comma-separated allowed origins; unset: same origin only' })),
   SHUTDOWN_TIMEOUT_MS: Int(10_000, 100, 600_000, 'longest graceful drain on SIGTERM'),
+  SHUTDOWN_DELAY_MS: Int(0, 0, 600_000, 'on SIGTERM, fail readiness this long before refusing connections (0 behind a Kubernetes preStop sleep)'),
 });
 
 export type RawConfig = Static<typeof ConfigSchema>;

@@ -11,7 +11,7 @@ import { badRequest, conflict, forbidden, HttpError, notFound } from '../http/er
 import { errors, MessageParams } from '../http/schemas.js';
 import { ObjectTooLargeError } from '../storage/storage.js';
 import { sanitizeFilename } from './disposition.js';
-import { storeUpload } from './upload.js';
+import { storeUpload, UploadSourceError } from './upload.js';
 
 /**
  * A multipart body carries the file plus boundaries and part headers. Beyond this allowance
@@ -90,11 +90,9 @@ export const attachmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
           throw badRequest(`file: expected the file in the field \`file\`, got \`${part.fieldname.slice(0, 100)}\``);
         }
 
-        let sourceError: unknown;
-        part.file.once('error', (error) => (sourceError ??= error));
         const stored = await storeUpload(app.storage, part.file, maxBytes).catch((error: unknown) => {
           if (error instanceof ObjectTooLargeError) throw tooLarge(maxBytes);
-          if (isClientFault(sourceError)) throw asClientError(sourceError, 'body: the upload was cut off or malformed');
+          if (error instanceof UploadSourceError) throw asClientError(error.cause, 'body: the upload was cut off or malformed');
           throw error;
         });
         if (part.file.truncated) {
@@ -128,7 +126,7 @@ export const attachmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
 /** Rows of a message's attachments; 404 for non-participants and unknown messages. */
 async function listAttachments(database: DatabaseHandle, user: AuthUser, conversationId: number, messageId: number): Promise<AttachmentRow[]> {
-  const rows = await database.query<AttachmentRow & { member: boolean; message_id: unknown }>(sql`
+  const rows = await database.query<AttachmentRow & { member: boolean | null; message_id: unknown; [column: string]: unknown }>(sql`
     select (select true from participants p where p.conversation_id = ${conversationId} and p.user_id = ${user.id}) as member,
            m.id as message_id, a.id, a.filename, a.content_type, a.size, ${isoTime(sql`a.created_at`)} as uploaded_at
       from (select 1) as one
@@ -155,12 +153,6 @@ async function checkCanAttach(database: DatabaseHandle, user: AuthUser, conversa
   if (row.sender_id === null) throw notFound('message not found');
   if (toNumber(row.sender_id) !== user.id) throw forbidden('only the sender of a message may attach files to it');
   if (row.is_deleted) throw conflict('a deleted message takes no attachments');
-}
-
-/** Parser trouble and aborted bodies are the client's; a stream we destroyed ourselves is not. */
-function isClientFault(error: unknown): boolean {
-  if (error === undefined || error instanceof ObjectTooLargeError) return false;
-  return (error as { code?: unknown }).code !== 'ERR_STREAM_PREMATURE_CLOSE';
 }
 
 /** A 4xx from the multipart parser keeps its status; anything else it throws is a 400. */

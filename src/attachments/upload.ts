@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
 import { fileTypeFromBuffer } from 'file-type';
-import type { Storage } from '../storage/storage.js';
+import { ObjectTooLargeError, type Storage } from '../storage/storage.js';
 
 /** What file-type needs to recognise most formats (its `reasonableDetectionSizeInBytes`). */
 export const SNIFF_BYTES = 4100;
@@ -13,18 +13,48 @@ export interface StoredUpload {
   size: number;
 }
 
+/** The upload's own stream failed (client aborted, malformed multipart): the client's fault. */
+export class UploadSourceError extends Error {
+  constructor(override readonly cause: unknown) {
+    super('the upload stream failed', { cause });
+    this.name = 'UploadSourceError';
+  }
+}
+
 /**
  * Streams one upload into storage: the first few KiB are read to detect the type from the
  * bytes (the client's claimed type is never trusted), put back in front of the stream, and
  * the whole goes to `storage.put`, which enforces `maxBytes` while streaming and leaves
  * nothing behind when it fails. Memory use is one sniff buffer, whatever the file's size.
+ *
+ * Rejects with `ObjectTooLargeError` over `maxBytes`, with `UploadSourceError` when `file`
+ * itself failed first, and with storage's error otherwise.
  */
 export async function storeUpload(storage: Storage, file: Readable, maxBytes: number, now = new Date()): Promise<StoredUpload> {
-  const { head, body } = await peek(file, SNIFF_BYTES);
-  const contentType = await detectContentType(head);
-  const storageKey = newStorageKey(now);
-  const { size } = await storage.put(storageKey, body, { contentType, maxBytes });
-  return { storageKey, contentType, size };
+  // A hop between the upload and storage tells whose fault a failure is: an error on `file`
+  // before storage gave up is the client's; storage giving up only stops `file`.
+  const hop = new PassThrough();
+  let sourceError: unknown;
+  file.on('error', (error) => {
+    if (sourceError !== undefined || hop.destroyed) return;
+    sourceError = error;
+    hop.destroy(error);
+  });
+  hop.once('close', () => {
+    if (!file.readableEnded) file.destroy();
+  });
+  file.pipe(hop);
+  try {
+    const { head, body } = await peek(hop, SNIFF_BYTES);
+    const contentType = await detectContentType(head);
+    const storageKey = newStorageKey(now);
+    const { size } = await storage.put(storageKey, body, { contentType, maxBytes });
+    return { storageKey, contentType, size };
+  } catch (error) {
+    hop.destroy();
+    if (sourceError !== undefined && !(error instanceof ObjectTooLargeError)) throw new UploadSourceError(sourceError);
+    throw error;
+  }
 }
 
 /** `attachments/YYYY/MM/<uuid>`: generated here, never derived from anything the client sent. */
@@ -42,13 +72,13 @@ export async function peek(stream: Readable, bytes: number): Promise<{ head: Buf
   if (stream.errored) throw stream.errored;
   const chunks: Buffer[] = [];
   let total = 0;
-  const ended = await new Promise<boolean>((resolve, reject) => {
-    const done = (settle: () => void) => {
+  return new Promise((resolve, reject) => {
+    const settle = (result: () => void) => {
       stream.off('readable', onReadable);
       stream.off('end', onEnd);
       stream.off('error', onError);
       stream.off('close', onClose);
-      settle();
+      result();
     };
     const onReadable = () => {
       let chunk: Buffer | null;
@@ -56,26 +86,29 @@ export async function peek(stream: Readable, bytes: number): Promise<{ head: Buf
         chunks.push(chunk);
         total += chunk.length;
       }
-      if (total >= bytes) done(() => resolve(false));
+      if (total < bytes) return;
+      const head = Buffer.concat(chunks, total);
+      // Synchronously, here: by the time a promise continuation ran, the stream could have
+      // emitted 'end' (all of it was read), and a stream cannot be unshifted after that.
+      stream.unshift(head);
+      settle(() => resolve({ head, body: stream }));
     };
-    const onEnd = () => done(() => resolve(true));
-    const onError = (error: Error) => done(() => reject(error));
+    const onEnd = () => {
+      // The whole file was smaller than the sample: a fresh one-chunk stream replaces it.
+      const head = Buffer.concat(chunks, total);
+      const body = new PassThrough();
+      body.end(head);
+      settle(() => resolve({ head, body }));
+    };
+    const onError = (error: Error) => settle(() => reject(error));
     // Destroyed without an error (and without 'end'): the body was cut off.
-    const onClose = () => done(() => reject(stream.errored ?? Object.assign(new Error('upload stream closed early'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })));
+    const onClose = () =>
+      settle(() => reject(stream.errored ?? Object.assign(new Error('upload stream closed early'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })));
     stream.on('readable', onReadable);
     stream.once('end', onEnd);
     stream.once('error', onError);
     stream.once('close', onClose);
   });
-  const head = Buffer.concat(chunks, total);
-  if (!ended) {
-    stream.unshift(head);
-    return { head, body: stream };
-  }
-  // A stream cannot be unshifted after 'end': small files get a fresh one-chunk stream.
-  const body = new PassThrough();
-  body.end(head);
-  return { head, body };
 }
 
 /**

@@ -17,6 +17,7 @@ export interface RedisBusOptions {
    * `{ nodes }` from those `host:port` or URL strings.
    */
   cluster?: boolean | { nodes: string[] };
+  /** Reconnects, restores and listener errors; without one, listener errors are rethrown. */
   logger?: BusLogger;
 }
 
@@ -31,7 +32,6 @@ export interface RedisBus extends Bus {
 }
 
 type Connection = Redis | Cluster;
-type BrokerState = 'off' | 'on' | 'unknown';
 
 interface Attachment {
   readonly listener: BusListener;
@@ -44,7 +44,8 @@ interface Attachment {
  */
 interface ChannelState {
   readonly listeners: Set<Attachment>;
-  broker: BrokerState;
+  /** `unknown`: a command failed, or its connection went away; the next restore settles it. */
+  broker: 'off' | 'on' | 'unknown';
   busy: boolean;
   done: Promise<void>;
   lastError: unknown;
@@ -53,66 +54,44 @@ interface ChannelState {
 const SILENT: BusLogger = { warn() {}, info() {} };
 const RETRY_RESTORE_MS = 1_000;
 const STEP_TIMEOUT_MS = 10_000;
+/** A cluster subscriber client that cannot restore for this long is replaced (see below). */
+const STUCK_SUBSCRIBER_MS = 15_000;
 
 /** Capped exponential backoff: a restarted Redis is picked up within about two seconds. */
 const retryStrategy = (times: number): number =>
   Math.min(50 * 2 ** (times - 1), 2_000) + Math.floor(Math.random() * 100);
 
 /**
- * Options shared by every connection.
+ * Options for every connection.
  * - `maxRetriesPerRequest: 0`: ioredis rejects whatever is in flight or queued as soon as a
- *   connection drops or a reconnect attempt fails, instead of holding it (the default is 20
- *   attempts, over a minute of backoff) and resending it. A publish is never sent twice (the
- *   bus is at-most-once) and a publish or subscribe during an outage fails within one retry
- *   delay instead of piling up.
- * - The offline queue stays on so commands issued before the first connect (startup) or during
- *   one reconnect attempt are sent when it succeeds; the option above bounds how long.
- * - `lazyConnect`: the bus attaches its listeners first and connects itself, so no early error
- *   goes unlogged; tests can create a bus against a server that is not up yet.
+ *   connection drops or a reconnect attempt fails, instead of keeping it through 20 attempts
+ *   (over a minute of backoff) and resending it: a publish is never sent twice (the bus is
+ *   at-most-once), and nothing piles up while Redis is down.
+ * - The offline queue stays on for the first connect (startup order); afterwards the bus
+ *   refuses commands itself while a connection is down (see `publish` and `requireSubscriber`).
+ * - `commandTimeout`: a connection that is silently gone (no FIN) would otherwise hold commands
+ *   until TCP gives up. A timed-out command is rejected, never resent.
+ * - `lazyConnect`: the bus attaches its listeners before it connects, so no early error goes
+ *   unlogged, and a bus can be created before its server is up (tests).
  */
 const COMMON: RedisOptions = {
   lazyConnect: true,
   maxRetriesPerRequest: 0,
   enableOfflineQueue: true,
   autoResendUnfulfilledCommands: false,
+  commandTimeout: 5_000,
   retryStrategy,
 };
 
-/** Creates a bus on Redis pub/sub, or Redis Cluster sharded pub/sub. Connects at once. */
+/**
+ * Creates a bus on Redis pub/sub (PUBLISH/SUBSCRIBE), or on Redis Cluster sharded pub/sub
+ * (SPUBLISH/SSUBSCRIBE), with one publisher and one subscriber client. Connects at once.
+ */
 export function createRedisBus(options: RedisBusOptions): RedisBus {
   const log = options.logger ?? SILENT;
   const clustered = options.cluster !== undefined && options.cluster !== false;
+  const seeds = clustered ? clusterSeeds(options) : undefined;
   const instanceId = Math.random().toString(36).slice(2, 10);
-
-  let publisher: Connection;
-  let subscriber: Connection;
-  if (clustered) {
-    const { nodes, redisOptions } = clusterSeeds(options);
-    publisher = new Cluster(nodes, {
-      lazyConnect: true,
-      enableAutoPipelining: true,
-      // A command failing with "connection closed" may have run already: retrying it after a
-      // failover delay could publish twice. MOVED/ASK/TRYAGAIN retries stay (nothing ran).
-      retryDelayOnFailover: 0,
-      redisOptions: { ...redisOptions, connectionName: 'chat-bus-pub' },
-    });
-    subscriber = new Cluster(nodes, {
-      lazyConnect: true,
-      // ioredis keeps one subscriber connection per master that owns a subscribed slot, routes
-      // SSUBSCRIBE/SUNSUBSCRIBE by slot and resubscribes after topology changes or node loss.
-      shardedSubscribers: true,
-      redisOptions: { ...redisOptions, connectionName: 'chat-bus-sub' },
-    });
-  } else {
-    publisher = new Redis(options.url, { ...COMMON, enableAutoPipelining: true, connectionName: 'chat-bus-pub' });
-    subscriber = new Redis(options.url, {
-      ...COMMON,
-      // The bus resubscribes itself on `ready`, so it knows when every channel is back before
-      // calling onReset; ioredis' own resubscription is fire-and-forget.
-      autoResubscribe: false,
-      connectionName: 'chat-bus-sub',
-    });
-  }
 
   const channels = new Map<string, ChannelState>();
   const resetCallbacks = new Set<() => void>();
@@ -123,22 +102,67 @@ export function createRedisBus(options: RedisBusOptions): RedisBus {
   let subscriberReadyOnce = false;
   /** Subscriber connection losses so far: a restore started before the latest one is stale. */
   let losses = 0;
+  /** Bumped when the subscriber client is replaced; a command sent on an older one is moot. */
+  let generation = 0;
   let resetPending = false;
   let restoring = false;
   let restoreAgain = false;
+  let failingSince: number | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
 
-  const commands = clustered
-    ? {
-        publish: (channel: string, payload: string) => (publisher as Cluster).spublish(channel, payload),
-        subscribe: (channel: string) => (subscriber as Cluster).ssubscribe(channel),
-        unsubscribe: (channel: string) => (subscriber as Cluster).sunsubscribe(channel),
-      }
-    : {
-        publish: (channel: string, payload: string) => (publisher as Redis).publish(channel, payload),
-        subscribe: (channel: string) => (subscriber as Redis).subscribe(channel),
-        unsubscribe: (channel: string) => (subscriber as Redis).unsubscribe(channel),
-      };
+  const reportListenerError = (err: unknown, channel: string): void => {
+    if (options.logger) options.logger.warn({ err, channel }, 'bus listener threw');
+    // Like an EventEmitter would, but only after the other listeners have had the payload.
+    else queueMicrotask(() => {
+      throw err;
+    });
+  };
+
+  // --- clients --------------------------------------------------------------------------
+
+  const publisher: Connection = seeds
+    ? new Cluster(seeds.nodes, {
+        lazyConnect: true,
+        enableAutoPipelining: true,
+        // A command that met a closed connection may have run: retrying it after a failover
+        // delay could publish twice. MOVED/ASK/TRYAGAIN retries stay (nothing ran).
+        retryDelayOnFailover: 0,
+        redisOptions: { ...seeds.redisOptions, connectionName: 'chat-bus-pub' },
+      })
+    : new Redis(options.url, { ...COMMON, enableAutoPipelining: true, connectionName: 'chat-bus-pub' });
+
+  const createSubscriber = (): Connection =>
+    seeds
+      ? new Cluster(seeds.nodes, {
+          lazyConnect: true,
+          // ioredis keeps one connection per master owning a subscribed slot, routes
+          // SSUBSCRIBE/SUNSUBSCRIBE by slot, and resubscribes after node loss or slot moves.
+          shardedSubscribers: true,
+          // A retried command could wait in the cluster's offline queue, which has no bound.
+          retryDelayOnFailover: 0,
+          // Documented as 5 s but off unless set. ioredis rebuilds a missing sharded subscriber
+          // only on a slots refresh.
+          slotsRefreshInterval: 5_000,
+          redisOptions: { ...seeds.redisOptions, connectionName: 'chat-bus-sub' },
+        })
+      : new Redis(options.url, {
+          ...COMMON,
+          // The bus resubscribes itself on `ready`, so it knows when every channel is back before
+          // it calls onReset; ioredis' own resubscription is fire-and-forget.
+          autoResubscribe: false,
+          connectionName: 'chat-bus-sub',
+        });
+
+  let subscriber = createSubscriber();
+
+  const commands = {
+    publish: (channel: string, payload: string): Promise<unknown> =>
+      publisher instanceof Cluster ? publisher.spublish(channel, payload) : publisher.publish(channel, payload),
+    subscribe: (channel: string): Promise<unknown> =>
+      subscriber instanceof Cluster ? subscriber.ssubscribe(channel) : subscriber.subscribe(channel),
+    unsubscribe: (channel: string): Promise<unknown> =>
+      subscriber instanceof Cluster ? subscriber.sunsubscribe(channel) : subscriber.unsubscribe(channel),
+  };
 
   // --- delivery -------------------------------------------------------------------------
 
@@ -153,20 +177,10 @@ export function createRedisBus(options: RedisBusOptions): RedisBus {
       try {
         attachment.listener(text);
       } catch (err) {
-        log.warn({ err, channel }, 'bus listener threw');
+        reportListenerError(err, channel);
       }
     }
   };
-
-  if (clustered) {
-    // The sharded subscribers listen for `smessage` themselves, so ioredis has already decoded
-    // both strings; `smessageBuffer` would not save a copy.
-    subscriber.on('smessage', (channel: string, payload: string) => dispatch(channel, payload));
-  } else {
-    // Only `messageBuffer` is listened to, so ioredis skips its string conversion and the
-    // payload is decoded once, and only when a listener wants it.
-    subscriber.on('messageBuffer', (channel: Buffer, payload: Buffer) => dispatch(channel.toString(), payload));
-  }
 
   // --- reference-counted subscriptions -------------------------------------------------
 
@@ -181,6 +195,24 @@ export function createRedisBus(options: RedisBusOptions): RedisBus {
 
   const inSync = (state: ChannelState): boolean => state.broker === (state.listeners.size > 0 ? 'on' : 'off');
 
+  /** Forgets a channel nobody listens to and the broker does not hold. */
+  const prune = (channel: string, state: ChannelState): void => {
+    if (!state.busy && state.listeners.size === 0 && state.broker === 'off' && channels.get(channel) === state) {
+      channels.delete(channel);
+    }
+  };
+
+  /**
+   * Once connected, a command while the subscriber is down fails at once instead of waiting in
+   * an offline queue (a cluster client's has no bound): the restore after the reconnect brings
+   * every channel in line anyway.
+   */
+  const requireSubscriber = (): void => {
+    if (subscriberReadyOnce && subscriber.status !== 'ready') {
+      throw new Error(`bus: Redis subscriber not connected (${subscriber.status})`);
+    }
+  };
+
   /** Starts the channel's reconcile loop unless it runs already; resolves when it stops. */
   const kick = (channel: string, state: ChannelState): Promise<void> => {
     if (!state.busy) {
@@ -192,26 +224,24 @@ export function createRedisBus(options: RedisBusOptions): RedisBus {
   };
 
   const reconcile = async (channel: string, state: ChannelState): Promise<void> => {
-    for (;;) {
-      // `busy` is cleared in the same tick as the decision to stop, so a change made after it
-      // starts a new loop instead of waiting on one that will not look again.
-      if (closed || inSync(state)) break;
+    // `busy` is cleared in the same tick as the decision to stop, so a change made after that
+    // starts a new loop instead of waiting on one that will not look again.
+    while (!closed && !inSync(state)) {
       const want = state.listeners.size > 0;
+      const sentOn = generation;
       try {
+        requireSubscriber();
         await (want ? commands.subscribe(channel) : commands.unsubscribe(channel));
-        state.broker = want ? 'on' : 'off';
+        state.broker = sentOn !== generation ? 'unknown' : want ? 'on' : 'off';
         state.lastError = undefined;
       } catch (err) {
-        // Maybe applied, maybe not: the next restore settles it.
         state.broker = 'unknown';
         state.lastError = err;
         break;
       }
     }
     state.busy = false;
-    if (state.listeners.size === 0 && state.broker === 'off' && channels.get(channel) === state) {
-      channels.delete(channel);
-    }
+    prune(channel, state);
   };
 
   const settled = async (): Promise<void> => {
@@ -241,7 +271,7 @@ export function createRedisBus(options: RedisBusOptions): RedisBus {
   };
 
   /**
-   * Brings every channel with listeners back, proves the broker has applied it, then calls the
+   * Brings every channel with listeners back, checks the broker has applied it, then calls the
    * onReset callbacks. Triggered by each sign of recovery; idempotent, and retried on a timer
    * while it cannot complete.
    */
@@ -252,32 +282,19 @@ export function createRedisBus(options: RedisBusOptions): RedisBus {
       return;
     }
     restoring = true;
-    const epoch = losses;
+    restoreAgain = false;
     let ok = false;
     try {
-      if (publisher.status !== 'ready' || subscriber.status !== 'ready') { console.log('DBG status', publisher.status, subscriber.status); return; }
-      for (const [channel, state] of channels) {
-        if (!state.busy && !inSync(state)) void kick(channel, state);
-      }
-      await withTimeout(settled(), 'resubscribing');
-      if (clustered) await withTimeout(fence(), 'checking sharded subscribers');
-      if (closed || epoch !== losses) return;
-      const missing = [...channels].filter(([, state]) => state.listeners.size > 0 && state.broker !== 'on');
-      if (missing.length > 0) {
-        log.warn(
-          { channels: missing.length, err: missing[0]?.[1].lastError },
-          'bus: some channels could not be resubscribed yet',
-        );
-        return;
-      }
-      ok = true;
+      ok = await attemptRestore();
     } catch (err) {
       log.warn({ err }, 'bus: restoring subscriptions failed; retrying');
     } finally {
       restoring = false;
     }
+    if (closed) return;
     if (ok) {
       resetPending = false;
+      failingSince = undefined;
       log.info({ channels: channels.size }, 'bus: Redis subscriptions restored');
       for (const callback of [...resetCallbacks]) {
         try {
@@ -286,35 +303,60 @@ export function createRedisBus(options: RedisBusOptions): RedisBus {
           log.warn({ err }, 'bus onReset callback threw');
         }
       }
-    } else if (restoreAgain) {
-      restoreAgain = false;
-      void restore();
-    } else {
-      scheduleRestore();
+      return;
     }
+    failingSince ??= Date.now();
+    if (clustered && Date.now() - failingSince > STUCK_SUBSCRIBER_MS) {
+      failingSince = Date.now();
+      replaceSubscriber();
+    }
+    if (restoreAgain) void restore();
+    else scheduleRestore();
+  };
+
+  /** One try; false when something is not back yet, or was lost again meanwhile. */
+  const attemptRestore = async (): Promise<boolean> => {
+    const epoch = losses;
+    if (publisher.status !== 'ready' || subscriber.status !== 'ready') return false;
+    for (const [channel, state] of channels) {
+      if (!state.busy && !inSync(state)) void kick(channel, state);
+    }
+    await withTimeout(settled(), 'resubscribing');
+    if (clustered) await withTimeout(fence(), 'checking sharded subscribers');
+    if (closed || epoch !== losses) return false;
+    const missing = [...channels.values()].filter((state) => state.listeners.size > 0 && state.broker !== 'on');
+    if (missing.length > 0) {
+      log.warn({ channels: missing.length, err: missing[0]?.lastError }, 'bus: some channels are not resubscribed yet');
+      return false;
+    }
+    return true;
   };
 
   /**
-   * ioredis resubscribes sharded channels itself but does not say when the server has applied
-   * it. Commands on one connection are answered in order, so a SSUBSCRIBE + SUNSUBSCRIBE of a
-   * throwaway channel on each subscriber connection in use proves every SSUBSCRIBE sent before
-   * it has been applied. Two steps, because a first command may overtake a resubscription
-   * queued behind the connection's `ready` event; the second is sent after a round trip.
+   * ioredis resubscribes sharded channels itself, fire-and-forget, at a moment it does not
+   * report reliably. So ask each subscriber connection in use: a SSUBSCRIBE of a throwaway
+   * channel there is answered after everything sent before it, with the number of shard
+   * channels the connection holds. Fewer than ours means the resubscription has not reached
+   * the server yet, and the restore is tried again later.
    */
   const fence = async (): Promise<void> => {
     const cluster = subscriber as Cluster;
-    const owners = new Set<string>();
+    const expected = new Map<string, number>();
     for (const [channel, state] of channels) {
-      if (state.listeners.size === 0) continue;
+      if (state.broker !== 'on') continue;
       const owner = cluster.slots[keySlot(channel)]?.[0];
       if (owner === undefined) throw new Error(`no node serves the slot of ${channel}`);
-      owners.add(owner);
+      expected.set(owner, (expected.get(owner) ?? 0) + 1);
     }
     await Promise.all(
-      [...owners].map(async (owner) => {
+      [...expected].map(async ([owner, ours]) => {
         const name = fenceChannel(cluster, owner);
-        await cluster.ssubscribe(name);
+        requireSubscriber();
+        const held = Number(await cluster.ssubscribe(name));
+        requireSubscriber();
         await cluster.sunsubscribe(name);
+        // At least: a channel whose SUNSUBSCRIBE failed may still be held; it is not one of ours.
+        if (held < ours + 1) throw new Error(`subscriber on ${owner} holds ${held - 1} of our ${ours} channels`);
       }),
     );
   };
@@ -333,52 +375,103 @@ export function createRedisBus(options: RedisBusOptions): RedisBus {
     throw new Error(`no fence channel found for ${owner}`);
   };
 
-  subscriber.on('ready', () => {
-    if (!subscriberReadyOnce) {
-      subscriberReadyOnce = true;
-      return;
+  /**
+   * ioredis 6.0.0's sharded-subscriber group can wedge for good (a reset waits forever on a
+   * subscriber stopped while it was connecting, e.g. when every node restarted at once), so a
+   * cluster subscriber client that keeps failing its restore is swapped for a new one.
+   */
+  const replaceSubscriber = (): void => {
+    log.warn({}, 'bus: Redis Cluster subscriber client is not recovering; replacing it');
+    const old = subscriber;
+    generation++;
+    losses++;
+    resetPending = true;
+    subscriber = createSubscriber();
+    // The new client holds nothing yet; a command still in flight on the old one ends `unknown`.
+    for (const [channel, state] of channels) {
+      if (state.busy) continue;
+      state.broker = 'off';
+      prune(channel, state);
     }
-    log.info({ cluster: clustered }, 'bus: Redis subscriber reconnected');
-    if (!clustered) {
-      // A new connection holds no subscriptions. Channels with a command in flight are left
-      // alone: everything sent on the old connection was rejected when it dropped, so what is
-      // in flight now was sent on this one and its outcome is accurate.
-      for (const state of channels.values()) if (!state.busy) state.broker = 'off';
+    old.removeAllListeners();
+    old.on('error', () => {});
+    old.disconnect();
+    attachSubscriber(subscriber);
+  };
+
+  const attachSubscriber = (client: Connection): void => {
+    const current = (): boolean => client === subscriber && !closed;
+    if (clustered) {
+      // The sharded subscribers listen for `smessage` themselves, so ioredis has already decoded
+      // both strings; `smessageBuffer` would not save a copy.
+      client.on('smessage', (channel: string, payload: string) => dispatch(channel, payload));
+      // A sharded subscriber was dropped (its node went away, or its slots moved) and its
+      // subscriptions with it; ioredis then builds a new one and resubscribes.
+      client.on('-subscriber', () => {
+        if (current()) onSubscriberLost();
+      });
+      client.on('subscribersReady', () => {
+        if (current()) void restore();
+      });
+    } else {
+      // Only `messageBuffer` is listened to, so ioredis skips its string conversion and the
+      // payload is decoded once, and only when a listener wants it.
+      client.on('messageBuffer', (channel: Buffer, payload: Buffer) => dispatch(channel.toString(), payload));
     }
-    void restore();
-  });
-  subscriber.on('close', () => {
-    onSubscriberLost();
-    // The server dropped this connection's subscriptions with it. (In cluster mode `close` is
-    // the whole cluster client; sharded subscribers are tracked by ioredis, see below.)
-    if (!clustered) for (const state of channels.values()) if (state.broker === 'on') state.broker = 'unknown';
-  });
-  if (clustered) {
-    // A sharded subscriber was dropped (its node went away, or its slots moved) and with it
-    // its subscriptions; ioredis then builds new ones and emits `subscribersReady`.
-    subscriber.on('-subscriber', onSubscriberLost);
-    subscriber.on('subscribersReady', () => void restore());
-  }
+    client.on('ready', () => {
+      if (!current()) return;
+      if (!subscriberReadyOnce) {
+        subscriberReadyOnce = true;
+        return;
+      }
+      log.info({ cluster: clustered }, 'bus: Redis subscriber reconnected');
+      if (!clustered) {
+        // A new connection holds no subscriptions. Channels with a command in flight are left
+        // alone: everything sent on the old connection was rejected when it dropped, so what is
+        // in flight now was sent on this one and its outcome is accurate.
+        for (const [channel, state] of channels) {
+          if (state.busy) continue;
+          state.broker = 'off';
+          prune(channel, state);
+        }
+      }
+      void restore();
+    });
+    client.on('close', () => {
+      if (!current()) return;
+      onSubscriberLost();
+      // The server dropped this connection's subscriptions with it. (For a cluster client,
+      // `close` is the whole client; ioredis tracks its sharded subscribers, see above.)
+      if (!clustered) for (const state of channels.values()) if (state.broker === 'on') state.broker = 'unknown';
+    });
+    start(client, 'subscriber');
+  };
+
+  /** Logs the client's errors and connects it. */
+  const start = (client: Connection, role: string): void => {
+    client.on('error', (err: unknown) => log.warn({ err, role }, 'bus: Redis error'));
+    // Cluster clients: a single node failed while the cluster as a whole carries on.
+    client.on('node error', (err: unknown, node: unknown) => log.warn({ err, role, node }, 'bus: Redis node error'));
+    client.connect().catch((err: unknown) => log.warn({ err, role }, 'bus: Redis connect failed; retrying'));
+  };
+
   publisher.on('ready', () => {
     publisherReadyOnce = true;
     void restore();
   });
+  start(publisher, 'publisher');
+  attachSubscriber(subscriber);
 
-  for (const [role, connection] of [['publisher', publisher], ['subscriber', subscriber]] as const) {
-    connection.on('error', (err: unknown) => log.warn({ err, role }, 'bus: Redis error'));
-    // Cluster-only: errors of single nodes, while the cluster as a whole carries on.
-    connection.on('node error', (err: unknown, node: unknown) => log.warn({ err, role, node }, 'bus: Redis node error'));
-    connection.connect().catch((err: unknown) => log.warn({ err, role }, 'bus: Redis connect failed; retrying'));
-  }
+  // --- the Bus --------------------------------------------------------------------------
 
   const closedError = (): Error => new Error('bus is closed');
 
   return {
     async publish(channel, payload) {
       if (closed) throw closedError();
-      // Before the first connect the offline queue holds publishes (startup order); after it,
-      // a publish while disconnected fails at once: the event is stored in PostgreSQL already
-      // and is worthless later, and subscribers repair gaps after onReset.
+      // Before the first connect the offline queue holds publishes (startup order); after it, a
+      // publish while disconnected fails at once: the event is in PostgreSQL already and is
+      // worthless later, and subscribers repair gaps after onReset.
       if (publisherReadyOnce && publisher.status !== 'ready') {
         throw new Error(`bus: Redis publisher not connected (${publisher.status})`);
       }
@@ -413,8 +506,9 @@ export function createRedisBus(options: RedisBusOptions): RedisBus {
 
     subscribedChannels: () => [...channels].filter(([, state]) => state.broker === 'on').map(([channel]) => channel),
 
-    isHealthy: () =>
-      !closed && !resetPending && publisher.status === 'ready' && subscriber.status === 'ready',
+    // Readiness: both clients connected and no restore outstanding. A cluster client only
+    // notices a node is gone when it uses a connection to it.
+    isHealthy: () => !closed && !resetPending && publisher.status === 'ready' && subscriber.status === 'ready',
 
     ready: () => Promise.all([whenReady(publisher), whenReady(subscriber)]).then(() => undefined),
     settled,

@@ -2,6 +2,7 @@ import type { Bus, BusKind } from './bus.js';
 import { createMemoryBus } from './bus-memory.js';
 import { type BusLogger, createRedisBus } from './bus-redis.js';
 
+/** What `createBus` needs; normally taken from the config (REDIS_URL, REDIS_CLUSTER). */
 export interface CreateBusOptions {
   kind: BusKind;
   /** Required for `redis`; for `redis-cluster` a seed node and the credentials. */

@@ -3,7 +3,7 @@ import type { AuthUser } from '../auth/plugin.js';
 import type { DatabaseHandle } from '../db/client.js';
 import { conversations, participants } from '../db/schema/index.js';
 import { isoTime, toNumber } from '../db/sql.js';
-import { badRequest, notFound } from '../http/errors.js';
+import { badRequest, HttpError, notFound } from '../http/errors.js';
 
 export interface ConversationView {
   id: number;
@@ -67,13 +67,16 @@ export async function createConversation(
   references: (number | string)[],
   maxParticipants: number,
 ): Promise<CreatedConversation> {
-  const ids = [...new Set(references.filter((r): r is number => typeof r === 'number'))];
+  // The creator is looked up too: a validly signed token whose user no longer exists must not
+  // reach the insert (a foreign-key violation there was a 500).
+  const ids = [...new Set([creator.id, ...references.filter((r): r is number => typeof r === 'number')])];
   const names = [...new Set(references.filter((r): r is string => typeof r === 'string').map((n) => n.toLowerCase()))];
   const found = await database.query<{ id: number; username: string }>(sql`
     select id, username from users
      where id = any(${`{${ids.join(',')}}`}::int4[]) or lower(username) = any(${toTextArray(names)}::text[])`);
   const byId = new Map(found.map((u) => [toNumber(u.id), u.username]));
   const byName = new Map(found.map((u) => [u.username.toLowerCase(), toNumber(u.id)]));
+  if (!byId.has(creator.id)) throw new HttpError(401, 'invalid or expired token');
   const missing = references.find((r) => (typeof r === 'number' ? !byId.has(r) : !byName.has(r.toLowerCase())));
   if (missing !== undefined) throw badRequest(`participants: unknown user ${JSON.stringify(missing)}`);
 

@@ -90,17 +90,18 @@ export async function readEvents(
 function renderEvent(row: EventRow, links: AttachmentLinkSigner, conversationId: number): ConversationEvent {
   const seq = toNumber(row.event_seq);
   const message = messageView(row, links);
+  // Same key order as live events, so a replayed event is byte-for-byte what was published.
   const base = { seq, conversation_id: conversationId };
-  if (row.kind === EventKind.messageCreated) return { ...base, type: 'chat.message', message };
+  if (row.kind === EventKind.messageCreated) return { type: 'chat.message', ...base, message };
   if (row.kind === EventKind.messageEdited && !message.is_deleted) {
-    return { ...base, type: 'message.edited', message: { id: message.id, content: message.content, is_edited: true, edited_at: message.edited_at } };
+    return { type: 'message.edited', ...base, message: { id: message.id, content: message.content, is_edited: true, edited_at: message.edited_at } };
   }
   if (row.kind === EventKind.attachmentAdded && !message.is_deleted && row.a_filename !== null) {
     const attachment = attachmentView(
       { id: row.attachment_id, filename: row.a_filename, content_type: row.a_content_type ?? '', size: row.a_size, uploaded_at: row.a_uploaded_at ?? '' },
       links,
     );
-    return { ...base, type: 'attachment.added', message_id: message.id, attachment };
+    return { type: 'attachment.added', ...base, message_id: message.id, attachment };
   }
-  return { ...base, type: 'message.deleted', message_id: message.id };
+  return { type: 'message.deleted', ...base, message_id: message.id };
 }

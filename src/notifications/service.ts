@@ -49,8 +49,7 @@ export function createNotificationService(deps: { database: DatabaseHandle; bus:
 
     async conversationCreated(conversationId, creator, addedUserIds, memberNames) {
       if (addedUserIds.length === 0) return;
-      const others = memberNames.filter((name) => name !== creator.username);
-      const text = `${creator.username} added you to a conversation with ${others.join(', ')}`.slice(0, 500);
+      const text = `${creator.username} added you to a conversation (${memberNames.join(', ')})`.slice(0, 500);
       const rows = await database.query<NotificationRow>(sql`
         insert into notifications as n (user_id, kind, conversation_id, text)
         select user_id, 'conversation.added', ${conversationId}, ${text}

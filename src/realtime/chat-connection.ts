@@ -4,7 +4,7 @@ import type { AuthUser } from '../auth/plugin.js';
 import { conversationChannel } from '../bus/channels.js';
 import { isParticipant } from '../conversations/service.js';
 import { normalizeContent } from '../events/content.js';
-import { HttpError, isUnavailableError } from '../http/errors.js';
+import { DependencyUnavailableError, HttpError, isUnavailableError } from '../http/errors.js';
 import { encodeTyping } from './hub.js';
 import { errorEvent, type ErrorCode, type ClientFrame, FrameError, parseFrame } from './protocol.js';
 import type { ConversationRoom, MemberHandle } from './room.js';
@@ -156,7 +156,10 @@ export class ChatConnection {
         if (frame.is_typing && now - this.lastTypingAt < TYPING_INTERVAL_MS) return;
         this.lastTypingAt = frame.is_typing ? now : 0;
         const json = JSON.stringify({ type: 'user.typing', user: user.username, is_typing: frame.is_typing, conversation_id: this.conversationId });
-        await app.bus.publish(conversationChannel(this.conversationId), encodeTyping(user.id, json));
+        // Live only, so a bus that cannot publish (broker down) is the client's `unavailable`, not a bug.
+        await app.bus.publish(conversationChannel(this.conversationId), encodeTyping(user.id, json)).catch((error: unknown) => {
+          throw new DependencyUnavailableError('bus', { cause: error });
+        });
         return;
       }
     }

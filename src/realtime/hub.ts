@@ -11,6 +11,12 @@ export const encodeTyping = (userId: number, json: string): string => `${TYPING_
 
 export type TypingListener = (fromUserId: number, json: string) => void;
 
+/** What the hub reports for metrics (kept free of the metrics library). */
+export interface HubCounters {
+  received(kind: 'event' | 'typing'): void;
+  delivered(count: number, publishedAt: number | undefined): void;
+}
+
 interface Entry {
   room: ConversationRoom;
   ready: Promise<void>;
@@ -32,6 +38,7 @@ export class RoomHub {
     private readonly bus: Bus,
     private readonly source: RoomSource,
     private readonly logger: FastifyBaseLogger,
+    private readonly counters: HubCounters,
   ) {
     this.removeReset = bus.onReset(() => {
       for (const entry of this.rooms.values()) entry.room.resync();
@@ -46,7 +53,7 @@ export class RoomHub {
   async acquire(conversationId: number, onTyping: TypingListener): Promise<ConversationRoom> {
     let entry = this.rooms.get(conversationId);
     if (!entry) {
-      const room = new ConversationRoom(conversationId, this.source, this.logger);
+      const room = new ConversationRoom(conversationId, this.source, this.logger, this.counters.delivered);
       const created: Entry = { room, refs: 0, typing: new Set(), ready: Promise.resolve() };
       created.ready = this.open(created, conversationId);
       this.rooms.set(conversationId, created);
@@ -87,12 +94,14 @@ export class RoomHub {
   private async open(entry: Entry, conversationId: number): Promise<void> {
     entry.unsubscribe = await this.bus.subscribe(conversationChannel(conversationId), (payload) => {
       if (payload.startsWith(TYPING_PREFIX)) {
+        this.counters.received('typing');
         const newline = payload.indexOf('\n', TYPING_PREFIX.length);
         const from = Number(payload.slice(TYPING_PREFIX.length, newline));
         const json = payload.slice(newline + 1);
         for (const listener of entry.typing) listener(from, json);
         return;
       }
+      this.counters.received('event');
       const event = decodeEvent(payload);
       if (event) entry.room.receive(event);
       else this.logger.warn({ conversationId }, 'undecodable bus payload dropped');

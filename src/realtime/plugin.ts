@@ -38,6 +38,13 @@ export const realtimePlugin = fp(
         },
       },
       app.log,
+      {
+        received: (kind) => app.metrics.eventsReceived.inc({ kind }),
+        delivered: (count, publishedAt) => {
+          app.metrics.eventsDelivered.inc({ kind: 'conversation' }, count);
+          if (publishedAt !== undefined) app.metrics.deliveryLatency.observe(Math.max(0, Date.now() - publishedAt) / 1000);
+        },
+      },
     );
     app.decorate('rooms', rooms);
     app.bus.onReset(() => app.metrics.busErrors.inc({ kind: 'reset' }));

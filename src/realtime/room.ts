@@ -47,6 +47,7 @@ export class ConversationRoom {
     readonly conversationId: number,
     private readonly source: RoomSource,
     private readonly logger: FastifyBaseLogger,
+    private readonly onDelivered: (count: number, publishedAt: number | undefined) => void = () => {},
   ) {}
 
   get size(): number {
@@ -137,6 +138,7 @@ export class ConversationRoom {
 
   private broadcast(event: EncodedEvent): void {
     let data: Buffer | undefined;
+    let delivered = 0;
     for (const member of this.members) {
       if (member.catchingUp) {
         member.pending.push(event);
@@ -144,13 +146,16 @@ export class ConversationRoom {
       } else if (event.seq === member.lastSent + 1) {
         // Encoded once per event, not once per socket.
         data ??= Buffer.from(event.json);
-        if (member.sink.send(data)) member.lastSent = event.seq;
-        else this.members.delete(member);
+        if (member.sink.send(data)) {
+          member.lastSent = event.seq;
+          delivered += 1;
+        } else this.members.delete(member);
       } else if (event.seq > member.lastSent + 1) {
         member.pending.push(event);
         void this.catchUp(member);
       }
     }
+    if (delivered > 0) this.onDelivered(delivered, event.publishedAt);
   }
 
   private drop(member: Member, code?: number, reason = ''): void {

@@ -13,6 +13,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { Test } from 'tap';
@@ -26,13 +27,14 @@ const CLUSTER_READY_TIMEOUT_MS = 30_000;
 const CLUSTER_POLL_MS = 50;
 
 /**
- * `exec 3<&0` keeps the pipe on fd 3 because a background job's stdin is /dev/null; `$$` in
- * the subshell is the outer shell, which `exec` turns into redis-server itself, so the pid
- * node sees (and signals) is the server's. EOF without the `exited` line means the test
- * process is gone; the line tells the watchdog not to kill a pid that may have been reused.
+ * The pipe is the child's fd 3 (node destroys a child's stdin on exit, which would look like
+ * the test process dying). `$$` in the subshell is the outer shell, which `exec` turns into
+ * redis-server itself, so the pid node sees (and signals) is the server's. EOF without the
+ * `exited` line means the test process is gone: kill the server and remove its dir. The line
+ * says the server was stopped properly (its pid may be reused by now; a restart needs the dir).
  */
 const WATCHDOG =
-  'exec 3<&0; (read -r line <&3; [ "$line" = exited ] || kill -9 $$ 2>/dev/null) & exec "$0" "$@"';
+  '(read -r line <&3; [ "$line" = exited ] || { kill -9 $$; rm -rf "$REDIS_TEST_DIR"; }) 2>/dev/null & exec "$0" "$@"';
 
 const execFileAsync = promisify(execFile);
 
@@ -162,7 +164,7 @@ async function startManaged(t: Test, prefix: string, extraArgs: () => string[]):
   for (let attempt = 1; ; attempt++) {
     port = await freePort();
     try {
-      current = await spawnServer(args());
+      current = await spawnServer(dir, args());
       break;
     } catch (err) {
       if (attempt >= 3 || !String(err).includes('Address already in use')) {
@@ -183,7 +185,7 @@ async function startManaged(t: Test, prefix: string, extraArgs: () => string[]):
     stop,
     restart: async () => {
       await stop();
-      current = await spawnServer(args());
+      current = await spawnServer(dir, args());
     },
   };
   t.teardown(async () => {
@@ -194,12 +196,13 @@ async function startManaged(t: Test, prefix: string, extraArgs: () => string[]):
 }
 
 /** Spawns redis-server under the watchdog and resolves once it accepts connections. */
-async function spawnServer(args: string[]): Promise<ChildProcess> {
+async function spawnServer(dir: string, args: string[]): Promise<ChildProcess> {
   const child = spawn('/bin/sh', ['-c', WATCHDOG, REDIS_SERVER, ...args], {
-    stdio: ['pipe', 'pipe', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+    env: { ...process.env, REDIS_TEST_DIR: dir },
   });
   // The watchdog may be gone already (EPIPE); nothing to do about it then.
-  child.stdin?.on('error', () => {});
+  watchdogPipe(child)?.on('error', () => {});
   let output = '';
   const ready = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -240,9 +243,14 @@ async function stopServer(child: ChildProcess): Promise<void> {
     await exited;
     clearTimeout(timer);
   }
-  child.stdin?.end('exited\n');
+  watchdogPipe(child)?.end('exited\n');
   child.stdout?.destroy();
   child.stderr?.destroy();
+}
+
+function watchdogPipe(child: ChildProcess): Writable | undefined {
+  const pipe = child.stdio[3];
+  return pipe instanceof Writable ? pipe : undefined;
 }
 
 async function freePort(): Promise<number> {

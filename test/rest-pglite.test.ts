@@ -1,0 +1,4 @@
+import t from 'tap';
+import { restSuite } from './suites/rest.js';
+
+await restSuite(t, 'pglite');
