@@ -3,7 +3,6 @@ import closeWithGrace from 'close-with-grace';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, usesGeneratedSecret, type Config } from './config.js';
-import { CloseCode } from './realtime/sink.js';
 
 /**
  * Share of SHUTDOWN_TIMEOUT_MS kept for closing pools once the stragglers are cut off: a
@@ -54,8 +53,6 @@ async function drain(app: FastifyInstance, config: Config): Promise<void> {
     app.server.closeAllConnections();
     for (const client of app.websocketServer.clients) client.terminate();
   }, config.SHUTDOWN_TIMEOUT_MS - margin);
-  // Before app.close(): @fastify/websocket's own preClose would close them with no code (1005).
-  for (const client of app.websocketServer.clients) client.close(CloseCode.goingAway, 'server shutting down; reconnect');
   try {
     await app.close();
   } finally {

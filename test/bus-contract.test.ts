@@ -54,6 +54,12 @@ async function within<T>(promise: Promise<T>, what: string, ms = TIMEOUT_MS): Pr
   }
 }
 
+const settle = (promise: Promise<unknown>): Promise<'resolved' | 'rejected'> =>
+  promise.then(
+    () => 'resolved' as const,
+    () => 'rejected' as const,
+  );
+
 /** A listener that records payloads, and a way to wait until it holds `count` of them. */
 function recorder(): { listener: (payload: string) => void; payloads: string[]; until(count: number): Promise<string[]> } {
   const payloads: string[] = [];
@@ -148,9 +154,8 @@ function busContract(name: string, setUp: (t: Test) => Promise<Backend>): void {
     t.test('an instance receives nothing of channels it has no listener for', async (t) => {
       const [a, b] = await backend.pair(t);
       // One hash tag: in a cluster both live on one node, so the marker cannot overtake the rest.
-      const id = nextConversation++;
-      const busy = `chat:{conv:${id}}:events`;
-      const marker = `chat:{conv:${id}}:marker`;
+      const busy = freshChannel();
+      const marker = busy.replace(':events', ':marker');
       const onBusy = recorder();
       const onMarker = recorder();
       if (backend.replicas) await a.subscribe(busy, onBusy.listener);
@@ -229,18 +234,34 @@ function busContract(name: string, setUp: (t: Test) => Promise<Backend>): void {
 
     if (backend.replicas && backend.stopBroker) {
       const stopBroker = backend.stopBroker;
-      t.test('a publish while the broker is down settles quickly', async (t) => {
-        const [a] = await backend.pair(t);
+      t.test('while the broker is down publish and subscribe fail fast; then the bus recovers', async (t) => {
+        const [a, b] = await backend.pair(t);
         const channel = freshChannel();
+        const onB = recorder();
+        await a.subscribe(channel, () => {});
+        await b.subscribe(channel, onB.listener);
+        const resets = Promise.all([nextReset(a, channel), nextReset(b, channel)]);
         const start = await stopBroker(channel);
+        // A channel on the same (stopped) node, so the subscribe has nowhere to go.
+        const other = channel.replace(':events', ':other');
         try {
           const began = Date.now();
-          // A rejection is the expected outcome; what matters is that it comes at all.
-          await within(a.publish(channel, 'into the void').catch(() => {}), 'the publish to settle', 5_000);
-          t.ok(Date.now() - began < 5_000, `settled in ${Date.now() - began} ms`);
+          const publish = await within(settle(a.publish(channel, 'into the void')), 'the publish to settle', 5_000);
+          const subscribe = await within(settle(b.subscribe(other, () => {})), 'the subscribe to settle', 5_000);
+          t.equal(publish, 'rejected', 'publish rejected');
+          t.equal(subscribe, 'rejected', 'subscribe rejected');
+          t.ok(Date.now() - began < 5_000, `both settled within ${Date.now() - began} ms`);
         } finally {
           await start();
         }
+        t.same(await within(resets, 'onReset on both instances', RESTART_TIMEOUT_MS), [
+          { subscribed: true, healthy: true },
+          { subscribed: true, healthy: true },
+        ]);
+        await a.publish(channel, 'back');
+        t.same(await onB.until(1), ['back']);
+        t.notOk(b.subscribedChannels().includes(other), 'the failed subscribe left no subscription');
+        if (backend.brokerSubscribers) t.equal(await backend.brokerSubscribers(other), 0, 'not at the broker either');
       });
     }
 

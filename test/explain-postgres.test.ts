@@ -1,8 +1,9 @@
 /**
  * The list queries stay on indexes at scale: a database with a million messages (and a
  * million event records, 200k users, 100k memberships), analysed, and the SQL the service
- * really sends (recorded from drizzle while the app serves requests) explained. No plan may
- * read messages, participants, users or conversation_events with a sequential scan.
+ * really sends (recorded while the app serves requests) explained, both with its values and,
+ * for reads, as the generic plan of a prepared statement. No plan may read messages,
+ * participants, users or conversation_events with a sequential scan.
  */
 import postgres from 'postgres';
 import t from 'tap';
@@ -133,25 +134,37 @@ t.test('no sequential scans on the hot tables', async (t) => {
   const statements = explained.filter(({ query }) => /^\s*(select|with|update|insert|delete)\b/i.test(query.sql));
   t.ok(statements.length >= requests.length, `${statements.length} statements recorded`);
   const seen = new Set<string>();
-  for (const { label, query } of statements) {
-    const key = `${query.sql}\u0000${JSON.stringify(query.params)}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    const rows = await admin.unsafe<{ 'QUERY PLAN': { Plan: PlanNode }[] }[]>(
-      `explain (format json) ${query.sql}`,
-      query.params as postgres.ParameterOrJSON<never>[],
-    );
-    const plan = rows[0]?.['QUERY PLAN'][0]?.Plan;
-    if (!plan) {
-      t.fail(`${label}: no plan`);
-      continue;
-    }
+  const check = (label: string, plan: PlanNode | undefined, query: RecordedQuery) => {
+    if (!plan) return void t.fail(`${label}: no plan`);
     const scans = seqScans(plan);
     t.comment(`${label}: ${outline(plan)}`);
     t.same(scans, [], `${label}: no Seq Scan on ${[...WATCHED].join('/')}`, {
       sql: query.sql.replace(/\s+/g, ' ').slice(0, 400),
       ...(scans.length ? { plan: JSON.stringify(plan, null, 1) } : {}),
     });
+  };
+  type Explained = { 'QUERY PLAN': { Plan: PlanNode }[] }[];
+  let prepared = 0;
+  for (const { label, query } of statements) {
+    const key = `${query.sql}\u0000${JSON.stringify(query.params)}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const params = query.params as postgres.ParameterOrJSON<never>[];
+    // The plan for these values (what the first executions of a prepared statement get)…
+    const custom = await admin.unsafe<Explained>(`explain (format json) ${query.sql}`, params);
+    check(label, custom[0]?.['QUERY PLAN'][0]?.Plan, query);
+    // …and, for reads, the generic plan PostgreSQL may settle on for a prepared statement
+    // (the service prepares its statements) after a few executions.
+    if (!/^\s*select\b/i.test(query.sql)) continue;
+    const name = `explained_${++prepared}`;
+    await admin.unsafe(`prepare ${name} as ${query.sql}`);
+    await admin.unsafe(`set plan_cache_mode = force_generic_plan`);
+    // EXECUTE's arguments take the prepared parameter types: untyped literals let them.
+    const literal = (value: unknown) => (value === null || value === undefined ? 'null' : `'${String(value).replace(/'/g, "''")}'`);
+    const args = query.params.map(literal).join(', ');
+    const generic = await admin.unsafe<Explained>(`explain (format json) execute ${name}${args ? `(${args})` : ''}`);
+    await admin.unsafe(`reset plan_cache_mode`);
+    check(`${label} (generic plan)`, generic[0]?.['QUERY PLAN'][0]?.Plan, query);
   }
   t.comment(`done in ${Date.now() - started} ms`);
 });

@@ -23,7 +23,6 @@ export function createHeartbeat(intervalMs: number) {
       socket.on('pong', () => alive.has(socket) && alive.set(socket, true));
       socket.on('close', () => alive.delete(socket));
     },
-    sockets: (): WebSocket[] => [...alive.keys()],
     stop: () => clearInterval(timer),
   };
 }

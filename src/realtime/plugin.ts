@@ -20,7 +20,15 @@ declare module 'fastify' {
 export const realtimePlugin = fp(
   async (app: FastifyInstance) => {
     const { config } = app;
-    await app.register(websocket, { options: { maxPayload: config.WS_MAX_PAYLOAD_BYTES } });
+    await app.register(websocket, {
+      options: { maxPayload: config.WS_MAX_PAYLOAD_BYTES },
+      // On shutdown, sockets are told to go elsewhere (1001) and resume there by seq; the
+      // plugin's default would close them with no code at all.
+      preClose(done) {
+        for (const client of this.websocketServer.clients) client.close(CloseCode.goingAway, 'server shutting down; reconnect');
+        this.websocketServer.close(() => done());
+      },
+    });
 
     const rooms = new RoomHub(
       app.bus,
@@ -59,11 +67,7 @@ export const realtimePlugin = fp(
       notificationConnection(app, socket, request);
     });
 
-    // On shutdown, sockets are told to go elsewhere (1001) and resume there by seq.
-    app.addHook('preClose', async () => {
-      heartbeat.stop();
-      for (const socket of heartbeat.sockets()) socket.close(CloseCode.goingAway, 'server shutting down; reconnect');
-    });
+    app.addHook('preClose', async () => heartbeat.stop());
     app.addHook('onClose', async () => rooms.close());
   },
   { name: 'realtime', dependencies: ['infrastructure'] },

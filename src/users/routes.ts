@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { sql } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
+import { HttpError } from '../http/errors.js';
 import { Type } from 'typebox';
 import { users } from '../db/schema/index.js';
 import { errors, Text } from '../http/schemas.js';
@@ -12,7 +13,15 @@ export const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/users/me/',
     { schema: { tags: ['users'], response: { 200: Type.Ref('User'), ...errors(401) } } },
-    async (request) => request.user,
+    async (request) => {
+      // The token is signed, but its user may be gone (a reset database): answer from the row.
+      const [user] = await app.db
+        .select({ id: users.id, username: users.username })
+        .from(users)
+        .where(eq(users.id, request.user.id));
+      if (!user) throw new HttpError(401, 'the token belongs to no user');
+      return user;
+    },
   );
 
   app.get(

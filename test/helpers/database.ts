@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { SQL } from 'drizzle-orm';
+import { PgDialect } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
-import type { DatabaseHandle } from '../../src/db/client.js';
-import { migratePostgresLocked } from '../../src/db/migrate.js';
+import { createDatabase, type DatabaseHandle } from '../../src/db/client.js';
 import * as schema from '../../src/db/schema/index.js';
 
 /** The server that test databases are created on (trust auth on this machine and in CI). */
@@ -35,35 +35,34 @@ export interface RecordedQuery {
 }
 
 /**
- * A PostgreSQL `DatabaseHandle` like the service's own (src/db/client.ts), except that every
- * statement drizzle sends is recorded with its parameters: tests can then EXPLAIN exactly the
- * SQL the service runs instead of a hand-copied version of it.
+ * The service's own PostgreSQL `DatabaseHandle` (src/db/client.ts, so statements run exactly as
+ * the service sends them), with every statement recorded with its parameters: tests can then
+ * EXPLAIN the SQL the service really runs instead of a hand-copied version of it. Raw
+ * statements (`query`, `transaction`) are recorded on their way in; query-builder statements
+ * (`db`) go through a drizzle instance of its own whose logger records them.
  */
 export function recordingPostgres(url: string, poolSize = 5): { database: DatabaseHandle; queries: RecordedQuery[] } {
   const queries: RecordedQuery[] = [];
-  const client = postgres(url, { max: poolSize, onnotice: () => {}, connect_timeout: 5 });
+  const inner = createDatabase({ url, embeddedDir: '', poolSize });
+  const dialect = new PgDialect();
+  const record = (statement: SQL) => {
+    const { sql: text, params } = dialect.sqlToQuery(statement);
+    queries.push({ sql: text, params });
+  };
+  const builderClient = postgres(url, { max: 2, onnotice: () => {}, connect_timeout: 5 });
   const db = drizzlePostgres({
-    client,
+    client: builderClient,
     schema,
     logger: { logQuery: (query: string, params: unknown[]) => void queries.push({ sql: query, params }) },
   });
-  type Row = Record<string, unknown>;
   const database: DatabaseHandle = {
+    ...inner,
     db,
-    kind: 'postgres',
-    query: async <T extends Row>(statement: SQL): Promise<T[]> => (await db.execute<T>(statement)) as T[],
-    transaction: (work) =>
-      db.transaction((tx) => work(async <T extends Row>(statement: SQL) => (await tx.execute<T>(statement)) as T[])),
-    migrate: () => migratePostgresLocked(url),
-    ping: async () => {
-      try {
-        await db.execute('select 1');
-        return true;
-      } catch {
-        return false;
-      }
+    query: (statement) => (record(statement), inner.query(statement)),
+    transaction: (work) => inner.transaction((query) => work((statement) => (record(statement), query(statement)))),
+    close: async () => {
+      await Promise.all([inner.close(), builderClient.end({ timeout: 5 })]);
     },
-    close: () => client.end({ timeout: 5 }),
   };
   return { database, queries };
 }

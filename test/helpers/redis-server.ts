@@ -67,20 +67,19 @@ export async function redisCli(port: number, ...args: string[]): Promise<string>
 
 /** Starts a standalone redis-server for the duration of `t`. */
 export async function startRedisServer(t: Test): Promise<RedisServer> {
-  return startManaged(t, 'redis-', () => []);
+  return startManaged(t, 'redis-', async () => []);
 }
 
 /** Starts `masters` cluster-enabled servers, joins them into one cluster and waits until it is ok. */
 export async function startRedisCluster(t: Test, { masters = 3 } = {}): Promise<RedisCluster> {
   const nodes: RedisServer[] = [];
   for (let i = 0; i < masters; i++) {
-    // Ephemeral ports are above 32767, so the default bus port (port + 10000) could overflow.
-    const busPort = await freePort();
     nodes.push(
-      await startManaged(t, 'redis-cluster-', () => [
+      await startManaged(t, 'redis-cluster-', async () => [
         '--cluster-enabled', 'yes',
         '--cluster-config-file', 'nodes.conf',
-        '--cluster-port', String(busPort),
+        // Ephemeral ports are above 32767, so the default bus port (port + 10000) may not exist.
+        '--cluster-port', String(await freePort()),
         // Long enough that a restart in a test never gets a master marked as failed.
         '--cluster-node-timeout', '15000',
       ]),
@@ -144,11 +143,15 @@ async function ownerOf(nodes: readonly RedisServer[], key: string): Promise<Redi
   throw new Error(`no master owns slot ${slot} of ${key}`);
 }
 
-/** A server whose process can be replaced; registers its own teardown. */
-async function startManaged(t: Test, prefix: string, extraArgs: () => string[]): Promise<RedisServer> {
+/**
+ * A server whose process can be replaced; registers its own teardown. `extraArgs` is asked
+ * again when a first start has to move to other ports; a restart reuses the last answer.
+ */
+async function startManaged(t: Test, prefix: string, extraArgs: () => Promise<string[]>): Promise<RedisServer> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   let current: ChildProcess | undefined;
   let port = 0;
+  let extra: string[] = [];
   const args = (): string[] => [
     '--port', String(port),
     '--bind', HOST,
@@ -157,12 +160,13 @@ async function startManaged(t: Test, prefix: string, extraArgs: () => string[]):
     '--appendonly', 'no',
     '--daemonize', 'no',
     '--logfile', '',
-    ...extraArgs(),
+    ...extra,
   ];
 
   // A free port can be taken between probing and binding; only the first start may move.
   for (let attempt = 1; ; attempt++) {
     port = await freePort();
+    extra = await extraArgs();
     try {
       current = await spawnServer(dir, args());
       break;
@@ -208,8 +212,9 @@ async function spawnServer(dir: string, args: string[]): Promise<ChildProcess> {
     const timer = setTimeout(() => {
       reject(new Error(`redis-server did not start within ${START_TIMEOUT_MS} ms:\n${output}`));
     }, START_TIMEOUT_MS);
+    // Keeps draining for the server's lifetime (a full pipe would block it); only a tail is kept.
     const onData = (chunk: Buffer): void => {
-      output += chunk.toString();
+      output = (output + chunk.toString()).slice(-20_000);
       if (output.includes('Ready to accept connections')) {
         clearTimeout(timer);
         resolve();

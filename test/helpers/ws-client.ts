@@ -163,6 +163,11 @@ export class WsClient {
     });
   }
 
+  /** The close code alone (see `closed`). */
+  get closeCode(): Promise<number> {
+    return this.closed.then((info) => info.code);
+  }
+
   get isOpen(): boolean {
     return this.ws.readyState === WebSocket.OPEN;
   }

@@ -92,22 +92,36 @@ export function attachmentSuite(kind: StorageKindUnderTest, databaseKind: Databa
     });
   }
 
+  // One database for the file (each test makes its own users and conversation); storage and
+  // app are per test, so what a test finds in storage is its own.
+  let sharedDatabase: Promise<DatabaseHandle> | undefined;
+  const suiteDatabase = () => (sharedDatabase ??= testDatabase(t, databaseKind).then(({ database }) => database));
+
   async function setup(t: Test, env: Record<string, string> = {}): Promise<Context> {
-    const { database } = await testDatabase(t, databaseKind);
+    const database = await suiteDatabase();
     const backend = await makeBackend(t);
     t.teardown(() => backend.storage.close());
     const bus = createMemoryBus();
     const app = await buildTestApp(t, { database, bus, storage: backend.storage, env });
     await app.listen({ port: 0, host: '127.0.0.1' });
-    if (process.env.ATT_DEBUG) {
-      const fs = await import('node:fs');
-      const log = (m: string) => fs.appendFileSync('/tmp/att/timing.log', `${new Date().toISOString()} ${t.name}: ${m}\n`);
-      const close = app.close.bind(app);
-      (app as any).close = async () => { const t0 = Date.now(); log(`close start conns=${await new Promise((r) => app.server.getConnections((_e, n) => r(n)))}`); await close(); log(`close done ${Date.now() - t0}ms`); };
-      let n = 0;
-      app.server.on('connection', (socket) => { const id = ++n; (socket as any).dbgId = id; const t0 = Date.now(); log(`socket ${id} open`); socket.on('close', () => log(`socket ${id} closed after ${Date.now() - t0}ms`)); });
-      app.server.on('request', (req, res) => { const id = (req.socket as any).dbgId; log(`socket ${id} ${req.method} ${req.url?.slice(0, 60)} start`); res.on('finish', () => log(`socket ${id} ${req.method} res finish complete=${req.complete}`)); res.on('close', () => log(`socket ${id} ${req.method} res close`)); req.on('end', () => log(`socket ${id} req end`)); });
-    }
+    // Client and server share this process, so fetch() can hand a test the whole body before
+    // the server has seen its response finish. Closing then would find that keep-alive socket
+    // busy and leave it open until keepAliveTimeout; teardown (LIFO: before app.close) waits.
+    const busy = new Set<object>();
+    let quiet: (() => void) | undefined;
+    app.server.on('request', (req, res) => {
+      const exchange = {};
+      busy.add(exchange);
+      let open = 2;
+      const done = () => {
+        if (--open > 0) return;
+        busy.delete(exchange);
+        if (busy.size === 0) quiet?.();
+      };
+      res.once('close', done);
+      req.once('close', done);
+    });
+    t.teardown(() => (busy.size === 0 ? undefined : new Promise<void>((resolve) => (quiet = resolve))));
     const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
     const [alice, bob, outsider] = [await register(app), await register(app), await register(app)];
     const conversationId = await createConversation(app, alice, [bob]);

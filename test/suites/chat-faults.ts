@@ -245,8 +245,8 @@ async function verifyTraffic(t: Test, topology: Topology, traffic: Traffic): Pro
   );
 }
 
-/** SIGKILL one replica mid-traffic; its clients resume elsewhere; then it is restarted. */
-export async function replicaKillSuite(t: Test, topology: Topology): Promise<void> {
+/** SIGKILL one replica mid-traffic; its clients resume elsewhere; then (optionally) it is restarted. */
+export async function replicaKillSuite(t: Test, topology: Topology, { restart = true } = {}): Promise<void> {
   await t.test('a replica SIGKILLed mid-traffic: its clients resume on another, nothing lost, nothing doubled', async (t) => {
     const victim = topology.replicas.at(-1)!;
     const traffic = await startTraffic(t, topology, 'kill');
@@ -261,6 +261,7 @@ export async function replicaKillSuite(t: Test, topology: Topology): Promise<voi
     t.ok(moved.length >= 2, `the victim's clients reconnected elsewhere (${moved.map((c) => c.label).join(', ')})`);
     t.ok(moved.every((client) => client.incarnations.slice(1).every((socket) => !socket.label.endsWith(`@${victim.name}`))), 'to surviving replicas');
     await verifyTraffic(t, topology, traffic);
+    if (!restart) return;
 
     await victim.restart();
     t.ok(victim.running, `${victim.name} restarted on the same port`);

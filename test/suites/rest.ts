@@ -902,7 +902,7 @@ export async function restSuite(t: Test, kind: DatabaseKind): Promise<void> {
       { label: 'PUT is not a route', method: 'PUT', path: messages, status: [404, 405], options: { ...auth, body: { content: 'x' } } },
       { label: 'unknown route', method: 'GET', path: '/api/nothing-here/', status: 404, options: auth },
     ];
-    const ids: [string, number | number[]][] = [
+    const oddIds: [string, number | number[]][] = [
       ['abc', 400],
       ['1.5', 400],
       ['-1', 400],
@@ -923,12 +923,12 @@ export async function restSuite(t: Test, kind: DatabaseKind): Promise<void> {
       ['%E0%A4%A', 400],
       [`${MAX_INT4}`, 404],
     ];
-    for (const [id, status] of ids) {
+    for (const [id, status] of oddIds) {
       cases.push({ label: `conversation id ${id}`, method: 'GET', path: `/api/conversations/${id}/`, status, options: auth });
       cases.push({ label: `messages of conversation ${id}`, method: 'GET', path: `/api/conversations/${id}/messages/`, status, options: auth });
       cases.push({ label: `send to conversation ${id}`, method: 'POST', path: `/api/conversations/${id}/messages/`, status, options: { ...auth, body: { content: 'x' } } });
     }
-    for (const [id, status] of [...ids.filter(([id]) => id !== `${MAX_INT4}` && id !== '2147483648'), ['9007199254740992', 400], [`${Number.MAX_SAFE_INTEGER}`, 404]] as const) {
+    for (const [id, status] of [...oddIds.filter(([id]) => id !== `${MAX_INT4}` && id !== '2147483648'), ['9007199254740992', 400], [`${Number.MAX_SAFE_INTEGER}`, 404]] as const) {
       cases.push({ label: `edit message ${id}`, method: 'PATCH', path: `${messages}${id}/`, status, options: { ...auth, body: { content: 'x' } } });
       cases.push({ label: `delete message ${id}`, method: 'DELETE', path: `${messages}${id}/`, status, options: auth });
     }
