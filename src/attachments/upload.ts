@@ -31,14 +31,26 @@ export class UploadSourceError extends Error {
  * itself failed first, and with storage's error otherwise.
  */
 export async function storeUpload(storage: Storage, file: Readable, maxBytes: number, now = new Date()): Promise<StoredUpload> {
-  // A hop between the upload and storage tells whose fault a failure is: an error on `file`
+  // The parser may have failed the part before we got here (a body cut off mid-file arrives
+  // in one piece): then no 'error' would come any more.
+  if (file.errored) throw new UploadSourceError(file.errored);
+  if (file.destroyed && !file.readableEnded) throw new UploadSourceError(prematureClose());
+
+  // A hop between the upload and storage tells whose fault a failure is: `file` failing
   // before storage gave up is the client's; storage giving up only stops `file`.
   const hop = new PassThrough();
+  // Its errors reach us through peek() or storage.put(); this keeps a late one from being
+  // re-emitted with no listener (pipe() removes its own on error).
+  hop.on('error', () => {});
   let sourceError: unknown;
-  file.on('error', (error) => {
+  const sourceFailed = (error: unknown) => {
     if (sourceError !== undefined || hop.destroyed) return;
     sourceError = error;
-    hop.destroy(error);
+    hop.destroy(error instanceof Error ? error : new Error(String(error)));
+  };
+  file.on('error', sourceFailed);
+  file.once('close', () => {
+    if (!file.readableEnded) sourceFailed(file.errored ?? prematureClose());
   });
   hop.once('close', () => {
     if (!file.readableEnded) file.destroy();
@@ -102,14 +114,15 @@ export async function peek(stream: Readable, bytes: number): Promise<{ head: Buf
     };
     const onError = (error: Error) => settle(() => reject(error));
     // Destroyed without an error (and without 'end'): the body was cut off.
-    const onClose = () =>
-      settle(() => reject(stream.errored ?? Object.assign(new Error('upload stream closed early'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })));
+    const onClose = () => settle(() => reject(stream.errored ?? prematureClose()));
     stream.on('readable', onReadable);
     stream.once('end', onEnd);
     stream.once('error', onError);
     stream.once('close', onClose);
   });
 }
+
+const prematureClose = () => Object.assign(new Error('upload stream closed early'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
 
 /**
  * The media type of a file from its first bytes. Binary formats come from file-type's magic

@@ -15,6 +15,8 @@ export type TypingListener = (fromUserId: number, json: string) => void;
 export interface HubCounters {
   received(kind: 'event' | 'typing'): void;
   delivered(count: number, publishedAt: number | undefined): void;
+  /** The number of rooms (bus subscriptions) after one was opened or closed. */
+  rooms(count: number): void;
 }
 
 interface Entry {
@@ -57,6 +59,7 @@ export class RoomHub {
       const created: Entry = { room, refs: 0, typing: new Set(), ready: Promise.resolve() };
       created.ready = this.open(created, conversationId);
       this.rooms.set(conversationId, created);
+      this.counters.rooms(this.rooms.size);
       entry = created;
     }
     entry.refs += 1;
@@ -77,6 +80,7 @@ export class RoomHub {
     entry.refs -= 1;
     if (entry.refs > 0) return;
     this.rooms.delete(conversationId);
+    this.counters.rooms(this.rooms.size);
     entry.room.close();
     // If the subscription is still being set up, undo it once it is.
     entry.ready.then(() => entry.unsubscribe?.(), () => {});

@@ -48,6 +48,7 @@ export const realtimePlugin = fp(
       app.log,
       {
         received: (kind) => app.metrics.eventsReceived.inc({ kind }),
+        rooms: (count) => app.metrics.rooms.set(count),
         delivered: (count, publishedAt) => {
           app.metrics.eventsDelivered.inc({ kind: 'conversation' }, count);
           if (publishedAt !== undefined) app.metrics.deliveryLatency.observe(Math.max(0, Date.now() - publishedAt) / 1000);

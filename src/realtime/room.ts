@@ -164,6 +164,18 @@ export class ConversationRoom {
     if (code !== undefined) member.sink.close(code, reason);
   }
 
+  /**
+   * Sends one replayed event once the socket's buffer has room. A page of history goes out
+   * faster than any client reads it, so replay is paced by the reader; sending it all at once
+   * would take a healthy reader for a slow consumer (4008). False when the member is gone.
+   */
+  private async replay(member: Member, event: EncodedEvent): Promise<boolean> {
+    await member.sink.drained();
+    if (!this.members.has(member) || !member.sink.send(event.json)) return false;
+    member.lastSent = event.seq;
+    return true;
+  }
+
   /** Replays from PostgreSQL until the member reaches the room, then hands it to live delivery. */
   private async catchUp(member: Member): Promise<void> {
     if (member.catchingUp) return;
@@ -174,17 +186,14 @@ export class ConversationRoom {
         member.pending = member.pending.filter((event) => event.seq > member.lastSent);
         member.pending.sort((a, b) => a.seq - b.seq);
         while (member.pending[0]?.seq === member.lastSent + 1) {
-          const event = member.pending.shift()!;
-          if (!member.sink.send(event.json)) return this.drop(member);
-          member.lastSent = event.seq;
+          if (!(await this.replay(member, member.pending.shift()!))) return this.drop(member);
         }
         if (member.lastSent >= this.expected - 1 && member.pending.length === 0) break;
         const events = await this.source.readEvents(this.conversationId, member.lastSent, REPLAY_PAGE);
         if (!this.members.has(member)) return;
         for (const event of events) {
           if (event.seq !== member.lastSent + 1) continue;
-          if (!member.sink.send(event.json)) return this.drop(member);
-          member.lastSent = event.seq;
+          if (!(await this.replay(member, event))) return this.drop(member);
         }
         if (events.length === 0) {
           if (member.pending.length === 0) break;

@@ -220,6 +220,8 @@ export async function startReplica(t: Test, name: string, env: Record<string, st
       MESSAGE_RATE_LIMIT: '0',
       AUTH_RATE_LIMIT: '0',
       SHUTDOWN_TIMEOUT_MS: '3000',
+      // Several files run at once against one PostgreSQL (max_connections 100): keep pools small.
+      DATABASE_POOL_SIZE: '4',
       ...env,
     };
     output += `--- ${name} starting on port ${port} (${new Date().toISOString()})\n`;

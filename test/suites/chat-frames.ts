@@ -176,6 +176,13 @@ export async function slowConsumerSuite(t: Test, topology: Topology): Promise<vo
     t.equal((await replica.http('GET', '/readyz')).status, 200, 'the replica is ready');
     await eventually('the slow socket to be released', async () => (await replica.metric('chat_open_sockets', { kind: 'chat' })) === 1);
 
+    // A reader that replays the whole history (megabytes, faster than any socket drains) is
+    // paced, not taken for a slow consumer.
+    const replayer = await openChat(t, replica, cid, a, { lastSeq: 0, label: 'replayer' });
+    await replayer.waitForSeq(sent, 60_000);
+    t.equal(replayer.conversationEvents().length, sent, 'a client replaying megabytes of history gets all of it');
+    t.ok(replayer.isOpen, 'and is not closed as a slow consumer');
+
     // It resumes where it stopped.
     const resumed = await openChat(t, replica, cid, b, { lastSeq: slow.conversationEvents().at(-1)?.seq ?? 0, label: 'resumed' });
     await resumed.waitForSeq(sent, 60_000);

@@ -227,6 +227,13 @@ export async function chatSuite(t: Test, topology: Topology): Promise<void> {
     t.same(rawOf(clients[1]!), rawOf(A), 'replica 2 delivered the same JSON as replica 1');
     t.same(rawOf(C), rawOf(A), 'replica 3 delivered the same JSON as replica 1');
 
+    // A late joiner replays the log as it stands now: deleted text is never served again.
+    const late = await openChat(t, at(1), cid, b, { lastSeq: 0, label: 'late joiner' });
+    await late.waitForSeq(6);
+    assertSeqRun(t, late.conversationEvents(), 1, 6, 'late joiner');
+    t.notMatch(late.raw.join('\n'), /hello from A|hello, edited|sent over REST|REST, edited/, 'the replay holds no deleted text');
+    t.match(late.events[0], { type: 'chat.message', seq: 1, message: { id: messageId, is_deleted: true, content: '' } });
+
     const history = await fetchHistory(at(1), cid, b!.token);
     t.match(history, [
       { id: messageId, is_deleted: true, content: '' },
@@ -411,7 +418,7 @@ export async function chatSuite(t: Test, topology: Topology): Promise<void> {
  * sees the same gap-free seq order 1..N, no duplicates, and each sender's messages in the order
  * it sent them.
  */
-export async function orderingSuite(t: Test, topology: Topology, { senders = 4, perSender = 100 } = {}): Promise<void> {
+export async function orderingSuite(t: Test, topology: Topology, { senders = 4, perSender = 150 } = {}): Promise<void> {
   await t.test(`${senders} concurrent senders × ${perSender} messages: one order everywhere`, async (t) => {
     const users = await registerUsers(topology, senders + 1, 'ord');
     const observer = users[senders]!;
@@ -449,6 +456,13 @@ export async function orderingSuite(t: Test, topology: Topology, { senders = 4, 
     }
     const history = await fetchHistory(topology.at(1), cid, observer.token);
     t.same(history.map((m) => m.id), reference, 'PostgreSQL holds the same order');
+
+    // A replay longer than one page (500 events) read back from PostgreSQL.
+    const late = await openChat(t, topology.at(topology.replicas.length - 1), cid, observer, { lastSeq: 0, label: 'late joiner' });
+    await late.waitForSeq(total, 60_000);
+    assertSeqRun(t, late.conversationEvents(), 1, total, 'late joiner');
+    t.same(late.raw.filter((_, i) => isConversationEvent(late.events[i]!)), observers[0]!.raw.filter((_, i) => isConversationEvent(observers[0]!.events[i]!)),
+      'the replay is byte for byte what was delivered live');
   });
 }
 
