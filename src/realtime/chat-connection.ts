@@ -11,7 +11,11 @@ import type { ConversationRoom, MemberHandle } from './room.js';
 import { CloseCode, type EventSink, socketSink } from './sink.js';
 import { tokenOf } from './token.js';
 
-/** Frames queued behind the one being handled; past this the client is flooding. */
+/**
+ * Frames queued behind the one being handled. At this many the socket stops reading (TCP
+ * pushes back on the client) until the queue is half empty: nothing is dropped, and a
+ * flooding client cannot grow the heap.
+ */
 const MAX_QUEUED_FRAMES = 64;
 /** Typing "true" is forwarded at most this often per socket; "false" always goes. */
 const TYPING_INTERVAL_MS = 1000;
@@ -96,11 +100,8 @@ export class ChatConnection {
   }
 
   private enqueue(data: RawData): void {
-    if (this.queue.length >= MAX_QUEUED_FRAMES) {
-      this.sink.send(errorEvent('overloaded', 'too many frames in flight; frame dropped'));
-      return;
-    }
     this.queue.push(data);
+    if (this.queue.length >= MAX_QUEUED_FRAMES) this.socket.pause();
     if (this.member) void this.drainQueue();
   }
 
@@ -109,6 +110,7 @@ export class ChatConnection {
     this.busy = true;
     while (this.queue.length > 0 && !this.closed) {
       const data = this.queue.shift()!;
+      if (this.queue.length === MAX_QUEUED_FRAMES / 2) this.socket.resume();
       await this.handle(data.toString());
     }
     this.busy = false;

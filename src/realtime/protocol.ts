@@ -42,7 +42,6 @@ export type ErrorCode =
   | 'not_found'
   | 'conflict'
   | 'rate_limited'
-  | 'overloaded'
   | 'unavailable'
   | 'internal';
 

@@ -142,6 +142,23 @@ export async function rateLimitSuite(t: Test, topology: Topology): Promise<void>
  * messages fill socket buffers quickly).
  */
 export async function slowConsumerSuite(t: Test, topology: Topology): Promise<void> {
+  await t.test('a flood of frames is read at the pace the service handles them: none dropped', async (t) => {
+    const replica = topology.at(0);
+    const [a, b] = await registerUsers(topology, 2, 'fld');
+    const cid = await createConversation(replica, a!, [b!]);
+    const A = await openChat(t, replica, cid, a);
+    await A.sync();
+    // Far more than the 64 frames a socket queues: all sent at once, every one must be stored.
+    const messages = Array.from({ length: 300 }, (_, i) => ({ message: `flood ${i}`, client_id: `flood-${i}` }));
+    const answers = await sendMessages(A, messages, messages.length);
+    t.equal(answers.filter((answer) => answer.type === 'error').length, 0, 'no frame refused');
+    t.same(
+      answers.map((answer) => (answer.type === 'chat.message' ? answer.message.content : answer.type)),
+      messages.map((m) => m.message),
+      'every frame stored, in the order sent',
+    );
+  });
+
   await t.test('a client that stops reading is closed with 4008; the replica stays healthy', async (t) => {
     const replica = topology.at(0);
     const [a, b] = await registerUsers(topology, 2, 'slow');

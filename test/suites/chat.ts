@@ -84,8 +84,8 @@ export const isAnswerTo =
     (event.type === 'chat.message' && event.message.client_id === clientId) || (event.type === 'error' && event.client_id === clientId);
 
 /**
- * Sends chat messages as fast as the protocol allows: up to `window` frames in flight (the
- * service answers a flood of more than 64 queued frames with `overloaded`), each answered by
+ * Sends chat messages as fast as the protocol allows: up to `window` frames in flight (past 64
+ * queued frames the service stops reading the socket until it catches up), each answered by
  * the sender's own `chat.message` (or an error). Resolves with the answers in send order.
  */
 export async function sendMessages(
