@@ -4,7 +4,8 @@ import { PassThrough, Readable } from 'node:stream';
 import t from 'tap';
 import { contentDisposition, isInlineSafe, sanitizeFilename } from '../src/attachments/disposition.js';
 import { parseRange } from '../src/attachments/range.js';
-import { detectContentType, newStorageKey, peek, SNIFF_BYTES } from '../src/attachments/upload.js';
+import { detectContentType, newStorageKey, peek, SNIFF_BYTES, storeUpload, UploadSourceError } from '../src/attachments/upload.js';
+import { ObjectTooLargeError, type Storage } from '../src/storage/storage.js';
 
 t.test('sanitizeFilename keeps the last segment, drops what is unsafe', async (t) => {
   const cases: [string | undefined, string][] = [
@@ -129,6 +130,52 @@ t.test('peek reads a sample and gives every byte back', async (t) => {
   await t.rejects(peek(closed, SNIFF_BYTES), { code: 'ERR_STREAM_PREMATURE_CLOSE' }, 'a stream destroyed without an error');
 });
 
+t.test('storeUpload tells the client\'s failures from storage\'s', async (t) => {
+  const stored: { key: string; bytes: Buffer; contentType: string }[] = [];
+  const storage = fakeStorage(async (key, body, { contentType, maxBytes }) => {
+    const bytes = await collect(body);
+    if (bytes.length > maxBytes) throw new ObjectTooLargeError(maxBytes);
+    stored.push({ key, bytes, contentType });
+    return { size: bytes.length };
+  });
+
+  const data = Buffer.concat([Buffer.from('<html><body>'), randomBytes(50_000)]);
+  const result = await storeUpload(storage, Readable.from(chunksOf(data, 1000), { objectMode: false }), 1_000_000);
+  t.match(result, { storageKey: /^attachments\/\d{4}\/\d\d\/[0-9a-f-]{36}$/, contentType: 'application/octet-stream', size: data.length });
+  t.ok(stored[0]?.bytes.equals(data), 'every byte reached storage');
+
+  await t.rejects(storeUpload(storage, Readable.from([randomBytes(2000)], { objectMode: false }), 1000), ObjectTooLargeError, 'over the limit');
+
+  const failed = new PassThrough();
+  failed.on('error', () => {}); // as @fastify/multipart does on every part
+  failed.destroy(new Error('Unexpected end of multipart data'));
+  await new Promise((resolve) => setImmediate(resolve));
+  const early = await storeUpload(storage, failed, 1000).catch((error: unknown) => error);
+  t.ok(early instanceof UploadSourceError, 'a part that failed before we started: the client\'s');
+  t.match((early as UploadSourceError).cause, { message: 'Unexpected end of multipart data' });
+
+  for (const [label, fail] of [
+    ['errors', (s: PassThrough) => s.destroy(new Error('client went away'))],
+    ['is destroyed without an error', (s: PassThrough) => s.destroy()],
+  ] as const) {
+    const source = new PassThrough();
+    source.write(randomBytes(SNIFF_BYTES + 10));
+    const pending = storeUpload(storage, source, 1_000_000).catch((error: unknown) => error);
+    setImmediate(() => fail(source));
+    t.ok((await pending) instanceof UploadSourceError, `a part that ${label} midway: the client's`);
+  }
+
+  const broken = fakeStorage(async (_key, body) => {
+    body.resume();
+    throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+  });
+  const source = Readable.from([randomBytes(10_000)], { objectMode: false });
+  const error = await storeUpload(broken, source, 1_000_000).catch((caught: unknown) => caught);
+  t.notOk(error instanceof UploadSourceError, "storage's own failure is not blamed on the client");
+  t.match(error, { code: 'ECONNREFUSED' });
+  t.ok(source.destroyed, 'and the upload stream is stopped');
+});
+
 t.test('storage keys are generated', async (t) => {
   const key = newStorageKey(new Date('2026-03-04T05:06:07Z'));
   t.match(key, /^attachments\/2026\/03\/[0-9a-f-]{36}$/);
@@ -143,4 +190,11 @@ async function collect(stream: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const part of stream) parts.push(part as Buffer);
   return Buffer.concat(parts);
+}
+
+function fakeStorage(put: Storage['put']): Storage {
+  const unused = async (): Promise<never> => {
+    throw new Error('not used');
+  };
+  return { put, get: unused, head: unused, delete: unused, presignedUrl: unused, ping: async () => true, close: async () => {} };
 }

@@ -169,7 +169,8 @@ function asClientError(error: unknown, message: string): unknown {
  */
 function discardRemainingBody(request: FastifyRequest): void {
   const raw = request.raw;
-  if (raw.complete || raw.destroyed) return;
+  // Not `complete`: a body fully received but not read stays buffered and never ends.
+  if (raw.readableEnded || raw.destroyed) return;
   raw.unpipe();
   let budget = DRAIN_LIMIT_BYTES;
   raw.on('data', (chunk: Buffer) => {

@@ -64,11 +64,10 @@ export function attachmentSuite(kind: StorageKindUnderTest, databaseKind: Databa
       const dir = tempDir(t, 'attachments-local-');
       return tracked(createStorage({ kind: 'local', local: { dir } }), async () => {
         const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-        return entries
-          .filter((entry) => !entry.isDirectory())
-          .map((entry) => relative(dir, join(entry.parentPath, entry.name)))
-          .filter((name) => !name.endsWith('.meta.json'))
-          .sort();
+        const files = entries.filter((entry) => !entry.isDirectory()).map((entry) => relative(dir, join(entry.parentPath, entry.name)));
+        // An object's metadata twin is part of it; an orphaned one, or a temp file, is listed.
+        const present = new Set(files);
+        return files.filter((name) => !(name.endsWith('.meta.json') && present.has(name.slice(0, -'.meta.json'.length)))).sort();
       });
     }
     const server = await startS3Server(t);
@@ -106,7 +105,9 @@ export function attachmentSuite(kind: StorageKindUnderTest, databaseKind: Databa
     await app.listen({ port: 0, host: '127.0.0.1' });
     // Client and server share this process, so fetch() can hand a test the whole body before
     // the server has seen its response finish. Closing then would find that keep-alive socket
-    // busy and leave it open until keepAliveTimeout; teardown (LIFO: before app.close) waits.
+    // busy and leave it open until keepAliveTimeout; teardown (LIFO: before app.close) waits
+    // for every exchange to end. A request body the server left unread never ends, so a test
+    // that leaves one behind times out here: that is a real leak, not a test artefact.
     const busy = new Set<object>();
     let quiet: (() => void) | undefined;
     app.server.on('request', (req, res) => {
@@ -306,6 +307,10 @@ export function attachmentSuite(kind: StorageKindUnderTest, databaseKind: Databa
       }),
     );
     t.equal(broken.status, 400, 'multipart cut off mid-file: 400');
+    const noBoundary = await drain(
+      fetch(url, { method: 'POST', headers: { ...auth, 'content-type': 'multipart/form-data' }, body: 'whatever' }),
+    );
+    t.equal(noBoundary.status, 400, 'multipart without a boundary: 400');
 
     const empty = await upload(ctx, ctx.alice, new Blob([]), 'empty.txt');
     t.equal(empty.status, 201, 'an empty file is a file');
@@ -489,6 +494,30 @@ export function attachmentSuite(kind: StorageKindUnderTest, databaseKind: Databa
       events.some((event) => event.type === 'attachment.added' && event.message_id === ctx.messageId),
       'replaying the log does not bring the files back',
     );
+  });
+
+  t.test(name('a message deleted while its file uploads keeps nothing; a lost object is a 404'), async (t) => {
+    const ctx = await setup(t);
+    // The race: the upload passed the early checks, then the message is deleted before the
+    // write path runs. The write path refuses (409) and the stored object must go.
+    const writePath = ctx.app.writePath;
+    const addAttachment = writePath.addAttachment.bind(writePath);
+    writePath.addAttachment = async (actor, conversationId, messageId, file) => {
+      const deleted = await call(ctx.app, 'DELETE', `/api/conversations/${conversationId}/messages/${messageId}/`, { token: ctx.alice.token });
+      t.equal(deleted.status, 204, 'deleted mid-upload');
+      return addAttachment(actor, conversationId, messageId, file);
+    };
+    const res = await upload(ctx, ctx.alice, new Blob([randomBytes(100_000)]), 'late.bin');
+    writePath.addAttachment = addAttachment;
+    t.equal(res.status, 409, 'the write path refuses');
+    t.same(await ctx.backend.objects(), [], 'the uploaded object is removed');
+    t.equal(await attachmentRows(ctx), 0, 'no row');
+
+    const other = await createMessage(ctx, ctx.alice, 'another');
+    const attachment = (await (await upload(ctx, ctx.alice, new Blob([PNG]), 'gone.png', { messageId: other })).json()) as AttachmentView;
+    const [key] = await ctx.backend.objects();
+    await ctx.backend.storage.delete(key ?? '');
+    t.equal((await drain(fetch(local(ctx, attachment.file)))).status, 404, 'row without its object: 404, not 500');
   });
 
   t.test(name(`S3_SERVE_MODE=redirect ${kind === 's3' ? 'redirects to a presigned URL' : 'falls back to streaming'}`), async (t) => {
