@@ -1,15 +1,14 @@
 import { type SQL, sql } from 'drizzle-orm';
 import type { AttachmentLinkSigner } from '../attachments/links.js';
-import { isoTime, toNumber } from '../db/sql.js';
+import { isoFrom, isoTime, toNumber } from '../db/sql.js';
 import type { AttachmentView, MessageView } from './types.js';
 
 /** Message columns for `MessageRow`, from `messages m join users u on u.id = m.sender_id`. */
 export const messageColumns: SQL = sql`
   m.id, m.conversation_id, m.sender_id, u.username as sender,
   case when m.is_deleted then '' else m.content end as content,
-  m.client_id, m.seq, m.is_deleted,
-  ${isoTime(sql`m.created_at`)} as timestamp, ${isoTime(sql`m.edited_at`)} as edited_at,
-  case when m.is_deleted then '[]'::json else coalesce(
+  m.client_id, m.seq, m.is_deleted, m.created_at, m.edited_at,
+  case when m.is_deleted or m.attachment_count = 0 then '[]'::json else coalesce(
     (select json_agg(json_build_object(
         'id', a.id, 'filename', a.filename, 'content_type', a.content_type, 'size', a.size,
         'uploaded_at', ${isoTime(sql`a.created_at`)}) order by a.id)
@@ -25,8 +24,8 @@ export interface MessageRow extends Record<string, unknown> {
   client_id: string | null;
   seq: unknown;
   is_deleted: boolean;
-  timestamp: string;
-  edited_at: string | null;
+  created_at: unknown;
+  edited_at: unknown;
   attachments: unknown;
 }
 
@@ -59,10 +58,10 @@ export const messageView = (row: MessageRow, links: AttachmentLinkSigner): Messa
   sender: row.sender,
   sender_id: toNumber(row.sender_id),
   content: row.content,
-  timestamp: row.timestamp,
+  timestamp: isoFrom(row.created_at),
   is_edited: row.edited_at !== null,
   is_deleted: row.is_deleted,
-  edited_at: row.edited_at,
+  edited_at: row.edited_at === null ? null : isoFrom(row.edited_at),
   client_id: row.client_id,
   seq: toNumber(row.seq),
   attachments: parseJson<AttachmentRow[]>(row.attachments).map((a) => attachmentView(a, links)),

@@ -180,7 +180,7 @@ export function createWritePath(options: WritePathOptions): WritePath {
         const current = await ownMessage(query, actor, conversationId, messageId);
         if (current.is_deleted) return null;
         // The text is gone for good; the row stays so history keeps its place.
-        await query(sql`update messages set content = '', is_deleted = true where id = ${messageId}`);
+        await query(sql`update messages set content = '', is_deleted = true, attachment_count = 0 where id = ${messageId}`);
         const removed = await query<{ storage_key: string }>(
           sql`delete from attachments where message_id = ${messageId} returning storage_key`,
         );
@@ -202,6 +202,7 @@ export function createWritePath(options: WritePathOptions): WritePath {
           values (${messageId}, ${actor.id}, ${file.storageKey}, ${file.filename}, ${file.contentType}, ${file.size})
           returning id, filename, content_type, size, ${isoTime(sql`created_at`)} as uploaded_at`);
         if (!row) throw new Error('insert returned no row');
+        await query(sql`update messages set attachment_count = attachment_count + 1 where id = ${messageId}`);
         await appendEvent(query, conversationId, seq, EventKind.attachmentAdded, messageId, toNumber(row.id));
         return { attachment: attachmentView(row, links), seq };
       });

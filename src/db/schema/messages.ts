@@ -22,6 +22,8 @@ export const messages = pgTable(
     createdAt: createdAt(),
     editedAt: timestamp('edited_at', { withTimezone: true, mode: 'date' }),
     isDeleted: boolean('is_deleted').notNull().default(false),
+    /** Lets a page of history skip the attachments lookup for the (many) messages without any. */
+    attachmentCount: integer('attachment_count').notNull().default(0),
   },
   (t) => [
     index('messages_conversation_id_idx').on(t.conversationId, t.id),
