@@ -1,12 +1,12 @@
 import { Type } from 'typebox';
-import { Id, Text, Timestamp } from '../http/schemas.js';
+import { Id, Nullable, Text, Timestamp } from '../http/schemas.js';
 
 export const Conversation = Type.Object(
   {
     id: Id('conversation id'),
     participants: Type.Array(Type.String(), { description: 'usernames, the caller included' }),
     created_at: Timestamp,
-    last_message_at: Type.Union([Timestamp, Type.Null()]),
+    last_message_at: Nullable(Timestamp),
     /** The newest event's seq: a client can resume its socket from here. */
     last_seq: Type.Integer({ minimum: 0 }),
   },

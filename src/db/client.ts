@@ -54,7 +54,8 @@ function connectPostgres(url: string, poolSize: number): DatabaseHandle {
     // half a second (jittered), a request fails fast and recovery is noticed at once.
     backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, 0.5),
     idle_timeout: 60,
-    connection: { application_name: 'chat-service' },
+    // UTC sessions: timestamps arrive as `...+00` text that isoFrom() formats cheaply.
+    connection: { application_name: 'chat-service', TimeZone: 'UTC' },
   });
   const db = drizzlePostgres({ client, schema });
   const dialect = new PgDialect();

@@ -9,8 +9,18 @@ export const toNumber = (value: unknown): number => Number(value);
 
 /**
  * API.md's timestamp format from a timestamptz as a driver returns it: a Date (PGlite) or
- * PostgreSQL's text (postgres.js under drizzle's parsers). Formatting here rather than with
- * to_char keeps the busiest reads cheap for the database.
+ * PostgreSQL's text (postgres.js under drizzle's parsers, sessions in UTC:
+ * `2026-11-21 12:00:00.123456+00`). Formatting here rather than with to_char keeps the
+ * busiest reads cheap for the database; the UTC text is rearranged rather than parsed (a
+ * page of history formats a hundred of them), anything else goes through Date.
  */
-export const isoFrom = (value: unknown): string =>
-  (value instanceof Date ? value : new Date(String(value))).toISOString();
+export function isoFrom(value: unknown): string {
+  if (value instanceof Date) return value.toISOString();
+  const text = String(value);
+  if (text.length >= 22 && text.endsWith('+00') && text[10] === ' ') {
+    // Milliseconds are truncated, as to_char's MS and Date do.
+    const fraction = text.length > 22 ? text.slice(20, -3) : '';
+    return `${text.slice(0, 10)}T${text.slice(11, 19)}.${(fraction + '000').slice(0, 3)}Z`;
+  }
+  return new Date(text).toISOString();
+}

@@ -8,7 +8,7 @@ export const messageColumns: SQL = sql`
   m.id, m.conversation_id, m.sender_id, u.username as sender,
   case when m.is_deleted then '' else m.content end as content,
   m.client_id, m.seq, m.is_deleted, m.created_at, m.edited_at,
-  case when m.is_deleted or m.attachment_count = 0 then '[]'::json else coalesce(
+  case when m.is_deleted or m.attachment_count = 0 then null else coalesce(
     (select json_agg(json_build_object(
         'id', a.id, 'filename', a.filename, 'content_type', a.content_type, 'size', a.size,
         'uploaded_at', ${isoTime(sql`a.created_at`)}) order by a.id)
@@ -64,5 +64,6 @@ export const messageView = (row: MessageRow, links: AttachmentLinkSigner): Messa
   edited_at: row.edited_at === null ? null : isoFrom(row.edited_at),
   client_id: row.client_id,
   seq: toNumber(row.seq),
-  attachments: parseJson<AttachmentRow[]>(row.attachments).map((a) => attachmentView(a, links)),
+  // null: no attachments (the common case, spared building and parsing '[]' per message).
+  attachments: row.attachments === null ? [] : parseJson<AttachmentRow[]>(row.attachments).map((a) => attachmentView(a, links)),
 });

@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { BigId, Id, Text, Timestamp } from '../http/schemas.js';
+import { BigId, Id, Nullable, Text, Timestamp } from '../http/schemas.js';
 
 export const Attachment = Type.Object(
   {
@@ -23,8 +23,8 @@ export const Message = Type.Object(
     timestamp: Timestamp,
     is_edited: Type.Boolean(),
     is_deleted: Type.Boolean(),
-    edited_at: Type.Union([Timestamp, Type.Null()]),
-    client_id: Type.Union([Type.String(), Type.Null()]),
+    edited_at: Nullable(Timestamp),
+    client_id: Nullable(Type.String()),
     seq: Type.Integer({ minimum: 1, description: 'seq of the event that created it' }),
     attachments: Type.Array(Type.Ref('Attachment')),
   },

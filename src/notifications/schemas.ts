@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { BigId, Id, Timestamp } from '../http/schemas.js';
+import { BigId, Id, Nullable, Timestamp } from '../http/schemas.js';
 
 export const Notification = Type.Object(
   {
@@ -8,8 +8,8 @@ export const Notification = Type.Object(
     is_read: Type.Boolean(),
     timestamp: Timestamp,
     kind: Type.Union([Type.Literal('conversation.added'), Type.Literal('messages.new')]),
-    conversation_id: Type.Union([Id('conversation id'), Type.Null()]),
-    message_id: Type.Union([BigId('newest message it speaks of'), Type.Null()]),
+    conversation_id: Nullable(Id('conversation id')),
+    message_id: Nullable(BigId('newest message it speaks of')),
     count: Type.Integer({ minimum: 1, description: 'messages it stands for' }),
   },
   { $id: 'Notification' },
