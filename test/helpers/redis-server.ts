@@ -10,13 +10,13 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { Test } from 'tap';
+import { freePort } from './ports.js';
 
 const REDIS_SERVER = '/usr/bin/redis-server';
 const REDIS_CLI = '/usr/bin/redis-cli';
@@ -79,7 +79,7 @@ export async function startRedisCluster(t: Test, { masters = 3 } = {}): Promise<
         '--cluster-enabled', 'yes',
         '--cluster-config-file', 'nodes.conf',
         // Ephemeral ports are above 32767, so the default bus port (port + 10000) may not exist.
-        '--cluster-port', String(await freePort()),
+        '--cluster-port', String(await freePort(HOST)),
         // Long enough that a restart in a test never gets a master marked as failed.
         '--cluster-node-timeout', '15000',
       ]),
@@ -165,7 +165,7 @@ async function startManaged(t: Test, prefix: string, extraArgs: () => Promise<st
 
   // A free port can be taken between probing and binding; only the first start may move.
   for (let attempt = 1; ; attempt++) {
-    port = await freePort();
+    port = await freePort(HOST);
     extra = await extraArgs();
     try {
       current = await spawnServer(dir, args());
@@ -258,13 +258,3 @@ function watchdogPipe(child: ChildProcess): Writable | undefined {
   return pipe instanceof Writable ? pipe : undefined;
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, HOST);
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  await once(server, 'close');
-  if (address === null || typeof address === 'string') throw new Error('no TCP address');
-  return address.port;
-}

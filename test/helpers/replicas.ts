@@ -12,7 +12,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +20,7 @@ import type { Test } from 'tap';
 import { configNames } from '../../src/config.js';
 import { freshPostgresDatabase } from './database.js';
 import { type RedisCluster, type RedisServer, redisCli, startRedisCluster, startRedisServer } from './redis-server.js';
+import { freePort } from './ports.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const HOST = '127.0.0.1';
@@ -263,7 +263,7 @@ export async function startReplica(t: Test, name: string, env: Record<string, st
 
   // A free port can be taken between probing and binding; only the first start may move.
   for (let attempt = 1; ; attempt++) {
-    port = await freePort();
+    port = await freePort(HOST);
     try {
       await spawnOnce();
       break;
@@ -362,13 +362,3 @@ export async function eventually(what: string, check: () => Promise<boolean> | b
   }
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, HOST);
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  await once(server, 'close');
-  if (address === null || typeof address === 'string') throw new Error('no TCP address');
-  return address.port;
-}

@@ -5,22 +5,10 @@
  */
 import type { Socket } from 'node:net';
 import WebSocket from 'ws';
+import type { MessageView } from '../../src/events/types.js';
 
-/** The message object of API.md (with the fields the service adds). */
-export interface MessageObject {
-  id: number;
-  conversation_id: number;
-  sender: string;
-  sender_id: number;
-  content: string;
-  timestamp: string;
-  is_edited: boolean;
-  is_deleted: boolean;
-  edited_at: string | null;
-  client_id: string | null;
-  seq: number;
-  attachments: unknown[];
-}
+/** The message object of API.md (with the fields the service adds), as the service types it. */
+export type MessageObject = MessageView;
 
 export interface NotificationObject {
   id: number;
