@@ -207,20 +207,13 @@ storageContract('local', async (t) => {
 
 storageContract('s3', async (t) => {
   const server = await startS3Server(t);
-  const s3 = {
-    bucket: server.bucket,
-    endpoint: server.endpoint,
-    region: server.region,
-    accessKeyId: server.accessKeyId,
-    secretAccessKey: server.secretAccessKey,
-    forcePathStyle: true,
-  };
+  const s3 = server.storageOptions;
   const storage = createStorage({ kind: 's3', s3 });
   const probe = new S3Client({
-    endpoint: s3.endpoint,
-    region: s3.region,
+    endpoint: server.endpoint,
+    region: server.region,
     forcePathStyle: true,
-    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
   });
   t.teardown(async () => {
     probe.destroy();

@@ -38,9 +38,9 @@ export class DependencyUnavailableError extends Error {
 /** The root cause of a driver error, through drizzle's wrapper. */
 function rootCause(error: unknown): { code?: unknown; message?: unknown } | undefined {
   let current: unknown = error;
+  // The deepest cause, a few levels at most (a cause cycle must not hang an error response).
   for (let depth = 0; depth < 5 && current && typeof current === 'object'; depth++) {
     const cause = (current as { cause?: unknown }).cause;
-    if ('code' in current && typeof (current as { code?: unknown }).code === 'string' && !cause) break;
     if (!cause) break;
     current = cause;
   }

@@ -21,6 +21,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
+import type { S3StorageOptions } from '../../src/storage/factory.js';
 
 export interface S3TestServer {
   endpoint: string;
@@ -28,6 +29,8 @@ export interface S3TestServer {
   accessKeyId: string;
   secretAccessKey: string;
   region: string;
+  /** The storage options that point `createStorage({ kind: 's3' })` at this server. */
+  storageOptions: S3StorageOptions;
   /** CreateMultipartUpload requests seen, so tests can prove the multipart path ran. */
   multipartUploadsInitiated(): number;
   close(): Promise<void>;
@@ -101,6 +104,14 @@ export async function startS3Server(t: Test): Promise<S3TestServer> {
     accessKeyId: ACCESS_KEY_ID,
     secretAccessKey: SECRET_ACCESS_KEY,
     region: REGION,
+    storageOptions: {
+      bucket,
+      endpoint,
+      region: REGION,
+      accessKeyId: ACCESS_KEY_ID,
+      secretAccessKey: SECRET_ACCESS_KEY,
+      forcePathStyle: true,
+    },
     multipartUploadsInitiated: () => initiated,
     close,
   };

@@ -71,15 +71,8 @@ export function attachmentSuite(kind: StorageKindUnderTest, databaseKind: Databa
       });
     }
     const server = await startS3Server(t);
-    const s3 = {
-      bucket: server.bucket,
-      endpoint: server.endpoint,
-      region: server.region,
-      accessKeyId: server.accessKeyId,
-      secretAccessKey: server.secretAccessKey,
-      forcePathStyle: true,
-    };
-    const probe = new S3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: s3 });
+    const s3 = server.storageOptions;
+    const probe = new S3Client({ endpoint: server.endpoint, region: server.region, forcePathStyle: true, credentials: server });
     t.teardown(() => probe.destroy());
     return tracked(createStorage({ kind: 's3', s3 }), async () => {
       const objects = await probe.send(new ListObjectsV2Command({ Bucket: s3.bucket }));
