@@ -41,7 +41,7 @@ export async function startReplicas(count: number, settings: ReplicaSettings): P
   try {
     for (let index = 0; index < count; index++) {
       const port = await freePort();
-      const proc = spawnGuarded(`replica ${index + 1}`, process.execPath, ['dist/server.js'], {
+      const proc = spawnGuarded(`replica ${index + 1}`, process.execPath, ['--max-semi-space-size=32', 'dist/server.js'], {
         cwd: settings.root,
         logFile: join(settings.runDir, `${settings.label}-replica-${index + 1}.log`),
         env: {

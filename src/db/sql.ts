@@ -24,3 +24,12 @@ export function isoFrom(value: unknown): string {
   }
   return new Date(text).toISOString();
 }
+
+/**
+ * Array literals for `unnest($n::int4[], ...)` (integers for int4[] and int8[] alike): a batch is a handful of array parameters
+ * instead of one parameter per row (drizzle would spread a JS array into a list).
+ */
+export const intArray = (values: readonly number[]): string => `{${values.join(',')}}`;
+/** Text array literal; every element quoted (a NUL never gets this far), `null` as NULL. */
+export const textArray = (values: readonly (string | null)[]): string =>
+  `{${values.map((v) => (v === null ? 'NULL' : `"${v.replace(/["\\]/g, (c) => `\\${c}`)}"`)).join(',')}}`;

@@ -75,3 +75,4 @@ export const isBadDataError = (error: unknown): boolean => {
 };
 
 export const UNIQUE_VIOLATION = '23505';
+export const DEADLOCK_DETECTED = '40P01';

@@ -28,10 +28,17 @@ export const rateLimitPlugin = fp<{ limiter: RateLimiter }>(
       }
     };
     app.decorate('limitMessages', (userId: number) => enforce('msg', String(userId), MESSAGE_RATE_LIMIT));
-    app.addHook('preHandler', async (request: FastifyRequest) => {
-      const config = request.routeOptions.config;
-      if (config.authRateLimit) await enforce('auth', request.ip, AUTH_RATE_LIMIT);
-      else if (config.messageRateLimit && request.user) await app.limitMessages(request.user.id);
+    // Only the routes that ask for a limit get the hook: the busiest reads pay nothing.
+    const authLimit = async (request: FastifyRequest) => enforce('auth', request.ip, AUTH_RATE_LIMIT);
+    const messageLimit = async (request: FastifyRequest) => {
+      if (request.user) await app.limitMessages(request.user.id);
+    };
+    app.addHook('onRoute', (route) => {
+      const config = route.config as { authRateLimit?: boolean; messageRateLimit?: boolean } | undefined;
+      const hook = config?.authRateLimit ? authLimit : config?.messageRateLimit ? messageLimit : undefined;
+      if (!hook) return;
+      const existing = route.preHandler === undefined ? [] : Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler];
+      route.preHandler = [...existing, hook];
     });
   },
   { name: 'rate-limits', dependencies: ['infrastructure'] },

@@ -13,14 +13,13 @@ export const metricsPlugin = fp(
   async (app: FastifyInstance) => {
     const metrics = createMetrics();
     app.decorate('metrics', metrics);
-    app.addHook('onResponse', async (request, reply) => {
+    app.addHook('onResponse', (request, reply, done) => {
       const route = request.routeOptions.url;
-      if (!route || route === '/metrics') return;
-      metrics.httpDuration.observe(
-        { method: request.method, route, status: String(reply.statusCode) },
-        reply.elapsedTime / 1000,
-      );
-      if (reply.statusCode === 503) metrics.databaseErrors.inc();
+      if (route && route !== '/metrics') {
+        metrics.httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+        if (reply.statusCode === 503) metrics.databaseErrors.inc();
+      }
+      done();
     });
     app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
       reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),

@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { sql } from 'drizzle-orm';
 import type { DatabaseHandle } from '../db/client.js';
+import { intArray, textArray } from '../db/sql.js';
 import { databaseErrorCode } from '../http/errors.js';
 import { notificationColumns, type NotificationRow } from './views.js';
 
@@ -19,9 +20,6 @@ interface Pending {
   messageId: number;
   count: number;
 }
-
-const int4Array = (values: number[]) => `{${values.join(',')}}`;
-const textArray = (values: string[]) => `{${values.map((v) => `"${v.replace(/["\\]/g, (c) => `\\${c}`)}"`).join(',')}}`;
 
 /**
  * Coalesces "new messages" notifications: everything gathered in one interval becomes one
@@ -88,8 +86,8 @@ export class NotificationBatcher {
     return this.database.query<NotificationRow>(sql`
       with batch as (
         select * from unnest(
-          ${int4Array(batch.map((b) => b.conversationId))}::int4[], ${int4Array(batch.map((b) => b.senderId))}::int4[],
-          ${`{${batch.map((b) => b.messageId).join(',')}}`}::int8[], ${int4Array(batch.map((b) => b.count))}::int4[],
+          ${intArray(batch.map((b) => b.conversationId))}::int4[], ${intArray(batch.map((b) => b.senderId))}::int4[],
+          ${intArray(batch.map((b) => b.messageId))}::int8[], ${intArray(batch.map((b) => b.count))}::int4[],
           ${textArray(batch.map((b) => b.sender))}::text[]
         ) as b(conversation_id, sender_id, message_id, count, sender)),
       targets as (

@@ -7,14 +7,12 @@ import type { DatabaseHandle } from '../db/client.js';
 import { toNumber } from '../db/sql.js';
 import type { ConversationEvent } from '../events/types.js';
 import { notFound } from '../http/errors.js';
+import type { NotificationServerEvent } from '../realtime/events.js';
 import { NotificationBatcher } from './batcher.js';
 import { notificationColumns, notificationView, type NotificationRow, type NotificationView } from './views.js';
 
 /** What a user's notification socket receives. */
-export type UserEvent =
-  | { type: 'notification'; message: NotificationView }
-  | { type: 'notification.read'; id: number }
-  | { type: 'notification.read'; all: true };
+export type UserEvent = NotificationServerEvent;
 
 export interface NotificationService {
   /** After commit of a conversation event: new messages from others notify (coalesced). */

@@ -1,17 +1,9 @@
 import { type SQL, sql } from 'drizzle-orm';
 import { isoTime, toNumber } from '../db/sql.js';
 import type { NotificationKind } from '../db/schema/index.js';
+import type { NotificationView } from '../realtime/events.js';
 
-export interface NotificationView {
-  id: number;
-  message: string;
-  is_read: boolean;
-  timestamp: string;
-  kind: NotificationKind;
-  conversation_id: number | null;
-  message_id: number | null;
-  count: number;
-}
+export type { NotificationView } from '../realtime/events.js';
 
 export interface NotificationRow extends Record<string, unknown> {
   id: unknown;

@@ -1,0 +1,114 @@
+import { sql } from 'drizzle-orm';
+import type { DatabaseHandle } from '../db/client.js';
+import { EventKind } from '../db/schema/index.js';
+import { intArray, isoTime, textArray, toNumber } from '../db/sql.js';
+
+/** One send, validated and normalised, waiting for its batch. */
+export interface SendRequest {
+  conversationId: number;
+  senderId: number;
+  content: string;
+  clientId: string | null;
+}
+
+/** What the batch statement stored for a request; undefined: it stored nothing for it. */
+export interface StoredSend {
+  id: number;
+  seq: number;
+  timestamp: string;
+}
+
+interface Waiting {
+  request: SendRequest;
+  resolve(stored: StoredSend | undefined): void;
+  reject(error: unknown): void;
+}
+
+/** Sends per statement at most; more wait for the next one. */
+export const MAX_BATCH = 256;
+
+/**
+ * Stores concurrent sends together: while one batch statement runs, new sends queue, and the
+ * next statement takes all of them, so under load many messages share one round trip and
+ * one commit (one WAL flush: the cost that bounded fan-out capacity), and at low load a send
+ * goes out at once, alone. One statement is in flight per replica.
+ *
+ * The statement locks the batch's conversation rows in id order (so two replicas' batches
+ * cannot deadlock), numbers each conversation's new messages from its `last_seq`, and
+ * writes messages and event records. It skips, rather than fails on, a send from a
+ * non-participant and a `client_id` the sender already used (stored earlier, or twice in the
+ * batch): the caller finds out which by the missing row. A `client_id` committed by another
+ * replica while this statement waited for the lock is not visible to its snapshot and makes
+ * it fail with a unique violation; the caller then stores the batch's sends one by one.
+ */
+export class SendBatcher {
+  private queue: Waiting[] = [];
+  private running = false;
+
+  constructor(private readonly database: DatabaseHandle) {}
+
+  store(request: SendRequest): Promise<StoredSend | undefined> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ request, resolve, reject });
+      if (!this.running) void this.run();
+    });
+  }
+
+  private async run(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, MAX_BATCH);
+        try {
+          const stored = await this.insert(batch.map((w) => w.request));
+          batch.forEach((waiting, index) => waiting.resolve(stored.get(index + 1)));
+        } catch (error) {
+          for (const waiting of batch) waiting.reject(error);
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Runs the batch statement; the map is keyed by the request's 1-based position. */
+  private async insert(requests: SendRequest[]): Promise<Map<number, StoredSend>> {
+    const rows = await this.database.query<{ ord: unknown; id: unknown; seq: unknown; timestamp: string }>(sql`
+      with input as (
+        select * from unnest(
+          ${intArray(requests.map((r) => r.conversationId))}::int4[], ${intArray(requests.map((r) => r.senderId))}::int4[],
+          ${textArray(requests.map((r) => r.content))}::text[], ${textArray(requests.map((r) => r.clientId))}::text[]
+        ) with ordinality as i(conversation_id, sender_id, content, client_id, ord)),
+      locked as (
+        select c.id, c.last_seq from conversations c
+         where c.id in (select conversation_id from input)
+         order by c.id for update),
+      accepted as (
+        select distinct on (i.conversation_id, i.sender_id, i.client_id, case when i.client_id is null then i.ord end) i.*
+          from input i
+         where exists (select 1 from participants p where p.conversation_id = i.conversation_id and p.user_id = i.sender_id)
+           and (i.client_id is null or not exists (
+                 select 1 from messages m
+                  where m.conversation_id = i.conversation_id and m.sender_id = i.sender_id and m.client_id = i.client_id))
+         order by i.conversation_id, i.sender_id, i.client_id, case when i.client_id is null then i.ord end, i.ord),
+      numbered as (
+        select a.*, l.last_seq + row_number() over (partition by a.conversation_id order by a.ord) as seq
+          from accepted a join locked l on l.id = a.conversation_id),
+      bumped as (
+        update conversations c set last_seq = n.seq, last_message_at = now()
+          from (select conversation_id, max(seq) as seq from numbered group by conversation_id) n
+         where c.id = n.conversation_id),
+      msg as (
+        insert into messages (conversation_id, sender_id, content, client_id, seq)
+        select conversation_id, sender_id, content, client_id, seq from numbered order by conversation_id, seq
+        returning id, conversation_id, seq, created_at),
+      ev as (
+        insert into conversation_events (conversation_id, seq, kind, message_id)
+        select conversation_id, seq, ${EventKind.messageCreated}, id from msg)
+      select n.ord, msg.id, msg.seq, ${isoTime(sql`msg.created_at`)} as timestamp
+        from msg join numbered n on n.conversation_id = msg.conversation_id and n.seq = msg.seq`);
+    const stored = new Map<number, StoredSend>();
+    for (const row of rows) stored.set(toNumber(row.ord), { id: toNumber(row.id), seq: toNumber(row.seq), timestamp: row.timestamp });
+    return stored;
+  }
+}

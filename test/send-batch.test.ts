@@ -1,0 +1,136 @@
+/**
+ * Concurrent sends share batch statements (src/events/send-batcher.ts): what a batch must
+ * keep true whatever it holds. Runs on PostgreSQL (recorded, to see the batching happen, and
+ * with two service instances racing) and on PGlite.
+ */
+import type { FastifyInstance } from 'fastify';
+import t, { type Test } from 'tap';
+import { call, createConversation, register, type Session } from './helpers/api.js';
+import { buildTestApp, testDatabase } from './helpers/app.js';
+import { freshPostgresDatabase, recordingPostgres } from './helpers/database.js';
+
+interface Sent {
+  status: number;
+  json: { id: number; seq: number; content: string; client_id: string | null; conversation_id: number };
+}
+
+const send = (app: FastifyInstance, session: Session, conversationId: number, content: string, clientId?: string): Promise<Sent> =>
+  call(app, 'POST', `/api/conversations/${conversationId}/messages/`, { token: session.token, body: { content, client_id: clientId } });
+
+/** Seqs of a conversation's event log and its messages, read back over REST. */
+async function history(app: FastifyInstance, session: Session, conversationId: number) {
+  const response = await call(app, 'GET', `/api/conversations/${conversationId}/messages/?limit=200`, { token: session.token });
+  return response.json as Array<{ id: number; seq: number; content: string; client_id: string | null }>;
+}
+
+/** Every message's seq is 1..n with no gap, and ids rise with seqs. */
+function checkOrder(t: Test, messages: Array<{ id: number; seq: number }>, label: string): void {
+  t.same(
+    messages.map((m) => m.seq),
+    messages.map((_, i) => i + 1),
+    `${label}: seqs 1..${messages.length}, no gap, no repeat`,
+  );
+  t.same([...messages].sort((a, b) => a.id - b.id), messages, `${label}: ids in seq order`);
+}
+
+const AWKWARD = ['a "quoted" word', 'back\\slash \\" and {braces}, commas', 'NULL', 'line one\nline two', 'سلام دنیا 👋🏽', '{"json": [1, 2]}', "it's"];
+
+async function batchSuite(t: Test, app: FastifyInstance) {
+  const alice = await register(app);
+  const bob = await register(app);
+  const carol = await register(app);
+  const conversations = await Promise.all(Array.from({ length: 4 }, () => createConversation(app, alice, [bob])));
+  const private_ = await createConversation(app, alice, [bob]);
+
+  await t.test('many concurrent sends over several conversations: each gap-free and in order', async (t) => {
+    const results = await Promise.all(
+      Array.from({ length: 120 }, (_, i) => send(app, i % 2 ? alice : bob, conversations[i % conversations.length]!, `m${i}`, `c${i}`)),
+    );
+    t.ok(results.every((r) => r.status === 201), 'all stored');
+    for (const id of conversations) {
+      const messages = await history(app, alice, id);
+      t.equal(messages.length, 30, `conversation ${id}: 30 messages`);
+      checkOrder(t, messages, `conversation ${id}`);
+      const sent = results.filter((r) => r.json.conversation_id === id).map((r) => r.json.seq);
+      t.same([...sent].sort((a, b) => a - b), messages.map((m) => m.seq), 'each answer carries its stored seq');
+    }
+  });
+
+  await t.test('one batch with a stranger, repeated client_ids and awkward text', async (t) => {
+    const id = conversations[0]!;
+    const before = (await history(app, alice, id)).length;
+    const earlier = await send(app, alice, id, 'sent before', 'used-before');
+    const [stranger, first, again, reused, ...awkward] = await Promise.all([
+      send(app, carol, id, 'let me in', 'carol-1'),
+      send(app, alice, id, 'twice in a batch', 'twin'),
+      send(app, alice, id, 'twice in a batch (retry)', 'twin'),
+      send(app, alice, id, 'sent before (retry)', 'used-before'),
+      ...AWKWARD.map((text, i) => send(app, bob, id, text, i % 2 ? `awk${i}` : undefined)),
+    ]);
+    t.equal(stranger!.status, 404, 'a non-participant is refused, as alone');
+    t.equal(first!.status === 201 || again!.status === 201, true, 'one of the twins is stored');
+    t.equal(first!.json.id, again!.json.id, 'the other gets the same message back');
+    t.equal(reused!.status, 200, 'a client_id used in an earlier statement: the first message back');
+    t.equal(reused!.json.id, earlier.json.id);
+    t.same(
+      awkward.map((r) => r.json.content),
+      AWKWARD,
+      'text arrives exactly as sent',
+    );
+    const messages = await history(app, alice, id);
+    t.equal(messages.length, before + 2 + AWKWARD.length, 'nothing stored for the stranger or the repeats');
+    checkOrder(t, messages, 'after the mixed batch');
+    t.same(
+      messages.slice(-AWKWARD.length).map((m) => m.content).sort(),
+      [...AWKWARD].sort(),
+      'and stored exactly as sent',
+    );
+  });
+
+  await t.test('a conversation nobody may see stays untouched', async (t) => {
+    const response = await send(app, carol, private_, 'hello?');
+    t.equal(response.status, 404);
+    t.same(await history(app, alice, private_), [], 'no message, no seq used');
+  });
+}
+
+t.test('PostgreSQL: concurrent sends share statements', async (t) => {
+  const url = await freshPostgresDatabase(t, 'batch');
+  const { database, queries } = recordingPostgres(url, 10);
+  t.teardown(() => database.close());
+  await database.migrate();
+  const app = await buildTestApp(t, { database });
+  await batchSuite(t, app);
+
+  const alice = await register(app);
+  const bob = await register(app);
+  const conversation = await createConversation(app, alice, [bob]);
+  const sendsBefore = queries.filter((q) => q.sql.includes('insert into messages')).length;
+  await Promise.all(Array.from({ length: 50 }, (_, i) => send(app, alice, conversation, `burst ${i}`)));
+  const statements = queries.filter((q) => q.sql.includes('insert into messages')).length - sendsBefore;
+  t.ok(statements < 50, `50 concurrent sends took ${statements} statements`);
+});
+
+t.test('PGlite: the same', async (t) => {
+  const { database } = await testDatabase(t, 'pglite');
+  await batchSuite(t, await buildTestApp(t, { database }));
+});
+
+t.test('two service instances race the same client_ids: one message each, no seq gap', async (t) => {
+  const url = await freshPostgresDatabase(t, 'batchrace');
+  const a = await buildTestApp(t, { env: { DATABASE_URL: url, MIGRATE_ON_START: 'true' } });
+  const b = await buildTestApp(t, { env: { DATABASE_URL: url } });
+  const alice = await register(a);
+  const bob = await register(a);
+  const conversation = await createConversation(a, alice, [bob]);
+  for (let round = 0; round < 5; round += 1) {
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => send(i % 2 ? a : b, alice, conversation, `r${round} m${i >> 1}`, `r${round}-${i >> 1}`)),
+    );
+    t.ok(results.every((r) => r.status === 201 || r.status === 200), `round ${round}: every send answered`);
+    for (let i = 0; i < 20; i += 2) t.equal(results[i]!.json.id, results[i + 1]!.json.id, `round ${round}: pair ${i / 2} is one message`);
+  }
+  const messages = await history(a, alice, conversation);
+  t.equal(messages.length, 50, '50 distinct client_ids, 50 messages');
+  checkOrder(t, messages, 'after the races');
+});
