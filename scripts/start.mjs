@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const entry = process.argv.includes('--migrate') ? 'dist/migrate.js' : 'dist/server.js';
-if (!existsSync(new URL(`../${entry}`, import.meta.url))) {
+const built = [entry, 'dist/web/index.html'].every((file) => existsSync(new URL(`../${file}`, import.meta.url)));
+if (!built) {
   console.error('dist/ is missing: building once (npm run build)');
   execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' });
 }

@@ -30,6 +30,7 @@ import { createRateLimiter } from './ratelimit/factory.js';
 import type { RateLimiter } from './ratelimit/rate-limiter.js';
 import { rateLimitPlugin } from './http/rate-limits.js';
 import { securityPlugin } from './http/security.js';
+import { webClientPlugin } from './http/web-client.js';
 import { realtimePlugin } from './realtime/plugin.js';
 import { Attachment, Message } from './messages/schemas.js';
 import { createStorage } from './storage/factory.js';
@@ -74,10 +75,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // The API speaks JSON (and multipart for uploads): a text/plain body is an unsupported type (415).
   app.removeContentTypeParser('text/plain');
   installErrorHandler(app);
-  app.addHook('onSend', async (request, reply) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id);
     // Draining (SIGTERM): each response ends its keep-alive connection, so the server can close.
     if (app.lifecycle.draining) reply.header('connection', 'close');
+    done(null, payload);
   });
 
   const owned: { close(): Promise<void> }[] = [];
@@ -108,7 +110,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const rateLimiter = options.rateLimiter ?? own(createRateLimiter({ redisUrl: config.REDIS_URL, cluster: config.REDIS_CLUSTER }));
   if (!config.REDIS_URL) app.log.info('REDIS_URL unset: in-process bus, this node cannot be scaled out');
 
-  await app.register(securityPlugin, { corsOrigin: config.CORS_ORIGIN });
+  await app.register(securityPlugin, { corsOrigin: config.CORS_ORIGIN, publicUrl: config.PUBLIC_URL });
   await app.register(metricsPlugin);
   await app.register(infrastructurePlugin, { config, database, bus, storage, owned });
   await app.register(rateLimitPlugin, { limiter: rateLimiter });
@@ -139,6 +141,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(authPlugin, { secret: config.JWT_SECRET, expiresInSeconds: config.JWT_EXPIRES_IN_SECONDS });
   await app.register(healthRoutes);
   await app.register(mediaRoutes);
+  await app.register(webClientPlugin);
   await app.register(realtimePlugin);
   await app.register(
     async (api) => {

@@ -117,7 +117,11 @@ t.test('Dockerfile: multi-stage build, production dependencies, compiled JS, non
       .flatMap((s) => [...s.args.matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1] ?? '', m[2] ?? ''])),
   );
   t.equal(env.NODE_ENV, 'production', 'NODE_ENV=production');
-  for (const name of Object.keys(env)) t.ok(known.has(name), `ENV ${name} is a config variable`);
+  for (const name of Object.keys(env).filter((n) => n !== 'NODE_OPTIONS')) t.ok(known.has(name), `ENV ${name} is a config variable`);
+  const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+  const heapFlag = /--max-semi-space-size=(\d+)/.exec(env.NODE_OPTIONS ?? '')?.[0];
+  t.ok(heapFlag, 'NODE_OPTIONS sizes the young generation');
+  t.ok(heapFlag && pkg.scripts.start?.includes(heapFlag), 'as npm start does');
 
   const user = steps.filter((s) => s.stage === runtime && s.keyword === 'USER').at(-1)?.args ?? 'root';
   t.notMatch(user, /^(root|0)(:|$)/, `runs as ${user}, not root`);
@@ -136,7 +140,11 @@ t.test('Dockerfile: multi-stage build, production dependencies, compiled JS, non
 t.test('the image runs what `npm run build` produces, as the README quick start does', async (t) => {
   const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
   const tsconfig = JSON.parse(read('tsconfig.json')) as { compilerOptions: { outDir: string; rootDir: string } };
-  t.match(pkg.scripts.build, /^tsc -p tsconfig\.json$/, 'build is tsc');
+  t.match(pkg.scripts.build, /^tsc -p tsconfig\.json && node scripts\/build-web\.mjs$/, 'build is tsc, then the web client bundle');
+  const buildStageCopies = read('deploy/Dockerfile').split(/^FROM /m)[1] ?? '';
+  for (const input of ['tsconfig.json', 'src', 'scripts/build-web.mjs']) {
+    t.match(buildStageCopies, new RegExp(`^COPY ${input.replace('.', '\\.')}\\s`, 'm'), `the build stage has ${input}`);
+  }
   t.equal(tsconfig.compilerOptions.rootDir, 'src');
   t.equal(tsconfig.compilerOptions.outDir, 'dist');
   for (const entry of ['server', 'migrate']) {
@@ -145,6 +153,7 @@ t.test('the image runs what `npm run build` produces, as the README quick start 
   }
   const start = read('scripts/start.mjs');
   t.match(start, /dist\/server\.js/, 'npm start runs dist/server.js too');
+  t.match(start, /dist\/web\/index\.html/, 'and builds when the web client is missing');
   t.match(start, /dist\/migrate\.js/, 'npm run migrate runs dist/migrate.js too');
 
   const readme = read('README.md');

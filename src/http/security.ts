@@ -19,18 +19,26 @@ export const corsOrigins = (value: string | undefined): string[] =>
  * Security headers on every response (helmet) and, when `CORS_ORIGIN` is set, CORS for those
  * origins only; unset, no CORS headers at all (same origin only).
  *
- * The CSP is helmet's default, which the JSON API does not need and the Swagger UI at `/docs`
- * works under (its scripts and styles are files served from 'self'), without
+ * The CSP is helmet's default, which the JSON API does not need and the web client at `/` and
+ * the Swagger UI at `/docs` work under (their scripts and styles are files served from 'self'), without
  * `upgrade-insecure-requests`: behind a plain-HTTP load balancer (docker compose) it would
  * send the UI's own assets to an https:// URL that does not exist. Attachment bytes set a
  * stricter CSP of their own. With CORS origins configured, resources may be embedded across
  * origins (an `<img>` of an attachment's signed link in a web client); otherwise same-origin.
  */
-export const securityPlugin = fp<{ corsOrigin: string | undefined }>(
-  async (app: FastifyInstance, { corsOrigin }) => {
+export const securityPlugin = fp<{ corsOrigin: string | undefined; publicUrl: string }>(
+  async (app: FastifyInstance, { corsOrigin, publicUrl }) => {
     const origins = corsOrigins(corsOrigin);
     const headers = helmetHeaders({
-      contentSecurityPolicy: { useDefaults: true, directives: { upgradeInsecureRequests: null } },
+      contentSecurityPolicy: {
+        useDefaults: true,
+        directives: {
+          upgradeInsecureRequests: null,
+          // The web client shows attachments by their signed links, which live on PUBLIC_URL
+          // (a page may be served under another name than that), and previews picked files as blob: URLs.
+          imgSrc: ["'self'", 'data:', 'blob:', new URL(publicUrl).origin],
+        },
+      },
       crossOriginResourcePolicy: { policy: origins.length > 0 ? 'cross-origin' : 'same-origin' },
     });
     app.addHook('onRequest', (_request, reply, done) => {

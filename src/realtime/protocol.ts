@@ -2,6 +2,7 @@ import { type Static, Type } from 'typebox';
 import { Compile } from 'typebox/compile';
 import { BigId } from '../http/schemas.js';
 import { ClientId } from '../messages/schemas.js';
+import type { ErrorCode } from './events.js';
 
 /**
  * Client → server frames of `/ws/chat/{id}/` (API.md, with the seed's names). Lengths that
@@ -33,17 +34,7 @@ const validators = {
   typing: Compile(TypingFrame),
 } as const;
 
-/** Error codes of `{"type": "error", "code": ...}` events. */
-export type ErrorCode =
-  | 'bad_json'
-  | 'unknown_type'
-  | 'invalid_frame'
-  | 'forbidden'
-  | 'not_found'
-  | 'conflict'
-  | 'rate_limited'
-  | 'unavailable'
-  | 'internal';
+export type { ErrorCode } from './events.js';
 
 export class FrameError extends Error {
   constructor(

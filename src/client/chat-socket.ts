@@ -1,0 +1,203 @@
+import type { ChatServerEvent, ConversationEvent, ErrorEvent, MessageView, UserTypingEvent } from '../realtime/events.js';
+import { Emitter } from './emitter.js';
+import { type ClosedInfo, ReconnectingSocket, type ReconnectOptions, type SocketState, webSocketBase } from './reconnecting-socket.js';
+
+export interface ChatSocketOptions extends ReconnectOptions {
+  baseUrl: string;
+  /** Read at every (re)connect, so a refreshed token is picked up. */
+  token: () => string | undefined;
+  conversationId: number;
+  /**
+   * Resume point: events after it are replayed first. Pass the conversation's `last_seq`
+   * read before loading history, and nothing between the two is missed.
+   */
+  lastSeq?: number;
+}
+
+interface ChatSocketEvents {
+  /** Conversation events, each exactly once and in `seq` order, across reconnects. */
+  event: ConversationEvent;
+  typing: UserTypingEvent;
+  /** The service's answers to frames that were not sends (those reject their promise instead). */
+  error: ErrorEvent;
+  state: SocketState;
+  closed: ClosedInfo;
+}
+
+/** The refusal of a send: the service's `error` event for it. */
+export class SendError extends Error {
+  constructor(readonly event: ErrorEvent) {
+    super(event.message);
+    this.name = 'SendError';
+  }
+}
+
+interface PendingSend {
+  frame: string;
+  resolve(message: MessageView): void;
+  reject(error: Error): void;
+}
+
+const newClientId = (): string => globalThis.crypto.randomUUID();
+/** API.md: `client_id` is a string of up to 64 characters. */
+const MAX_CLIENT_ID = 64;
+/** The close code of a frame over the service's size limit. */
+const TOO_BIG = 1009;
+
+/**
+ * `/ws/chat/{id}/` for one conversation. Delivers conversation events in `seq` order with no
+ * gap and no duplicate: it remembers the last `seq` it delivered, reconnects with `last_seq`,
+ * drops what it already delivered, and on a gap reconnects so the service replays it.
+ * Sends carry a `client_id` and are repeated after a reconnect until their `chat.message`
+ * arrives; the service stores each `client_id` once.
+ */
+export class ChatSocket extends Emitter<ChatSocketEvents> {
+  readonly conversationId: number;
+  private seq: number | undefined;
+  private readonly socket: ReconnectingSocket;
+  private readonly pending = new Map<string, PendingSend>();
+  /** Edits and deletes made while disconnected, sent in order once open. */
+  private outbox: string[] = [];
+
+  constructor(options: ChatSocketOptions) {
+    super();
+    this.conversationId = options.conversationId;
+    this.seq = options.lastSeq;
+    const base = `${webSocketBase(options.baseUrl)}/ws/chat/${options.conversationId}/`;
+    this.socket = new ReconnectingSocket(() => {
+      const query = new URLSearchParams();
+      const token = options.token();
+      if (token) query.set('token', token);
+      if (this.seq !== undefined) query.set('last_seq', String(this.seq));
+      return `${base}?${query}`;
+    }, options);
+    this.socket.on('state', (state) => this.emit('state', state));
+    this.socket.on('open', () => this.flush());
+    this.socket.on('message', (text) => this.receive(text));
+    this.socket.on('dropped', (info) => {
+      // 1009: a frame was over the service's size limit. Resent, it would close every new
+      // connection the same way: give up the largest pending send, which is over the limit too.
+      if (info.code === TOO_BIG) this.refuseLargestPending();
+    });
+    this.socket.on('closed', (info) => {
+      for (const send of this.pending.values()) send.reject(new Error(`socket closed (${info.code} ${info.reason})`));
+      this.pending.clear();
+      this.outbox = [];
+      this.emit('closed', info);
+    });
+    this.socket.start();
+  }
+
+  /** The `seq` of the last event delivered: where a new socket would resume. */
+  get lastSeq(): number | undefined {
+    return this.seq;
+  }
+
+  get state(): SocketState {
+    return this.socket.state;
+  }
+
+  /**
+   * Sends a message; resolves with it once the service has stored and published it (its
+   * `chat.message` came back), rejects with `SendError` if the service refused it.
+   */
+  send(content: string, clientId: string = newClientId()): Promise<MessageView> {
+    return new Promise((resolve, reject) => {
+      // Closed for good: nothing would ever send it, or settle the promise.
+      if (this.socket.state === 'closed') return reject(new Error('socket closed'));
+      // The service answers a bad client_id without it, so the promise could never settle.
+      if (clientId.length < 1 || clientId.length > MAX_CLIENT_ID) return reject(new RangeError(`clientId: 1 to ${MAX_CLIENT_ID} characters`));
+      const frame = JSON.stringify({ type: 'chat_message', message: content, client_id: clientId });
+      this.pending.set(clientId, { frame, resolve, reject });
+      this.socket.send(frame);
+    });
+  }
+
+  edit(messageId: number, content: string): void {
+    this.post(JSON.stringify({ type: 'edit_message', message_id: messageId, content }));
+  }
+
+  delete(messageId: number): void {
+    this.post(JSON.stringify({ type: 'delete_message', message_id: messageId }));
+  }
+
+  /** Live only: dropped while disconnected, since a late "typing" would be wrong. */
+  typing(isTyping: boolean): void {
+    this.socket.send(JSON.stringify({ type: 'typing', is_typing: isTyping }));
+  }
+
+  /** Skips any remaining backoff (the browser came back online, say). */
+  reconnectNow(): void {
+    this.socket.reconnectNow();
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+
+  private post(frame: string): void {
+    if (!this.socket.send(frame)) this.outbox.push(frame);
+  }
+
+  private refuseLargestPending(): void {
+    let largest: [string, PendingSend] | undefined;
+    for (const entry of this.pending) if (!largest || entry[1].frame.length > largest[1].frame.length) largest = entry;
+    if (!largest) return;
+    const [clientId, send] = largest;
+    this.pending.delete(clientId);
+    send.reject(new SendError({ type: 'error', code: 'invalid_frame', message: 'message too large: the service closed the socket (1009)', client_id: clientId }));
+  }
+
+  private flush(): void {
+    for (const send of this.pending.values()) this.socket.send(send.frame);
+    const frames = this.outbox;
+    this.outbox = [];
+    for (const frame of frames) this.post(frame);
+  }
+
+  private receive(text: string): void {
+    let event: ChatServerEvent;
+    try {
+      event = JSON.parse(text) as ChatServerEvent;
+    } catch {
+      return;
+    }
+    switch (event.type) {
+      case 'user.typing':
+        this.emit('typing', event);
+        return;
+      case 'error': {
+        const send = event.client_id === undefined ? undefined : this.pending.get(event.client_id);
+        if (send && event.client_id !== undefined) {
+          this.pending.delete(event.client_id);
+          send.reject(new SendError(event));
+        } else {
+          this.emit('error', event);
+        }
+        return;
+      }
+      default:
+        this.deliver(event);
+    }
+  }
+
+  private deliver(event: ConversationEvent): void {
+    if (this.seq !== undefined) {
+      if (event.seq <= this.seq) return;
+      if (event.seq > this.seq + 1) {
+        // Never expected from the service, but cheap to make right: it replays from last_seq.
+        this.socket.reconnectNow();
+        return;
+      }
+    }
+    this.seq = event.seq;
+    if (event.type === 'chat.message' && event.message.client_id !== null) {
+      const send = this.pending.get(event.message.client_id);
+      if (send) {
+        this.pending.delete(event.message.client_id);
+        send.resolve(event.message);
+      }
+    }
+    this.emit('event', event);
+  }
+}

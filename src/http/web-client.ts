@@ -1,0 +1,33 @@
+import fastifyStatic from '@fastify/static';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** `npm run build` bundles the web client here; the same path from src/ (tsx) and dist/. */
+export const WEB_ROOT = fileURLToPath(new URL('../../dist/web/', import.meta.url));
+
+/**
+ * The web client at `/`: the page, its script and stylesheet, each a route of its own (no
+ * wildcard, so unknown paths stay the API's JSON 404s).
+ */
+export const webClientPlugin = fp(
+  async (app: FastifyInstance) => {
+    if (!existsSync(WEB_ROOT)) {
+      app.log.warn({ root: WEB_ROOT }, 'web client not built (npm run build): / serves nothing');
+      return;
+    }
+    await app.register(fastifyStatic, {
+      root: WEB_ROOT,
+      wildcard: false,
+      index: 'index.html',
+      // Swagger UI registers its own static instance, which owns reply.sendFile.
+      decorateReply: false,
+      // The bundle's name does not change between releases: browsers revalidate (ETag) each load.
+      cacheControl: true,
+      maxAge: 0,
+      schemaHide: true,
+    });
+  },
+  { name: 'web-client' },
+);

@@ -1,0 +1,101 @@
+/**
+ * Server → client events of both sockets, as TypeBox schemas: the service's event types and
+ * the client library's (`src/client/`) are both derived from these, and tests validate what
+ * the service really sends against them.
+ */
+import { type Static, Type } from 'typebox';
+import { BigId, Id, Nullable, Timestamp } from '../http/schemas.js';
+import { Attachment, Message } from '../messages/schemas.js';
+import { Notification } from '../notifications/schemas.js';
+import { User } from '../users/schemas.js';
+import { Conversation } from '../conversations/schemas.js';
+
+/** `Message` refers to `Attachment` by `$ref` (one schema in OpenAPI); the static type spells it out. */
+export type AttachmentView = Static<typeof Attachment>;
+export type MessageView = Omit<Static<typeof Message>, 'attachments'> & { attachments: AttachmentView[] };
+export type NotificationView = Static<typeof Notification>;
+export type UserView = Static<typeof User>;
+export type ConversationView = Static<typeof Conversation>;
+
+export const ERROR_CODES = [
+  'bad_json',
+  'unknown_type',
+  'invalid_frame',
+  'forbidden',
+  'not_found',
+  'conflict',
+  'rate_limited',
+  'unavailable',
+  'internal',
+] as const;
+/** Codes of `{"type": "error", "code": ...}` events. */
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+const Seq = Type.Integer({ minimum: 1, description: "per conversation, +1 with every conversation event" });
+
+export const ChatMessageEvent = Type.Object({
+  type: Type.Literal('chat.message'),
+  seq: Seq,
+  conversation_id: Id('conversation id'),
+  message: Message,
+});
+export const MessageEditedEvent = Type.Object({
+  type: Type.Literal('message.edited'),
+  seq: Seq,
+  conversation_id: Id('conversation id'),
+  message: Type.Object({ id: BigId('message id'), content: Type.String(), is_edited: Type.Literal(true), edited_at: Nullable(Timestamp) }),
+});
+export const MessageDeletedEvent = Type.Object({
+  type: Type.Literal('message.deleted'),
+  seq: Seq,
+  conversation_id: Id('conversation id'),
+  message_id: BigId('message id'),
+});
+export const AttachmentAddedEvent = Type.Object({
+  type: Type.Literal('attachment.added'),
+  seq: Seq,
+  conversation_id: Id('conversation id'),
+  message_id: BigId('message id'),
+  attachment: Attachment,
+});
+/** Live only: no `seq`, never stored, never sent back to the typist. */
+export const UserTypingEvent = Type.Object({
+  type: Type.Literal('user.typing'),
+  user: Type.String({ description: 'username' }),
+  is_typing: Type.Boolean(),
+  conversation_id: Id('conversation id'),
+});
+/** The answer to a bad frame; the socket stays open. */
+export const ErrorEvent = Type.Object({
+  type: Type.Literal('error'),
+  code: Type.Enum([...ERROR_CODES]),
+  message: Type.String(),
+  client_id: Type.Optional(Type.String({ description: 'of the chat_message frame refused' })),
+  retry_after: Type.Optional(Type.Integer({ minimum: 0, description: 'seconds, when rate limited' })),
+});
+export const NotificationEvent = Type.Object({ type: Type.Literal('notification'), message: Notification });
+export const NotificationReadEvent = Type.Union([
+  Type.Object({ type: Type.Literal('notification.read'), id: BigId('notification id') }),
+  Type.Object({ type: Type.Literal('notification.read'), all: Type.Literal(true) }),
+]);
+
+export type ChatMessageEvent = Omit<Static<typeof ChatMessageEvent>, 'message'> & { message: MessageView };
+export type MessageEditedEvent = Static<typeof MessageEditedEvent>;
+export type MessageDeletedEvent = Static<typeof MessageDeletedEvent>;
+export type AttachmentAddedEvent = Static<typeof AttachmentAddedEvent>;
+export type UserTypingEvent = Static<typeof UserTypingEvent>;
+export type ErrorEvent = Static<typeof ErrorEvent>;
+export type NotificationEvent = Static<typeof NotificationEvent>;
+export type NotificationReadEvent = Static<typeof NotificationReadEvent>;
+
+/** A conversation event: numbered by `seq`, stored in the event log, published after commit. */
+export type ConversationEvent = ChatMessageEvent | MessageEditedEvent | MessageDeletedEvent | AttachmentAddedEvent;
+/** Everything `/ws/chat/{id}/` sends. */
+export type ChatServerEvent = ConversationEvent | UserTypingEvent | ErrorEvent;
+/** Everything `/ws/notifications/` sends. */
+export type NotificationServerEvent = NotificationEvent | NotificationReadEvent;
+
+/** The schemas `$ref` points at, for validating events outside Fastify (tests, clients). */
+export const eventSchemaContext = { Attachment, Message, Notification };
+export const ChatServerEventSchema = Type.Union([ChatMessageEvent, MessageEditedEvent, MessageDeletedEvent, AttachmentAddedEvent, UserTypingEvent, ErrorEvent]);
+export const NotificationServerEventSchema = Type.Union([NotificationEvent, NotificationReadEvent]);

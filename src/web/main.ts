@@ -1,0 +1,52 @@
+/** The web client's entry point: restores a saved session or asks for one. */
+import { ApiError, ChatClient, type Session } from '../client/index.js';
+import { clear, showError } from './dom.js';
+import { loginView } from './login-view.js';
+import { Workspace } from './workspace.js';
+
+const SESSION_KEY = 'chat.session';
+const root = document.getElementById('app')!;
+const client = new ChatClient({ baseUrl: location.origin });
+let workspace: Workspace | undefined;
+
+function saveSession(session: Session): void {
+  localStorage.setItem(SESSION_KEY, JSON.stringify(session));
+}
+
+function showLogin(notice?: string): void {
+  workspace?.destroy();
+  workspace = undefined;
+  client.token = undefined;
+  localStorage.removeItem(SESSION_KEY);
+  clear(root);
+  root.append(
+    loginView(client, (session) => {
+      saveSession(session);
+      showWorkspace(session);
+    }),
+  );
+  if (notice) showError(root, notice);
+}
+
+function showWorkspace(session: Session): void {
+  clear(root);
+  workspace = new Workspace(client, session.user, () => showLogin(), () => showLogin('Your session has expired; please log in again.'));
+  root.append(workspace.element);
+  void workspace.start();
+}
+
+async function boot(): Promise<void> {
+  const saved = localStorage.getItem(SESSION_KEY);
+  if (!saved) return showLogin();
+  let session: Session;
+  try {
+    session = JSON.parse(saved) as Session;
+    client.token = session.token;
+    session = { token: session.token, user: await client.me() };
+  } catch (error) {
+    return showLogin(error instanceof ApiError && error.statusCode === 401 ? 'Your session has expired; please log in again.' : undefined);
+  }
+  showWorkspace(session);
+}
+
+void boot();

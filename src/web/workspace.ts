@@ -1,0 +1,247 @@
+import type { ChatClient, ConversationView, NotificationSocket, NotificationView, SocketState, UserView } from '../client/index.js';
+import { ConversationPane } from './conversation-pane.js';
+import { clear, formatTime, h, showError } from './dom.js';
+
+/** Conversation list, notifications and the open conversation of a logged-in user. */
+export class Workspace {
+  readonly element: HTMLElement;
+  private readonly conversationList = h('ul', { class: 'conversations', 'data-testid': 'conversations' });
+  private readonly notificationList = h('ul', { class: 'notifications', 'data-testid': 'notifications' });
+  private readonly status = h('span', { class: 'status', 'data-testid': 'connection' }, 'connecting…');
+  private readonly main = h('section', { class: 'main' }, h('p', { class: 'placeholder' }, 'Pick a conversation or start one.'));
+  private conversations: ConversationView[] = [];
+  private readonly notifications = new Map<number, NotificationView>();
+  private pane: ConversationPane | undefined;
+  private notificationSocket: NotificationSocket | undefined;
+  private refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly onOnline = (): void => {
+    this.notificationSocket?.reconnectNow();
+    this.pane?.reconnectNow();
+  };
+  private readonly onVisible = (): void => this.readOpenConversation();
+
+  constructor(
+    private readonly client: ChatClient,
+    private readonly me: UserView,
+    private readonly logout: () => void,
+    private readonly expired: () => void,
+  ) {
+    const participants = h('input', { placeholder: 'usernames, comma separated', dir: 'auto', 'data-testid': 'new-participants', required: true });
+    const newConversation: HTMLFormElement = h(
+      'form',
+      { class: 'new-conversation' },
+      participants,
+      h('button', { type: 'submit', 'data-testid': 'start-conversation' }, 'Start'),
+    );
+    newConversation.addEventListener('submit', (event) => {
+      event.preventDefault();
+      const names = participants.value.split(',').map((name) => name.trim()).filter(Boolean);
+      if (names.length === 0) return;
+      void this.client.createConversation(names).then(
+        (conversation) => {
+          participants.value = '';
+          this.upsertConversation(conversation);
+          this.open(conversation.id);
+        },
+        (error: unknown) => showError(newConversation, error),
+      );
+    });
+    this.element = h(
+      'div',
+      { class: 'workspace' },
+      h(
+        'header',
+        {},
+        h('strong', {}, 'Chat'),
+        this.status,
+        h('span', { class: 'me', dir: 'auto', 'data-testid': 'me' }, me.username),
+        h('button', { type: 'button', class: 'secondary', 'data-testid': 'logout', onclick: () => this.logout() }, 'Log out'),
+      ),
+      h(
+        'aside',
+        {},
+        newConversation,
+        h('h2', {}, 'Conversations'),
+        this.conversationList,
+        h(
+          'h2',
+          {},
+          'Notifications ',
+          h('button', { type: 'button', class: 'link', 'data-testid': 'read-all', onclick: () => void this.readAll() }, 'mark all read'),
+        ),
+        this.notificationList,
+      ),
+      this.main,
+    );
+  }
+
+  async start(): Promise<void> {
+    window.addEventListener('online', this.onOnline);
+    document.addEventListener('visibilitychange', this.onVisible);
+    const socket = this.client.notifications();
+    this.notificationSocket = socket;
+    socket.on('notification', (notification) => this.onNotification(notification));
+    socket.on('read', (event) => {
+      for (const notification of this.notifications.values()) {
+        if ('all' in event || notification.id === event.id) notification.is_read = true;
+      }
+      this.renderNotifications();
+    });
+    // Notifications carry no seq: after a break, read the list again.
+    socket.on('resync', () => void this.reload());
+    socket.on('state', () => this.renderStatus());
+    socket.on('closed', ({ code }) => {
+      if (code === 4401) this.expired();
+    });
+    await this.reload();
+  }
+
+  destroy(): void {
+    window.removeEventListener('online', this.onOnline);
+    document.removeEventListener('visibilitychange', this.onVisible);
+    clearTimeout(this.refreshTimer);
+    this.notificationSocket?.close();
+    this.pane?.destroy();
+  }
+
+  private async reload(): Promise<void> {
+    try {
+      const [conversations, notifications] = await Promise.all([this.client.listConversations(), this.client.listNotifications({ limit: 50 })]);
+      this.conversations = conversations;
+      this.notifications.clear();
+      for (const notification of notifications) this.notifications.set(notification.id, notification);
+      this.renderNotifications();
+      this.readOpenConversation();
+    } catch (error) {
+      showError(this.element, error);
+    }
+  }
+
+  /** Several notifications in a burst refresh the conversation order once. */
+  private refreshConversationsSoon(): void {
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = setTimeout(() => {
+      this.client.listConversations().then(
+        (conversations) => {
+          this.conversations = conversations;
+          this.renderConversations();
+        },
+        () => undefined,
+      );
+    }, 200);
+  }
+
+  private onNotification(notification: NotificationView): void {
+    this.notifications.set(notification.id, notification);
+    this.renderNotifications();
+    this.readOpenConversation();
+    this.refreshConversationsSoon();
+  }
+
+  private upsertConversation(conversation: ConversationView): void {
+    this.conversations = [conversation, ...this.conversations.filter((c) => c.id !== conversation.id)];
+    this.renderConversations();
+  }
+
+  private open(conversationId: number): void {
+    this.pane?.destroy();
+    const pane = new ConversationPane(this.client, this.me, conversationId, {
+      onState: () => this.renderStatus(),
+      onExpired: () => this.expired(),
+    });
+    this.pane = pane;
+    clear(this.main);
+    this.main.append(pane.element);
+    void pane.start();
+    this.readOpenConversation();
+    this.renderConversations();
+  }
+
+  /** What concerns the conversation on screen is read as soon as it is seen. */
+  private readOpenConversation(): void {
+    const open = this.pane?.conversationId;
+    if (open === undefined || document.visibilityState !== 'visible') return;
+    for (const notification of this.notifications.values()) {
+      if (!notification.is_read && notification.conversation_id === open) void this.markRead(notification);
+    }
+  }
+
+  private async markRead(notification: NotificationView): Promise<void> {
+    try {
+      this.notifications.set(notification.id, await this.client.readNotification(notification.id));
+      this.renderNotifications();
+    } catch (error) {
+      showError(this.element, error);
+    }
+  }
+
+  private async readAll(): Promise<void> {
+    try {
+      await this.client.readAllNotifications();
+      for (const notification of this.notifications.values()) notification.is_read = true;
+      this.renderNotifications();
+    } catch (error) {
+      showError(this.element, error);
+    }
+  }
+
+  private unreadCount(conversationId: number): number {
+    let count = 0;
+    for (const notification of this.notifications.values()) {
+      if (notification.is_read || notification.conversation_id !== conversationId) continue;
+      count += notification.kind === 'messages.new' ? notification.count : 1;
+    }
+    return count;
+  }
+
+  private renderConversations(): void {
+    clear(this.conversationList);
+    for (const conversation of this.conversations) {
+      const others = conversation.participants.filter((name) => name !== this.me.username);
+      const unread = this.unreadCount(conversation.id);
+      this.conversationList.append(
+        h(
+          'li',
+          {
+            'data-testid': 'conversation',
+            'data-id': conversation.id,
+            class: conversation.id === this.pane?.conversationId ? 'active' : undefined,
+            onclick: () => this.open(conversation.id),
+          },
+          h('span', { class: 'names', dir: 'auto' }, others.join(', ') || this.me.username),
+          unread > 0 && h('span', { class: 'badge', 'data-testid': 'unread' }, String(unread)),
+        ),
+      );
+    }
+  }
+
+  private renderNotifications(): void {
+    clear(this.notificationList);
+    const newestFirst = [...this.notifications.values()].sort((a, b) => b.id - a.id);
+    for (const notification of newestFirst) {
+      const conversationId = notification.conversation_id;
+      this.notificationList.append(
+        h(
+          'li',
+          { 'data-testid': 'notification', 'data-id': notification.id, 'data-read': String(notification.is_read), class: notification.is_read ? 'read' : 'unread' },
+          h(
+            'span',
+            { class: 'text', dir: 'auto', onclick: () => conversationId !== null && this.open(conversationId) },
+            notification.message,
+          ),
+          h('time', { datetime: notification.timestamp }, formatTime(notification.timestamp)),
+          !notification.is_read &&
+            h('button', { type: 'button', class: 'link', 'data-testid': 'mark-read', onclick: () => void this.markRead(notification) }, 'mark read'),
+        ),
+      );
+    }
+    this.renderConversations();
+  }
+
+  private renderStatus(): void {
+    const states: SocketState[] = [this.notificationSocket?.state ?? 'connecting', ...(this.pane ? [this.pane.state] : [])];
+    const online = states.every((state) => state === 'open');
+    this.status.textContent = online ? 'online' : states.includes('closed') ? 'offline' : 'reconnecting…';
+    this.status.dataset.state = online ? 'online' : 'reconnecting';
+  }
+}
