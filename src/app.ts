@@ -30,6 +30,7 @@ import { createRateLimiter } from './ratelimit/factory.js';
 import type { RateLimiter } from './ratelimit/rate-limiter.js';
 import { rateLimitPlugin } from './http/rate-limits.js';
 import { securityPlugin } from './http/security.js';
+import { AccessLog } from './http/access-log.js';
 import { webClientPlugin } from './http/web-client.js';
 import { realtimePlugin } from './realtime/plugin.js';
 import { Attachment, Message } from './messages/schemas.js';
@@ -65,6 +66,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     logger: options.logger ?? { level: config.LOG_LEVEL },
     bodyLimit: config.BODY_LIMIT_BYTES,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    logController: new AccessLog(),
     genReqId: (request) => requestId(request.headers['x-request-id']),
     requestIdHeader: false,
     trustProxy: true,

@@ -57,10 +57,12 @@ t.test('an error response names the reqId of its log lines', async (t) => {
     t.type(body.requestId, 'string', `${what}: requestId in the body`);
     t.equal(response.headers['x-request-id'], body.requestId, `${what}: and in x-request-id`);
     const logged = lines.filter((line) => line.reqId === body.requestId);
-    t.ok(logged.some((line) => line.msg === 'incoming request'), `${what}: the request is logged under that reqId`);
-    t.ok(
-      logged.some((line) => line.msg === 'request completed' && (line.res as { statusCode?: number } | undefined)?.statusCode === status),
-      `${what}: its completion with status ${status} too`,
+    const completed = logged.filter((line) => line.msg === 'request completed');
+    t.equal(completed.length, 1, `${what}: one access line under that reqId`);
+    t.match(
+      completed[0],
+      { req: { method: request.method, url: request.url }, res: { statusCode: status }, responseTime: Number },
+      `${what}: with method, URL, status ${status} and time`,
     );
     if (status === 500) {
       const error = logged.find((line) => line.msg === 'unhandled error');

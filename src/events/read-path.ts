@@ -1,12 +1,12 @@
 import { type SQL, sql } from 'drizzle-orm';
 import type { AttachmentLinkSigner } from '../attachments/links.js';
-import type { DatabaseHandle } from '../db/client.js';
+import type { DatabaseHandle, Prepared } from '../db/client.js';
 import { EventKind } from '../db/schema/index.js';
-import { isoTime, toNumber } from '../db/sql.js';
+import { intArray, isoTime, toNumber } from '../db/sql.js';
 import { notFound } from '../http/errors.js';
 import { isParticipant } from '../conversations/service.js';
 import type { ConversationEvent, MessageView } from './types.js';
-import { attachmentView, messageColumns, messageView, type MessageRow } from './views.js';
+import { attachmentColumns, attachmentView, messageBaseColumns, messageColumns, messageView, type AttachmentRow, type MessageRow } from './views.js';
 
 export interface PageRequest {
   limit: number;
@@ -19,6 +19,49 @@ export interface MessagePage {
   messages: MessageView[];
   /** More messages exist beyond the page in the direction it was read. */
   hasMore: boolean;
+}
+
+/** Which bounds a page request has; each shape is its own prepared statement. */
+type PageShape = 'newest' | 'before' | 'after' | 'between';
+
+/** A history row: the attachments are read apart, for the rows that count some. */
+interface PageRow extends MessageRow {
+  attachment_count: number;
+}
+
+const pageStatements = new WeakMap<DatabaseHandle, Map<PageShape, Prepared<PageRow>>>();
+interface MessageAttachmentRow extends AttachmentRow, Record<string, unknown> {
+  message_id: unknown;
+}
+
+const attachmentStatements = new WeakMap<DatabaseHandle, Prepared<MessageAttachmentRow>>();
+
+/**
+ * The statement for one page shape, built once per database. The caller's membership is a
+ * filter of the same statement (an uncorrelated EXISTS: evaluated once, not per row).
+ * Reading forward from `after` walks up; everything else walks down from the newest.
+ */
+function pageStatement(database: DatabaseHandle, shape: PageShape): Prepared<PageRow> {
+  let byShape = pageStatements.get(database);
+  if (!byShape) pageStatements.set(database, (byShape = new Map()));
+  let statement = byShape.get(shape);
+  if (!statement) {
+    const filters: SQL[] = [
+      sql`m.conversation_id = ${sql.placeholder('conversationId')}`,
+      sql`exists (select 1 from participants p where p.conversation_id = ${sql.placeholder('conversationId')} and p.user_id = ${sql.placeholder('userId')})`,
+    ];
+    if (shape === 'before' || shape === 'between') filters.push(sql`m.id < ${sql.placeholder('before')}`);
+    if (shape === 'after' || shape === 'between') filters.push(sql`m.id > ${sql.placeholder('after')}`);
+    // No attachments sub-select: even unevaluated (no message has one), it cost PostgreSQL a
+    // tenth of the statement; the rare page with attachments reads them in a second one.
+    statement = database.prepare<PageRow>(sql`
+      select ${messageBaseColumns}, case when m.is_deleted then 0 else m.attachment_count end as attachment_count
+        from messages m join users u on u.id = m.sender_id
+       where ${sql.join(filters, sql` and `)}
+       order by m.id ${shape === 'after' ? sql`asc` : sql`desc`} limit ${sql.placeholder('limit')}`);
+    byShape.set(shape, statement);
+  }
+  return statement;
 }
 
 /**
@@ -34,23 +77,36 @@ export async function listMessages(
   conversationId: number,
   page: PageRequest,
 ): Promise<MessagePage> {
-  const filters: SQL[] = [
-    sql`m.conversation_id = ${conversationId}`,
-    sql`exists (select 1 from participants p where p.conversation_id = ${conversationId} and p.user_id = ${userId})`,
-  ];
-  if (page.before !== undefined) filters.push(sql`m.id < ${page.before}`);
-  if (page.after !== undefined) filters.push(sql`m.id > ${page.after}`);
-  // Reading forward from `after` walks up; everything else walks down from the newest.
-  const ascending = page.after !== undefined && page.before === undefined;
-  const rows = await database.query<MessageRow>(sql`
-    select ${messageColumns} from messages m join users u on u.id = m.sender_id
-     where ${sql.join(filters, sql` and `)}
-     order by m.id ${ascending ? sql`asc` : sql`desc`} limit ${page.limit + 1}`);
+  const { before, after } = page;
+  const shape: PageShape =
+    before === undefined ? (after === undefined ? 'newest' : 'after') : after === undefined ? 'before' : 'between';
+  const rows = await pageStatement(database, shape)({ conversationId, userId, before, after, limit: page.limit + 1 });
   if (rows.length === 0 && !(await isParticipant(database, userId, conversationId))) throw notFound('conversation not found');
   const hasMore = rows.length > page.limit;
   const pageRows = rows.slice(0, page.limit);
-  if (!ascending) pageRows.reverse();
+  if (shape !== 'after') pageRows.reverse();
+  await attachAttachments(database, pageRows);
   return { messages: pageRows.map((row) => messageView(row, links)), hasMore };
+}
+
+/** Sets `attachments` on each row: null (none) or the rows of those that count some. */
+async function attachAttachments(database: DatabaseHandle, rows: PageRow[]): Promise<void> {
+  const withFiles = rows.filter((row) => row.attachment_count > 0);
+  for (const row of rows) row.attachments = null;
+  if (withFiles.length === 0) return;
+  let statement = attachmentStatements.get(database);
+  if (!statement) {
+    statement = database.prepare<MessageAttachmentRow>(sql`
+      select a.message_id, ${attachmentColumns} from attachments a
+       where a.message_id = any(${sql.placeholder('ids')}::int8[]) order by a.message_id, a.id`);
+    attachmentStatements.set(database, statement);
+  }
+  const byMessage = new Map<number, AttachmentRow[]>();
+  for (const attachment of await statement({ ids: intArray(withFiles.map((row) => toNumber(row.id))) })) {
+    const messageId = toNumber(attachment.message_id);
+    byMessage.set(messageId, [...(byMessage.get(messageId) ?? []), attachment]);
+  }
+  for (const row of withFiles) row.attachments = byMessage.get(toNumber(row.id)) ?? [];
 }
 
 interface EventRow extends MessageRow {

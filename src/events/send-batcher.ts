@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import type { DatabaseHandle } from '../db/client.js';
+import type { DatabaseHandle, Prepared } from '../db/client.js';
 import { EventKind } from '../db/schema/index.js';
 import { intArray, isoTime, textArray, toNumber } from '../db/sql.js';
 
@@ -27,6 +27,42 @@ interface Waiting {
 /** Sends per statement at most; more wait for the next one. */
 export const MAX_BATCH = 256;
 
+/** The batch statement (see SendBatcher); built once. */
+const batchStatement = sql`
+    with input as (
+      select * from unnest(
+        ${sql.placeholder('conversationIds')}::int4[], ${sql.placeholder('senderIds')}::int4[],
+        ${sql.placeholder('contents')}::text[], ${sql.placeholder('clientIds')}::text[]
+      ) with ordinality as i(conversation_id, sender_id, content, client_id, ord)),
+    locked as (
+      select c.id, c.last_seq from conversations c
+       where c.id in (select conversation_id from input)
+       order by c.id for update),
+    accepted as (
+      select distinct on (i.conversation_id, i.sender_id, i.client_id, case when i.client_id is null then i.ord end) i.*
+        from input i
+       where exists (select 1 from participants p where p.conversation_id = i.conversation_id and p.user_id = i.sender_id)
+         and (i.client_id is null or not exists (
+               select 1 from messages m
+                where m.conversation_id = i.conversation_id and m.sender_id = i.sender_id and m.client_id = i.client_id))
+       order by i.conversation_id, i.sender_id, i.client_id, case when i.client_id is null then i.ord end, i.ord),
+    numbered as (
+      select a.*, l.last_seq + row_number() over (partition by a.conversation_id order by a.ord) as seq
+        from accepted a join locked l on l.id = a.conversation_id),
+    bumped as (
+      update conversations c set last_seq = n.seq, last_message_at = now()
+        from (select conversation_id, max(seq) as seq from numbered group by conversation_id) n
+       where c.id = n.conversation_id),
+    msg as (
+      insert into messages (conversation_id, sender_id, content, client_id, seq)
+      select conversation_id, sender_id, content, client_id, seq from numbered order by conversation_id, seq
+      returning id, conversation_id, seq, created_at),
+    ev as (
+      insert into conversation_events (conversation_id, seq, kind, message_id)
+      select conversation_id, seq, ${EventKind.messageCreated}, id from msg)
+    select n.ord, msg.id, msg.seq, ${isoTime(sql`msg.created_at`)} as timestamp
+      from msg join numbered n on n.conversation_id = msg.conversation_id and n.seq = msg.seq`;
+
 /**
  * Stores concurrent sends together: while one batch statement runs, new sends queue, and the
  * next statement takes all of them, so under load many messages share one round trip and
@@ -44,8 +80,11 @@ export const MAX_BATCH = 256;
 export class SendBatcher {
   private queue: Waiting[] = [];
   private running = false;
+  private readonly statement: Prepared<{ ord: unknown; id: unknown; seq: unknown; timestamp: string }>;
 
-  constructor(private readonly database: DatabaseHandle) {}
+  constructor(database: DatabaseHandle) {
+    this.statement = database.prepare(batchStatement);
+  }
 
   store(request: SendRequest): Promise<StoredSend | undefined> {
     return new Promise((resolve, reject) => {
@@ -73,40 +112,12 @@ export class SendBatcher {
 
   /** Runs the batch statement; the map is keyed by the request's 1-based position. */
   private async insert(requests: SendRequest[]): Promise<Map<number, StoredSend>> {
-    const rows = await this.database.query<{ ord: unknown; id: unknown; seq: unknown; timestamp: string }>(sql`
-      with input as (
-        select * from unnest(
-          ${intArray(requests.map((r) => r.conversationId))}::int4[], ${intArray(requests.map((r) => r.senderId))}::int4[],
-          ${textArray(requests.map((r) => r.content))}::text[], ${textArray(requests.map((r) => r.clientId))}::text[]
-        ) with ordinality as i(conversation_id, sender_id, content, client_id, ord)),
-      locked as (
-        select c.id, c.last_seq from conversations c
-         where c.id in (select conversation_id from input)
-         order by c.id for update),
-      accepted as (
-        select distinct on (i.conversation_id, i.sender_id, i.client_id, case when i.client_id is null then i.ord end) i.*
-          from input i
-         where exists (select 1 from participants p where p.conversation_id = i.conversation_id and p.user_id = i.sender_id)
-           and (i.client_id is null or not exists (
-                 select 1 from messages m
-                  where m.conversation_id = i.conversation_id and m.sender_id = i.sender_id and m.client_id = i.client_id))
-         order by i.conversation_id, i.sender_id, i.client_id, case when i.client_id is null then i.ord end, i.ord),
-      numbered as (
-        select a.*, l.last_seq + row_number() over (partition by a.conversation_id order by a.ord) as seq
-          from accepted a join locked l on l.id = a.conversation_id),
-      bumped as (
-        update conversations c set last_seq = n.seq, last_message_at = now()
-          from (select conversation_id, max(seq) as seq from numbered group by conversation_id) n
-         where c.id = n.conversation_id),
-      msg as (
-        insert into messages (conversation_id, sender_id, content, client_id, seq)
-        select conversation_id, sender_id, content, client_id, seq from numbered order by conversation_id, seq
-        returning id, conversation_id, seq, created_at),
-      ev as (
-        insert into conversation_events (conversation_id, seq, kind, message_id)
-        select conversation_id, seq, ${EventKind.messageCreated}, id from msg)
-      select n.ord, msg.id, msg.seq, ${isoTime(sql`msg.created_at`)} as timestamp
-        from msg join numbered n on n.conversation_id = msg.conversation_id and n.seq = msg.seq`);
+    const rows = await this.statement({
+      conversationIds: intArray(requests.map((r) => r.conversationId)),
+      senderIds: intArray(requests.map((r) => r.senderId)),
+      contents: textArray(requests.map((r) => r.content)),
+      clientIds: textArray(requests.map((r) => r.clientId)),
+    });
     const stored = new Map<number, StoredSend>();
     for (const row of rows) stored.set(toNumber(row.ord), { id: toNumber(row.id), seq: toNumber(row.seq), timestamp: row.timestamp });
     return stored;

@@ -3,11 +3,21 @@ import type { AttachmentLinkSigner } from '../attachments/links.js';
 import { isoFrom, isoTime, toNumber } from '../db/sql.js';
 import type { AttachmentView, MessageView } from './types.js';
 
-/** Message columns for `MessageRow`, from `messages m join users u on u.id = m.sender_id`. */
-export const messageColumns: SQL = sql`
+/**
+ * Message columns for `MessageRow` but `attachments`, from
+ * `messages m join users u on u.id = m.sender_id`.
+ */
+export const messageBaseColumns: SQL = sql`
   m.id, m.conversation_id, m.sender_id, u.username as sender,
   case when m.is_deleted then '' else m.content end as content,
-  m.client_id, m.seq, m.is_deleted, m.created_at, m.edited_at,
+  m.client_id, m.seq, m.is_deleted, m.created_at, m.edited_at`;
+
+/** Attachment columns for `AttachmentRow`, from `attachments a`. */
+export const attachmentColumns: SQL = sql`
+  a.id, a.filename, a.content_type, a.size, ${isoTime(sql`a.created_at`)} as uploaded_at`;
+
+/** Message columns for `MessageRow`, from `messages m join users u on u.id = m.sender_id`. */
+export const messageColumns: SQL = sql`${messageBaseColumns},
   case when m.is_deleted or m.attachment_count = 0 then null else coalesce(
     (select json_agg(json_build_object(
         'id', a.id, 'filename', a.filename, 'content_type', a.content_type, 'size', a.size,
