@@ -17,7 +17,7 @@ async function main(): Promise<void> {
   // Log lines are written asynchronously: under load, the lines gathered while one write is
   // under way go out in the next (a write syscall per line cost more than the request's query).
   // pino flushes what is pending synchronously when the process exits.
-  const app = await buildApp({ config, logger: { level: config.LOG_LEVEL, stream: pino.destination({ dest: 1, sync: false, minLength: 8192 }) } });
+  const app = await buildApp({ config, logger: { level: config.LOG_LEVEL, stream: pino.destination({ dest: 1, sync: false }) } });
   if (usesGeneratedSecret()) app.log.warn('JWT_SECRET unset: using a generated secret kept in DATA_DIR (development only)');
 
   // SIGTERM/SIGINT: drain, then exit 0; past SHUTDOWN_DELAY_MS + SHUTDOWN_TIMEOUT_MS, exit 1.

@@ -107,7 +107,7 @@ async function startService(t: Test, env: Record<string, string>): Promise<{ ser
       NODE_ENV: 'production',
       HOST: '127.0.0.1',
       PORT: '0',
-      LOG_LEVEL: 'info',
+      LOG_LEVEL: 'debug', // arrival lines ("incoming request") are debug
       DATA_DIR: tempDir(t),
       DATABASE_URL: databaseUrl,
       JWT_SECRET: 'shutdown-test-secret-0123456789',
@@ -176,7 +176,7 @@ t.test('SIGTERM drains: readiness first, then the listener; in-flight work finis
   const agent = new http.Agent({ keepAlive: true });
   t.teardown(() => agent.destroy());
   const slow = slowRegister(port, agent, 'slow-upload');
-  // In flight on the server: its "incoming request" line is logged before the body is read.
+  // In flight on the server: its "incoming request" line (debug) is logged before the body is read.
   await service.waitForLog((line) => line.reqId === 'slow-upload' && line.msg === 'incoming request', 10_000, 'the slow request');
 
   const signalledAt = Date.now();

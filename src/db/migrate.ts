@@ -1,12 +1,13 @@
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { PgliteDatabase } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
 import postgres from 'postgres';
+import { PROJECT_ROOT } from '../project-root.js';
 
-/** The committed drizzle-kit output; the same path from src/ (tsx) and dist/ (compiled). */
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../../drizzle', import.meta.url));
+/** The committed drizzle-kit output. */
+export const MIGRATIONS_DIR = join(PROJECT_ROOT, 'drizzle');
 
 /** Any constant will do, as long as every replica uses the same one. */
 const MIGRATION_LOCK_KEY = 7_240_113_001;

@@ -2,10 +2,11 @@ import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../project-root.js';
 
-/** `npm run build` bundles the web client here; the same path from src/ (tsx) and dist/. */
-export const WEB_ROOT = fileURLToPath(new URL('../../dist/web/', import.meta.url));
+/** `npm run build` bundles the web client here. */
+export const WEB_ROOT = join(PROJECT_ROOT, 'dist', 'web');
 
 /**
  * The web client at `/`: the page, its script and stylesheet, each a route of its own (no

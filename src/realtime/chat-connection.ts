@@ -60,7 +60,10 @@ export class ChatConnection {
   ) {
     this.sink = socketSink(socket, {
       maxBufferedBytes: app.config.WS_MAX_BUFFERED_BYTES,
-      onSlowConsumer: () => app.metrics.slowConsumers.inc(),
+      onSlowConsumer: () => {
+        app.metrics.slowConsumers.inc();
+        app.log.info({ userId: this.user?.id, conversationId: this.conversationId }, 'chat socket closed as a slow consumer (4008)');
+      },
     });
     socket.on('message', (data) => this.enqueue(data));
     socket.on('close', () => this.cleanup());

@@ -14,7 +14,10 @@ export function notificationConnection(app: FastifyInstance, socket: WebSocket, 
   let closed = false;
   const sink = socketSink(socket, {
     maxBufferedBytes: app.config.WS_MAX_BUFFERED_BYTES,
-    onSlowConsumer: () => app.metrics.slowConsumers.inc(),
+    onSlowConsumer: () => {
+      app.metrics.slowConsumers.inc();
+      app.log.info('notification socket closed as a slow consumer (4008)');
+    },
   });
   socket.on('message', () => {});
   socket.on('error', (error) => app.log.debug({ err: error }, 'notification socket error'));

@@ -32,6 +32,12 @@ export interface SinkOptions {
 const DRAIN_POLL_MS = 20;
 
 export function socketSink(socket: WebSocket, options: SinkOptions): EventSink {
+  const close = (code: number, reason: string) => {
+    if (socket.readyState !== socket.OPEN && socket.readyState !== socket.CONNECTING) return;
+    // Whoever decides a reader is too slow (the buffer here, a room's replay backlog), it counts.
+    if (code === CloseCode.slowConsumer) options.onSlowConsumer();
+    socket.close(code, reason);
+  };
   return {
     get open() {
       return socket.readyState === socket.OPEN;
@@ -39,16 +45,13 @@ export function socketSink(socket: WebSocket, options: SinkOptions): EventSink {
     send(data) {
       if (socket.readyState !== socket.OPEN) return false;
       if (socket.bufferedAmount > options.maxBufferedBytes) {
-        options.onSlowConsumer();
-        socket.close(CloseCode.slowConsumer, 'slow consumer: reconnect with last_seq');
+        close(CloseCode.slowConsumer, 'slow consumer: reconnect with last_seq');
         return false;
       }
       socket.send(data, { binary: false });
       return true;
     },
-    close(code, reason) {
-      if (socket.readyState === socket.OPEN || socket.readyState === socket.CONNECTING) socket.close(code, reason);
-    },
+    close,
     async drained() {
       while (socket.readyState === socket.OPEN && socket.bufferedAmount > options.maxBufferedBytes / 2) {
         await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
