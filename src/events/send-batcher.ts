@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import type { DatabaseHandle, Prepared } from '../db/client.js';
 import { EventKind } from '../db/schema/index.js';
 import { intArray, isoTime, textArray, toNumber } from '../db/sql.js';
+import { databaseErrorCode, DEADLOCK_DETECTED, UNIQUE_VIOLATION } from '../http/errors.js';
 
 /** One send, validated and normalised, waiting for its batch. */
 export interface SendRequest {
@@ -75,14 +76,16 @@ const batchStatement = sql`
  * non-participant and a `client_id` the sender already used (stored earlier, or twice in the
  * batch): the caller finds out which by the missing row. A `client_id` committed by another
  * replica while this statement waited for the lock is not visible to its snapshot and makes
- * it fail with a unique violation; the caller then stores the batch's sends one by one.
+ * it fail with a unique violation; the batch's sends are then stored one by one, in order,
+ * before the next batch: sends leave the queue in the order they entered it, always, so a
+ * socket may queue its next send before the previous one commits.
  */
 export class SendBatcher {
   private queue: Waiting[] = [];
   private running = false;
   private readonly statement: Prepared<{ ord: unknown; id: unknown; seq: unknown; timestamp: string }>;
 
-  constructor(database: DatabaseHandle) {
+  constructor(private readonly database: DatabaseHandle) {
     this.statement = database.prepare(batchStatement);
   }
 
@@ -102,12 +105,49 @@ export class SendBatcher {
           const stored = await this.insert(batch.map((w) => w.request));
           batch.forEach((waiting, index) => waiting.resolve(stored.get(index + 1)));
         } catch (error) {
-          for (const waiting of batch) waiting.reject(error);
+          // A client_id raced by another replica (or, never expected, a deadlock): one by one.
+          const retry = [UNIQUE_VIOLATION, DEADLOCK_DETECTED].includes(databaseErrorCode(error) ?? '');
+          for (const waiting of batch) {
+            if (!retry) waiting.reject(error);
+            else await this.storeOne(waiting.request).then(waiting.resolve, waiting.reject);
+          }
         }
       }
     } finally {
       this.running = false;
     }
+  }
+
+  /**
+   * One send in one statement: the conversation row's lock, taken by the UPDATE and held to
+   * commit, makes concurrent senders' seqs gap-free and unique. Undefined when it stored
+   * nothing (a client_id used before, or not a participant).
+   */
+  private async storeOne(request: SendRequest): Promise<StoredSend | undefined> {
+    const { conversationId, senderId, content, clientId } = request;
+    let rows: { id: unknown; seq: unknown; timestamp: string }[];
+    try {
+      rows = await this.database.query(sql`
+        with conv as (
+          update conversations c set last_seq = c.last_seq + 1, last_message_at = now()
+           where c.id = ${conversationId}
+             and exists (select 1 from participants p where p.conversation_id = ${conversationId} and p.user_id = ${senderId})
+          returning c.id, c.last_seq),
+        msg as (
+          insert into messages (conversation_id, sender_id, content, client_id, seq)
+          select conv.id, ${senderId}, ${content}, ${clientId}, conv.last_seq from conv
+          returning id, seq, created_at),
+        ev as (
+          insert into conversation_events (conversation_id, seq, kind, message_id)
+          select ${conversationId}, msg.seq, ${EventKind.messageCreated}, msg.id from msg)
+        select msg.id, msg.seq, ${isoTime(sql`msg.created_at`)} as timestamp from msg`);
+    } catch (error) {
+      // A client_id used before: the whole statement rolled back (no seq used).
+      if (clientId !== null && databaseErrorCode(error) === UNIQUE_VIOLATION) return undefined;
+      throw error;
+    }
+    const [row] = rows;
+    return row && { id: toNumber(row.id), seq: toNumber(row.seq), timestamp: row.timestamp };
   }
 
   /** Runs the batch statement; the map is keyed by the request's 1-based position. */

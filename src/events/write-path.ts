@@ -7,9 +7,9 @@ import type { Bus } from '../bus/bus.js';
 import type { DatabaseHandle, Query } from '../db/client.js';
 import { EventKind } from '../db/schema/index.js';
 import { isoTime, toNumber } from '../db/sql.js';
-import { conflict, databaseErrorCode, DEADLOCK_DETECTED, forbidden, notFound, UNIQUE_VIOLATION } from '../http/errors.js';
+import { conflict, forbidden, notFound } from '../http/errors.js';
 import { encodeEvent } from './codec.js';
-import { SendBatcher, type SendRequest, type StoredSend } from './send-batcher.js';
+import { SendBatcher } from './send-batcher.js';
 import { normalizeClientId, normalizeContent } from './content.js';
 import type { AttachmentView, ConversationEvent, MessageView } from './types.js';
 import { attachmentView, messageColumns, messageView, type MessageRow } from './views.js';
@@ -92,38 +92,6 @@ export function createWritePath(options: WritePathOptions): WritePath {
                     values (${conversationId}, ${seq}, ${kind}, ${messageId}, ${attachmentId})`);
   }
 
-  /**
-   * One send in one statement (the batch's fallback): the conversation row's lock, taken by
-   * the UPDATE and held to commit, makes concurrent senders' seqs gap-free and unique.
-   * Undefined when it stored nothing (a client_id used before, or not a participant).
-   */
-  async function storeOne(request: SendRequest): Promise<StoredSend | undefined> {
-    const { conversationId, senderId, content, clientId } = request;
-    let rows: { id: unknown; seq: unknown; timestamp: string }[];
-    try {
-      rows = await database.query(sql`
-        with conv as (
-          update conversations c set last_seq = c.last_seq + 1, last_message_at = now()
-           where c.id = ${conversationId}
-             and exists (select 1 from participants p where p.conversation_id = ${conversationId} and p.user_id = ${senderId})
-          returning c.id, c.last_seq),
-        msg as (
-          insert into messages (conversation_id, sender_id, content, client_id, seq)
-          select conv.id, ${senderId}, ${content}, ${clientId}, conv.last_seq from conv
-          returning id, seq, created_at),
-        ev as (
-          insert into conversation_events (conversation_id, seq, kind, message_id)
-          select ${conversationId}, msg.seq, ${EventKind.messageCreated}, msg.id from msg)
-        select msg.id, msg.seq, ${isoTime(sql`msg.created_at`)} as timestamp from msg`);
-    } catch (error) {
-      // A retried client_id: the whole statement rolled back (no seq used).
-      if (clientId !== null && databaseErrorCode(error) === UNIQUE_VIOLATION) return undefined;
-      throw error;
-    }
-    const [row] = rows;
-    return row && { id: toNumber(row.id), seq: toNumber(row.seq), timestamp: row.timestamp };
-  }
-
   async function findByClientId(actor: AuthUser, conversationId: number, clientId: string): Promise<MessageView | undefined> {
     const [row] = await database.query<MessageRow>(sql`
       select ${messageColumns} from messages m join users u on u.id = m.sender_id
@@ -138,15 +106,7 @@ export function createWritePath(options: WritePathOptions): WritePath {
       const content = normalizeContent(rawContent, options.maxMessageLength);
       const clientId = normalizeClientId(rawClientId);
       const request = { conversationId, senderId: actor.id, content, clientId };
-      let stored: StoredSend | undefined;
-      try {
-        stored = await batcher.store(request);
-      } catch (error) {
-        // The batch raced another replica's use of a client_id (or, never expected, a deadlock):
-        // each of its sends is stored on its own.
-        if (![UNIQUE_VIOLATION, DEADLOCK_DETECTED].includes(databaseErrorCode(error) ?? '')) throw error;
-        stored = await storeOne(request);
-      }
+      const stored = await batcher.store(request);
       if (!stored) {
         // Skipped: a client_id used before (that message comes back), or not a participant.
         const earlier = clientId === null ? undefined : await findByClientId(actor, conversationId, clientId);

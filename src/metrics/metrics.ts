@@ -20,6 +20,8 @@ export function createMetrics() {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     }),
+    eventLogReads: new Counter({ name: 'chat_event_log_reads_total', help: 'reads of the event log from PostgreSQL: replays (last_seq) and gap fills', registers: [registry] }),
+    eventLogEventsRead: new Counter({ name: 'chat_event_log_events_read_total', help: 'events read from the event log by replays and gap fills', registers: [registry] }),
     slowConsumers: new Counter({ name: 'chat_slow_consumer_disconnects_total', help: 'sockets closed for reading too slowly', registers: [registry] }),
     rateLimited: new Counter({ name: 'chat_rate_limited_total', help: 'requests and frames refused by a rate limit', labelNames: ['scope'] as const, registers: [registry] }),
     busErrors: new Counter({ name: 'chat_bus_errors_total', help: 'failed publishes and bus resets', labelNames: ['kind'] as const, registers: [registry] }),

@@ -17,6 +17,12 @@ import { tokenOf } from './token.js';
  * flooding client cannot grow the heap.
  */
 const MAX_QUEUED_FRAMES = 64;
+/**
+ * Sends of one socket queued for storage but not yet committed. The next frame is read
+ * meanwhile (the send batcher keeps their order), so a socket's sending rate is not bound by
+ * one commit's latency; at this many it waits for the oldest.
+ */
+const MAX_SENDS_IN_FLIGHT = 32;
 /** Typing "true" is forwarded at most this often per socket; "false" always goes. */
 const TYPING_INTERVAL_MS = 1000;
 
@@ -37,7 +43,8 @@ const positiveId = (raw: string | undefined): number | null => {
 /**
  * One chat socket. Listeners are attached in the constructor, before any await, so no frame
  * is missed; frames that arrive while the socket is being set up wait in order, and frames
- * are then handled one at a time, so one client's sends are stored in the order it sent them.
+ * are then handled one at a time, so one client's frames take effect in the order it sent
+ * them (sends are queued for storage in order without waiting for each other's commit).
  */
 export class ChatConnection {
   private readonly queue: RawData[] = [];
@@ -48,6 +55,7 @@ export class ChatConnection {
   private room: ConversationRoom | undefined;
   private member: MemberHandle | undefined;
   private lastTypingAt = 0;
+  private readonly sendsInFlight = new Set<Promise<void>>();
   private readonly sink: EventSink;
   private readonly onTyping = (from: number, json: string) => {
     if (from !== this.user?.id) this.sink.send(json);
@@ -125,18 +133,23 @@ export class ChatConnection {
       frame = parseFrame(text);
       await this.dispatch(frame);
     } catch (error) {
-      const extra = frame && 'client_id' in frame && frame.client_id ? { client_id: frame.client_id } : {};
-      if (error instanceof FrameError) {
-        this.sink.send(errorEvent(error.code, error.message, extra));
-      } else if (error instanceof HttpError) {
-        const retry = error.headers['retry-after'] ? { retry_after: Number(error.headers['retry-after']) } : {};
-        this.sink.send(errorEvent(STATUS_CODES[error.statusCode] ?? 'invalid_frame', error.message, { ...extra, ...retry }));
-      } else if (isUnavailableError(error)) {
-        this.sink.send(errorEvent('unavailable', 'a dependency is unavailable; try again shortly', extra));
-      } else {
-        this.app.log.error({ err: error }, 'chat frame failed');
-        this.sink.send(errorEvent('internal', 'internal error', extra));
-      }
+      this.report(error, frame);
+    }
+  }
+
+  /** The `error` event answering a frame that failed. */
+  private report(error: unknown, frame: ClientFrame | undefined): void {
+    const extra = frame && 'client_id' in frame && frame.client_id ? { client_id: frame.client_id } : {};
+    if (error instanceof FrameError) {
+      this.sink.send(errorEvent(error.code, error.message, extra));
+    } else if (error instanceof HttpError) {
+      const retry = error.headers['retry-after'] ? { retry_after: Number(error.headers['retry-after']) } : {};
+      this.sink.send(errorEvent(STATUS_CODES[error.statusCode] ?? 'invalid_frame', error.message, { ...extra, ...retry }));
+    } else if (isUnavailableError(error)) {
+      this.sink.send(errorEvent('unavailable', 'a dependency is unavailable; try again shortly', extra));
+    } else {
+      this.app.log.error({ err: error }, 'chat frame failed');
+      this.sink.send(errorEvent('internal', 'internal error', extra));
     }
   }
 
@@ -147,13 +160,25 @@ export class ChatConnection {
       case 'chat_message': {
         normalizeContent(frame.message, app.config.MAX_MESSAGE_LENGTH, 'message');
         await app.limitMessages(user.id);
-        await app.writePath.sendMessage(user, this.conversationId, frame.message, frame.client_id);
+        if (this.sendsInFlight.size >= MAX_SENDS_IN_FLIGHT) await Promise.race(this.sendsInFlight);
+        // Queued now, in frame order; its outcome arrives as chat.message (or an error event).
+        const send: Promise<void> = app.writePath
+          .sendMessage(user, this.conversationId, frame.message, frame.client_id)
+          .then(
+            () => {},
+            (error: unknown) => this.report(error, frame),
+          )
+          .finally(() => this.sendsInFlight.delete(send));
+        this.sendsInFlight.add(send);
         return;
       }
       case 'edit_message':
+        // After this socket's earlier sends: its frames take effect in the order it sent them.
+        await Promise.all(this.sendsInFlight);
         await app.writePath.editMessage(user, this.conversationId, frame.message_id, frame.content);
         return;
       case 'delete_message':
+        await Promise.all(this.sendsInFlight);
         app.removeStoredFiles(await app.writePath.deleteMessage(user, this.conversationId, frame.message_id));
         return;
       case 'typing': {

@@ -33,11 +33,12 @@ export const realtimePlugin = fp(
     const rooms = new RoomHub(
       app.bus,
       {
-        readEvents: async (conversationId, afterSeq, limit) =>
-          (await readEvents(app.database, app.links, conversationId, afterSeq, limit)).map((event) => ({
-            seq: event.seq,
-            json: JSON.stringify(event),
-          })),
+        readEvents: async (conversationId, afterSeq, limit) => {
+          const events = await readEvents(app.database, app.links, conversationId, afterSeq, limit);
+          app.metrics.eventLogReads.inc();
+          app.metrics.eventLogEventsRead.inc(events.length);
+          return events.map((event) => ({ seq: event.seq, json: JSON.stringify(event) }));
+        },
         currentSeq: async (conversationId) => {
           const [row] = await app.database.query<{ last_seq: unknown }>(
             sql`select last_seq from conversations where id = ${conversationId}`,
