@@ -126,8 +126,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   app.decorate('writePath', writePath);
   app.decorate('notifications', notifications);
-  // Gathered notifications are written before the database closes.
-  app.addHook('preClose', () => notifications.close());
+  // Once sockets and requests are done (onClose), and before the bus and the database close
+  // (this hook runs before the infrastructure's, registered earlier): sends still being
+  // stored are published, then the notifications gathered meanwhile are written.
+  app.addHook('onClose', async () => {
+    await writePath.settle();
+    await notifications.close();
+  });
 
   for (const schema of [ErrorResponse, User, Attachment, Message, Conversation, Notification]) app.addSchema(schema);
   await app.register(swagger, {

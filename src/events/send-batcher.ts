@@ -83,6 +83,7 @@ const batchStatement = sql`
 export class SendBatcher {
   private queue: Waiting[] = [];
   private running = false;
+  private idleWaiters: (() => void)[] = [];
   private readonly statement: Prepared<{ ord: unknown; id: unknown; seq: unknown; timestamp: string }>;
 
   constructor(private readonly database: DatabaseHandle) {
@@ -115,7 +116,14 @@ export class SendBatcher {
       }
     } finally {
       this.running = false;
+      for (const wake of this.idleWaiters.splice(0)) wake();
     }
+  }
+
+  /** Resolves once nothing is queued or being stored. */
+  idle(): Promise<void> {
+    if (!this.running && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   /**

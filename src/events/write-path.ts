@@ -46,18 +46,29 @@ export interface WritePath {
   addAttachment(actor: AuthUser, conversationId: number, messageId: number, file: StoredFile): Promise<AttachmentView>;
   /** Runs after each commit (notifications, metrics); a throwing listener is logged, never fatal. */
   onCommitted(listener: CommittedListener): void;
+  /**
+   * Resolves once every send already queued is stored and every event committed so far has
+   * been handed to the bus: at shutdown, before the bus closes, so that no committed event
+   * misses its publish.
+   */
+  settle(): Promise<void>;
 }
 
 export function createWritePath(options: WritePathOptions): WritePath {
   const { database, bus, links, logger } = options;
   const listeners: CommittedListener[] = [];
   const batcher = new SendBatcher(database);
+  const publishing = new Set<Promise<void>>();
 
   function committed(event: ConversationEvent, actor: AuthUser): void {
-    bus.publish(conversationChannel(event.conversation_id), encodeEvent(event)).catch((error: unknown) => {
-      // The event is durable; sockets repair the gap from PostgreSQL.
-      logger.warn({ err: error, conversationId: event.conversation_id, seq: event.seq }, 'publish failed');
-    });
+    const published: Promise<void> = bus
+      .publish(conversationChannel(event.conversation_id), encodeEvent(event))
+      .catch((error: unknown) => {
+        // The event is durable; sockets repair the gap from PostgreSQL.
+        logger.warn({ err: error, conversationId: event.conversation_id, seq: event.seq }, 'publish failed');
+      })
+      .finally(() => publishing.delete(published));
+    publishing.add(published);
     for (const listener of listeners) {
       try {
         listener(event, actor);
@@ -101,6 +112,13 @@ export function createWritePath(options: WritePathOptions): WritePath {
 
   return {
     onCommitted: (listener) => void listeners.push(listener),
+
+    async settle() {
+      await batcher.idle();
+      // A send's publish follows its batch by a microtask or two: yield until they are issued.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      await Promise.all(publishing);
+    },
 
     async sendMessage(actor, conversationId, rawContent, rawClientId) {
       const content = normalizeContent(rawContent, options.maxMessageLength);

@@ -5,6 +5,7 @@
  * the same `client_id`. Afterwards every client must hold every stored event exactly once, in
  * seq order, and every acknowledged message must be stored exactly once.
  */
+import postgres from 'postgres';
 import type { Test } from 'tap';
 import { conversationChannel, userChannel } from '../../src/bus/channels.js';
 import { eventually, type Replica, type Topology } from '../helpers/replicas.js';
@@ -342,5 +343,60 @@ export async function brokerRestartSuite(
     t.ok(resetsAfter.every((after, i) => after > resetsBefore[i]!), 'each replica counted a bus reset', { resetsBefore, resetsAfter });
     await verifyTraffic(t, topology, traffic);
     t.ok(traffic.clients.every((client) => client.incarnations.length === 1), 'no socket was dropped by the outage');
+  });
+}
+
+/**
+ * SIGTERM a replica while sends of one of its sockets are still being stored: each message
+ * it stores reaches a live socket on another replica, without that socket reconnecting. The
+ * sends are held back by a lock the test takes on the conversation row, released only once
+ * the victim has closed its sockets and its listener: without the shutdown waiting for them,
+ * they would commit after the bus closed and nothing would ever reveal the gap to a quiet room.
+ */
+export async function gracefulStopSuite(t: Test, topology: Topology): Promise<void> {
+  await t.test('a replica stopped (SIGTERM) while storing sends publishes them before it exits', async (t) => {
+    const victim = topology.replicas.at(-1)!;
+    const survivor = topology.at(0);
+    const [sender, watcher] = await registerUsers(topology, 2, 'term');
+    const conversationId = await createConversation(survivor, sender!, [watcher!]);
+    const watching = await WsClient.connect(chatUrl(survivor.wsUrl, conversationId), { token: watcher!.token, lastSeq: 0, label: 'watcher' });
+    t.teardown(() => watching.terminate());
+    const sending = await WsClient.connect(chatUrl(victim.wsUrl, conversationId), { token: sender!.token, lastSeq: 0, label: 'sender' });
+    t.teardown(() => sending.terminate());
+
+    const sql = postgres(topology.databaseUrl!, { max: 2, onnotice: () => {} });
+    t.teardown(() => sql.end({ timeout: 1 }));
+    let release = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let locked = () => {};
+    const lockTaken = new Promise<void>((resolve) => (locked = resolve));
+    const holding = sql.begin(async (tx) => {
+      await tx`select 1 from conversations where id = ${conversationId} for update`;
+      locked();
+      await released;
+    });
+    t.teardown(() => release());
+    await lockTaken;
+
+    for (let i = 0; i < 20; i++) sending.send({ type: 'chat_message', message: `held ${i}`, client_id: `held-${i}` });
+    // The victim's batch statement is now waiting for the row lock.
+    await eventually('the send batch waiting for the row lock', async () =>
+      (await sql`select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`).length > 0);
+    const stopped = victim.kill('SIGTERM');
+    t.equal(await sending.closeCode, 1001, 'the victim closed its sockets (going away)');
+    await eventually('the victim to stop listening', async () => !(await fetch(`${victim.url}/healthz`).then(() => true, () => false)));
+    release();
+    await holding;
+    await stopped;
+
+    const stored = await fetchHistory(survivor, conversationId, watcher!.token);
+    t.ok(stored.length > 0, `${stored.length} of 20 stored while the victim shut down`);
+    const last = stored.at(-1)!.seq;
+    // waitForSeq fails if the socket closes: this was one connection throughout.
+    await watching.waitForSeq(last, 10_000);
+    t.notOk(seqProblem(watching.conversationEvents().map((event) => event.seq), 1, last), 'the watcher saw every stored message live, in order');
+
+    await victim.restart();
+    t.ok(victim.running, `${victim.name} restarted`);
   });
 }
