@@ -42,7 +42,8 @@ async function main(): Promise<void> {
  *    `app.close()`: new requests get 503 with `Connection: close`, the listener stops
  *    accepting, and requests in flight finish (every response while draining closes its
  *    keep-alive connection);
- * 3. once the last connection is gone, the onClose hooks close the database, bus and storage.
+ * 3. once the last connection is gone, the onClose hooks publish the sends still being
+ *    stored, flush notifications, then close the database, bus and storage.
  * Connections still open near the end of SHUTDOWN_TIMEOUT_MS are cut so that step 3 runs.
  */
 async function drain(app: FastifyInstance, config: Config): Promise<void> {
