@@ -2,7 +2,7 @@
 import { once } from 'node:events';
 import type { FastifyInstance } from 'fastify';
 import { setTimeout as delay } from 'node:timers/promises';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import WebSocket from 'ws';
 import { createMemoryBus } from '../src/bus/bus-memory.js';
 import { buildTestApp, testDatabase } from './helpers/app.js';
@@ -40,26 +40,28 @@ interface Client {
   events: { type: string; code?: string; message?: { content?: string } }[];
 }
 
-async function connect(port: number, conversationId: number, token: string): Promise<Client> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/chat/${conversationId}/?token=${token}`);
+async function connect(port: number, conversationId: number, token: string, query = ''): Promise<Client> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/chat/${conversationId}/?token=${token}${query}`);
   const client: Client = { ws, events: [] };
   ws.on('message', (data) => client.events.push(JSON.parse(data.toString()) as Client['events'][number]));
   await once(ws, 'open');
   return client;
 }
 
-async function listening(app: FastifyInstance): Promise<number> {
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  return (app.server.address() as { port: number }).port;
-}
-
-t.test('REST and WebSocket traffic moves the counters', async (t) => {
+/** A listening app on PGlite and the in-process bus, with two users in one conversation. */
+async function listeningWithConversation(t: Test, env: Record<string, string> = {}) {
   const { database } = await testDatabase(t, 'pglite');
-  const app = await buildTestApp(t, { database, bus: createMemoryBus() });
-  const port = await listening(app);
+  const app = await buildTestApp(t, { database, bus: createMemoryBus(), env });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const port = (app.server.address() as { port: number }).port;
   const alice = await register(app);
   const bob = await register(app);
   const conversation = await createConversation(app, alice, [bob]);
+  return { app, port, alice, bob, conversation };
+}
+
+t.test('REST and WebSocket traffic moves the counters', async (t) => {
+  const { app, port, alice, bob, conversation } = await listeningWithConversation(t);
 
   const before = {
     published: await metric(app, 'chat_events_published_total'),
@@ -94,13 +96,23 @@ t.test('REST and WebSocket traffic moves the counters', async (t) => {
   t.equal(await until(() => metric(app, 'chat_open_sockets', { kind: 'chat' }), (n) => n === 0), 0, 'sockets counted down');
 });
 
+t.test('a replay from the event log is counted', async (t) => {
+  const { app, port, alice, bob, conversation } = await listeningWithConversation(t);
+  for (const content of ['one', 'two', 'three']) {
+    t.equal((await call(app, 'POST', `/api/conversations/${conversation}/messages/`, { token: alice.token, body: { content } })).status, 201);
+  }
+  t.equal(await metric(app, 'chat_event_log_reads_total'), 0, 'no reads before anyone resumes');
+
+  const resumed = await connect(port, conversation, bob.token, '&last_seq=1');
+  const replayed = () => resumed.events.filter((event) => event.type === 'chat.message').length;
+  t.equal(await until(async () => replayed(), (n) => n === 2), 2, 'the two events after seq 1 replayed');
+  t.ok((await metric(app, 'chat_event_log_reads_total')) >= 1, 'the read counted');
+  t.equal(await metric(app, 'chat_event_log_events_read_total'), 2, 'and the events it read');
+  resumed.ws.close();
+});
+
 t.test('a refused send increments chat_rate_limited_total', async (t) => {
-  const { database } = await testDatabase(t, 'pglite');
-  const app = await buildTestApp(t, { database, bus: createMemoryBus(), env: { MESSAGE_RATE_LIMIT: '1' } });
-  const port = await listening(app);
-  const alice = await register(app);
-  const bob = await register(app);
-  const conversation = await createConversation(app, alice, [bob]);
+  const { app, port, alice, conversation } = await listeningWithConversation(t, { MESSAGE_RATE_LIMIT: '1' });
   t.equal(await metric(app, 'chat_rate_limited_total'), 0, 'nothing refused yet');
 
   const send = () => call(app, 'POST', `/api/conversations/${conversation}/messages/`, { token: alice.token, body: { content: 'hi' } });

@@ -17,9 +17,10 @@ export interface DatabaseHandle {
   /** Rows of a raw statement, in the same shape on both drivers. */
   query<T extends Row>(statement: SQL): Promise<T[]>;
   /**
-   * A statement turned into SQL text once, then run with values for its
-   * `sql.placeholder(name)`s: for the hottest statements, whose per-call query building
-   * by drizzle showed in profiles. Rows as `query` returns them.
+   * Runs a statement with values for its `sql.placeholder(name)`s. The statement is turned
+   * into SQL text once per handle (remembered by the statement object, so keep it in a
+   * constant): for the hottest statements, whose per-call query building by drizzle showed
+   * in profiles. Rows as `query` returns them.
    */
   prepare<T extends Row>(statement: SQL): Prepared<T>;
   /**
@@ -79,13 +80,7 @@ function connectPostgres(url: string, poolSize: number): DatabaseHandle {
       const rows: Row[] = await client.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true });
       return rows as T[];
     },
-    prepare: <T extends Row>(statement: SQL): Prepared<T> => {
-      const { sql: text, params } = dialect.sqlToQuery(statement);
-      return async (values) => {
-        const rows: Row[] = await client.unsafe(text, fillPlaceholders(params, values) as postgres.ParameterOrJSON<never>[], { prepare: true });
-        return rows as T[];
-      };
-    },
+    prepare: compiledOnce(dialect, (text, params) => client.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true })),
     transaction: (work) =>
       db.transaction((tx) => work(async <T extends Row>(statement: SQL) => (await tx.execute<T>(statement)) as T[])),
     migrate: () => migratePostgresLocked(url),
@@ -102,12 +97,8 @@ function openPglite(dir: string): DatabaseHandle {
     db,
     kind: 'pglite',
     query: async <T extends Row>(statement: SQL): Promise<T[]> => (await db.execute<T>(statement)).rows as T[],
-    prepare: <T extends Row>(statement: SQL): Prepared<T> => {
-      const { sql: text, params } = new PgDialect().sqlToQuery(statement);
-      // Timestamps as text, as drizzle's own PGlite session reads them for `query`.
-      const options = { rowMode: 'object' as const, parsers: { [pgliteTypes.TIMESTAMP]: keepText, [pgliteTypes.TIMESTAMPTZ]: keepText } };
-      return async (values) => (await client.query<T>(text, fillPlaceholders(params, values), options)).rows;
-    },
+    // Timestamps as text, as drizzle's own PGlite session reads them for `query`.
+    prepare: compiledOnce(new PgDialect(), async (text, params) => (await client.query<Row>(text, params, pgliteRawRows)).rows),
     transaction: (work) =>
       db.transaction((tx) => work(async <T extends Row>(statement: SQL) => (await tx.execute<T>(statement)).rows as T[])),
     migrate: () => migrateEmbedded(db),
@@ -117,6 +108,22 @@ function openPglite(dir: string): DatabaseHandle {
 }
 
 const keepText = (value: string): string => value;
+const pgliteRawRows = { rowMode: 'object' as const, parsers: { [pgliteTypes.TIMESTAMP]: keepText, [pgliteTypes.TIMESTAMPTZ]: keepText } };
+
+/** `DatabaseHandle.prepare` over a driver's "text and parameters" call. */
+function compiledOnce(dialect: PgDialect, run: (text: string, params: unknown[]) => Promise<Row[]>) {
+  const compiled = new WeakMap<SQL, { text: string; params: unknown[] }>();
+  return <T extends Row>(statement: SQL): Prepared<T> => {
+    let query = compiled.get(statement);
+    if (!query) {
+      const { sql: text, params } = dialect.sqlToQuery(statement);
+      compiled.set(statement, (query = { text, params }));
+    }
+    const { text, params } = query;
+    // Rows are typed by the caller's statement.
+    return async (values) => (await run(text, fillPlaceholders(params, values))) as T[];
+  };
+}
 
 async function pingWith(db: Database): Promise<boolean> {
   try {

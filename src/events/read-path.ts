@@ -1,6 +1,6 @@
 import { type SQL, sql } from 'drizzle-orm';
 import type { AttachmentLinkSigner } from '../attachments/links.js';
-import type { DatabaseHandle, Prepared } from '../db/client.js';
+import type { DatabaseHandle } from '../db/client.js';
 import { EventKind } from '../db/schema/index.js';
 import { intArray, isoTime, toNumber } from '../db/sql.js';
 import { notFound } from '../http/errors.js';
@@ -29,46 +29,48 @@ interface PageRow extends MessageRow {
   attachment_count: number;
 }
 
-const pageStatements = new WeakMap<DatabaseHandle, Map<PageShape, Prepared<PageRow>>>();
 interface MessageAttachmentRow extends AttachmentRow, Record<string, unknown> {
   message_id: unknown;
 }
 
-const attachmentStatements = new WeakMap<DatabaseHandle, Prepared<MessageAttachmentRow>>();
-
 /**
- * The statement for one page shape, built once per database. The caller's membership is a
- * filter of the same statement (an uncorrelated EXISTS: evaluated once, not per row).
- * Reading forward from `after` walks up; everything else walks down from the newest.
+ * The statement for one page shape. The caller's membership is a filter of the same
+ * statement (an uncorrelated EXISTS: evaluated once, not per row). Reading forward from
+ * `after` walks up; everything else walks down from the newest. No attachments sub-select:
+ * even unevaluated (no message has one), it cost PostgreSQL a tenth of the statement; the
+ * rare page with attachments reads them in a second one.
  */
-function pageStatement(database: DatabaseHandle, shape: PageShape): Prepared<PageRow> {
-  let byShape = pageStatements.get(database);
-  if (!byShape) pageStatements.set(database, (byShape = new Map()));
-  let statement = byShape.get(shape);
-  if (!statement) {
-    const filters: SQL[] = [
-      sql`m.conversation_id = ${sql.placeholder('conversationId')}`,
-      sql`exists (select 1 from participants p where p.conversation_id = ${sql.placeholder('conversationId')} and p.user_id = ${sql.placeholder('userId')})`,
-    ];
-    if (shape === 'before' || shape === 'between') filters.push(sql`m.id < ${sql.placeholder('before')}`);
-    if (shape === 'after' || shape === 'between') filters.push(sql`m.id > ${sql.placeholder('after')}`);
-    // No attachments sub-select: even unevaluated (no message has one), it cost PostgreSQL a
-    // tenth of the statement; the rare page with attachments reads them in a second one.
-    statement = database.prepare<PageRow>(sql`
-      select ${messageBaseColumns}, case when m.is_deleted then 0 else m.attachment_count end as attachment_count
-        from messages m join users u on u.id = m.sender_id
-       where ${sql.join(filters, sql` and `)}
-       order by m.id ${shape === 'after' ? sql`asc` : sql`desc`} limit ${sql.placeholder('limit')}`);
-    byShape.set(shape, statement);
-  }
-  return statement;
+function pageStatement(shape: PageShape): SQL {
+  const filters: SQL[] = [
+    sql`m.conversation_id = ${sql.placeholder('conversationId')}`,
+    sql`exists (select 1 from participants p where p.conversation_id = ${sql.placeholder('conversationId')} and p.user_id = ${sql.placeholder('userId')})`,
+  ];
+  if (shape === 'before' || shape === 'between') filters.push(sql`m.id < ${sql.placeholder('before')}`);
+  if (shape === 'after' || shape === 'between') filters.push(sql`m.id > ${sql.placeholder('after')}`);
+  return sql`
+    select ${messageBaseColumns}, case when m.is_deleted then 0 else m.attachment_count end as attachment_count
+      from messages m join users u on u.id = m.sender_id
+     where ${sql.join(filters, sql` and `)}
+     order by m.id ${shape === 'after' ? sql`asc` : sql`desc`} limit ${sql.placeholder('limit')}`;
 }
+
+const PAGE_STATEMENTS: Record<PageShape, SQL> = {
+  newest: pageStatement('newest'),
+  before: pageStatement('before'),
+  after: pageStatement('after'),
+  between: pageStatement('between'),
+};
+
+const ATTACHMENTS_OF_MESSAGES = sql`
+  select a.message_id, ${attachmentColumns} from attachments a
+   where a.message_id = any(${sql.placeholder('ids')}::int8[]) order by a.message_id, a.id`;
 
 /**
  * A page of history: newest `limit` by default, older than `before`, newer than `after`.
- * One statement in the common case (messages with senders and attachments, filtered by the
- * caller's membership); an empty page costs a second look to tell "no messages" from "not
- * yours". One round trip matters here: history is the busiest read.
+ * One statement in the common case (messages with senders, filtered by the caller's
+ * membership); a page with attachments reads them in a second, and an empty page costs a
+ * second look to tell "no messages" from "not yours". Round trips matter here: history is
+ * the busiest read.
  */
 export async function listMessages(
   database: DatabaseHandle,
@@ -80,7 +82,7 @@ export async function listMessages(
   const { before, after } = page;
   const shape: PageShape =
     before === undefined ? (after === undefined ? 'newest' : 'after') : after === undefined ? 'before' : 'between';
-  const rows = await pageStatement(database, shape)({ conversationId, userId, before, after, limit: page.limit + 1 });
+  const rows = await database.prepare<PageRow>(PAGE_STATEMENTS[shape])({ conversationId, userId, before, after, limit: page.limit + 1 });
   if (rows.length === 0 && !(await isParticipant(database, userId, conversationId))) throw notFound('conversation not found');
   const hasMore = rows.length > page.limit;
   const pageRows = rows.slice(0, page.limit);
@@ -94,17 +96,13 @@ async function attachAttachments(database: DatabaseHandle, rows: PageRow[]): Pro
   const withFiles = rows.filter((row) => row.attachment_count > 0);
   for (const row of rows) row.attachments = null;
   if (withFiles.length === 0) return;
-  let statement = attachmentStatements.get(database);
-  if (!statement) {
-    statement = database.prepare<MessageAttachmentRow>(sql`
-      select a.message_id, ${attachmentColumns} from attachments a
-       where a.message_id = any(${sql.placeholder('ids')}::int8[]) order by a.message_id, a.id`);
-    attachmentStatements.set(database, statement);
-  }
   const byMessage = new Map<number, AttachmentRow[]>();
-  for (const attachment of await statement({ ids: intArray(withFiles.map((row) => toNumber(row.id))) })) {
+  const ids = intArray(withFiles.map((row) => toNumber(row.id)));
+  for (const attachment of await database.prepare<MessageAttachmentRow>(ATTACHMENTS_OF_MESSAGES)({ ids })) {
     const messageId = toNumber(attachment.message_id);
-    byMessage.set(messageId, [...(byMessage.get(messageId) ?? []), attachment]);
+    const list = byMessage.get(messageId);
+    if (list) list.push(attachment);
+    else byMessage.set(messageId, [attachment]);
   }
   for (const row of withFiles) row.attachments = byMessage.get(toNumber(row.id)) ?? [];
 }

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import type { DatabaseHandle, Prepared } from '../db/client.js';
+import type { DatabaseHandle } from '../db/client.js';
 import { EventKind } from '../db/schema/index.js';
 import { intArray, isoTime, textArray, toNumber } from '../db/sql.js';
 import { databaseErrorCode, DEADLOCK_DETECTED, UNIQUE_VIOLATION } from '../http/errors.js';
@@ -83,12 +83,7 @@ const batchStatement = sql`
 export class SendBatcher {
   private queue: Waiting[] = [];
   private running = false;
-  private idleWaiters: (() => void)[] = [];
-  private readonly statement: Prepared<{ ord: unknown; id: unknown; seq: unknown; timestamp: string }>;
-
-  constructor(private readonly database: DatabaseHandle) {
-    this.statement = database.prepare(batchStatement);
-  }
+  constructor(private readonly database: DatabaseHandle) {}
 
   store(request: SendRequest): Promise<StoredSend | undefined> {
     return new Promise((resolve, reject) => {
@@ -116,14 +111,7 @@ export class SendBatcher {
       }
     } finally {
       this.running = false;
-      for (const wake of this.idleWaiters.splice(0)) wake();
     }
-  }
-
-  /** Resolves once nothing is queued or being stored. */
-  idle(): Promise<void> {
-    if (!this.running && this.queue.length === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   /**
@@ -160,7 +148,7 @@ export class SendBatcher {
 
   /** Runs the batch statement; the map is keyed by the request's 1-based position. */
   private async insert(requests: SendRequest[]): Promise<Map<number, StoredSend>> {
-    const rows = await this.statement({
+    const rows = await this.database.prepare<{ ord: unknown; id: unknown; seq: unknown; timestamp: string }>(batchStatement)({
       conversationIds: intArray(requests.map((r) => r.conversationId)),
       senderIds: intArray(requests.map((r) => r.senderId)),
       contents: textArray(requests.map((r) => r.content)),

@@ -47,9 +47,9 @@ export interface WritePath {
   /** Runs after each commit (notifications, metrics); a throwing listener is logged, never fatal. */
   onCommitted(listener: CommittedListener): void;
   /**
-   * Resolves once every send already queued is stored and every event committed so far has
-   * been handed to the bus: at shutdown, before the bus closes, so that no committed event
-   * misses its publish.
+   * Resolves once every write already started (a socket's queued sends included) has finished
+   * and every event committed so far has been handed to the bus: at shutdown, before the bus
+   * closes, so that no committed event misses its publish.
    */
   settle(): Promise<void>;
 }
@@ -110,16 +110,7 @@ export function createWritePath(options: WritePathOptions): WritePath {
     return row && messageView(row, links);
   }
 
-  return {
-    onCommitted: (listener) => void listeners.push(listener),
-
-    async settle() {
-      await batcher.idle();
-      // A send's publish follows its batch by a microtask or two: yield until they are issued.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      await Promise.all(publishing);
-    },
-
+  const writes: Pick<WritePath, 'sendMessage' | 'editMessage' | 'deleteMessage' | 'addAttachment'> = {
     async sendMessage(actor, conversationId, rawContent, rawClientId) {
       const content = normalizeContent(rawContent, options.maxMessageLength);
       const clientId = normalizeClientId(rawClientId);
@@ -211,6 +202,30 @@ export function createWritePath(options: WritePathOptions): WritePath {
         actor,
       );
       return attachment;
+    },
+  };
+
+  const running = new Set<Promise<void>>();
+  const ignore = () => {};
+  /** A write that shutdown waits for (settle), whatever its outcome. */
+  const tracked =
+    <A extends unknown[], R>(write: (...args: A) => Promise<R>) =>
+    (...args: A): Promise<R> => {
+      const result = write(...args);
+      const done: Promise<void> = result.then(ignore, ignore).finally(() => running.delete(done));
+      running.add(done);
+      return result;
+    };
+
+  return {
+    onCommitted: (listener) => void listeners.push(listener),
+    sendMessage: tracked(writes.sendMessage),
+    editMessage: tracked(writes.editMessage),
+    deleteMessage: tracked(writes.deleteMessage),
+    addAttachment: tracked(writes.addAttachment),
+    async settle() {
+      await Promise.all(running);
+      await Promise.all(publishing);
     },
   };
 }

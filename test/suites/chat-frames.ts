@@ -159,6 +159,23 @@ export async function slowConsumerSuite(t: Test, topology: Topology): Promise<vo
     );
   });
 
+  await t.test("an edit after a burst of sends takes effect after them: a socket's frames keep their order", async (t) => {
+    const replica = topology.at(0);
+    const [a, b] = await registerUsers(topology, 2, 'ord');
+    const cid = await createConversation(replica, a!, [b!]);
+    const A = await openChat(t, replica, cid, a);
+    await A.sync();
+    const [first] = await sendMessages(A, [{ message: 'to be edited', client_id: 'first' }]);
+    if (first?.type !== 'chat.message') throw new Error(`first send: ${JSON.stringify(first)}`);
+    // Sends are stored without waiting for each other's commit; the edit must still follow them.
+    for (let i = 0; i < 40; i++) A.send({ type: 'chat_message', message: `burst ${i}`, client_id: `burst-${i}` });
+    A.send({ type: 'edit_message', message_id: first.message.id, content: 'edited last' });
+    const edited = await A.waitFor(ofType('message.edited'), WAIT_MS);
+    const burst = A.conversationEvents().filter((event) => event.type === 'chat.message' && event.message.client_id?.startsWith('burst-'));
+    t.equal(burst.length, 40, 'the whole burst was stored before the edit');
+    t.ok(burst.every((event) => event.seq < edited.seq), `every send of the burst has a lower seq than the edit (${edited.seq})`);
+  });
+
   await t.test('a client that stops reading is closed with 4008; the replica stays healthy', async (t) => {
     const replica = topology.at(0);
     const [a, b] = await registerUsers(topology, 2, 'slow');
