@@ -9,7 +9,7 @@ import t, { type Test } from 'tap';
 import type { Bus } from '../src/bus/bus.js';
 import { createMemoryBus } from '../src/bus/bus-memory.js';
 import { type BusLogger, createRedisBus, keySlot, type RedisBus } from '../src/bus/bus-redis.js';
-import { conversationChannel } from '../src/bus/channels.js';
+import { conversationChannel } from '../src/redis/names.js';
 import { createBus } from '../src/bus/factory.js';
 import { redisCli, startRedisCluster, startRedisServer } from './helpers/redis-server.js';
 

@@ -6,7 +6,7 @@
  * and when; the proxy counts the connection attempts that reach it.
  */
 import t, { type Test } from 'tap';
-import { userChannel } from '../src/bus/channels.js';
+import { userChannel } from '../src/redis/names.js';
 import { ChatClient, type ChatClientOptions, type MessageView } from '../src/client/index.js';
 import { randomName } from './helpers/api.js';
 import { bounded, ChatRecorder, chatEventValidator, invalidFrames, NotificationRecorder, notificationEventValidator, poll, seqProblem, Wire, newClientUser, type ClientUser } from './helpers/client-harness.js';

@@ -1,7 +1,7 @@
 import { Cluster, Redis } from 'ioredis';
 import type { ClusterNode, RedisOptions } from 'ioredis';
 import type { Bus, BusListener } from './bus.js';
-import { KEY_PREFIX } from './channels.js';
+import { KEY_PREFIX } from '../redis/names.js';
 
 /** The slice of a pino logger the bus uses. */
 export interface BusLogger {

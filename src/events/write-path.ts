@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
 import type { AttachmentLinkSigner } from '../attachments/links.js';
 import type { AuthUser } from '../auth/plugin.js';
-import { conversationChannel } from '../bus/channels.js';
+import { conversationChannel } from '../redis/names.js';
 import type { Bus } from '../bus/bus.js';
 import type { DatabaseHandle, Query } from '../db/client.js';
 import { EventKind } from '../db/schema/index.js';

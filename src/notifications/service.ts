@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { type SQL, sql } from 'drizzle-orm';
 import type { AuthUser } from '../auth/plugin.js';
 import type { Bus } from '../bus/bus.js';
-import { userChannel } from '../bus/channels.js';
+import { userChannel } from '../redis/names.js';
 import type { DatabaseHandle } from '../db/client.js';
 import { toNumber } from '../db/sql.js';
 import type { ConversationEvent } from '../events/types.js';

@@ -1,5 +1,5 @@
 import { Cluster, Redis } from 'ioredis';
-import { rateLimitKey } from '../bus/channels.js';
+import { rateLimitKey } from '../redis/names.js';
 import { DependencyUnavailableError } from '../http/errors.js';
 import { ALLOWED, decide, type RateLimiter, WINDOW_MS } from './rate-limiter.js';
 

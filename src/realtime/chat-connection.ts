@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { RawData, WebSocket } from 'ws';
 import type { AuthUser } from '../auth/plugin.js';
-import { conversationChannel } from '../bus/channels.js';
+import { conversationChannel } from '../redis/names.js';
 import { isParticipant } from '../conversations/service.js';
 import { normalizeContent } from '../events/content.js';
 import { DependencyUnavailableError, HttpError, isUnavailableError } from '../http/errors.js';

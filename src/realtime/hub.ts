@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Bus } from '../bus/bus.js';
-import { conversationChannel } from '../bus/channels.js';
+import { conversationChannel } from '../redis/names.js';
 import { decodeEvent } from '../events/codec.js';
 import { ConversationRoom, type RoomSource } from './room.js';
 

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
-import { userChannel } from '../bus/channels.js';
+import { userChannel } from '../redis/names.js';
 import { CloseCode, socketSink } from './sink.js';
 import { tokenOf } from './token.js';
 

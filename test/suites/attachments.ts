@@ -12,7 +12,7 @@ import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import t, { type Test } from 'tap';
 import { createMemoryBus } from '../../src/bus/bus-memory.js';
-import { conversationChannel } from '../../src/bus/channels.js';
+import { conversationChannel } from '../../src/redis/names.js';
 import type { DatabaseHandle } from '../../src/db/client.js';
 import { decodeEvent } from '../../src/events/codec.js';
 import { readEvents } from '../../src/events/read-path.js';

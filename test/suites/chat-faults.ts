@@ -7,7 +7,7 @@
  */
 import postgres from 'postgres';
 import type { Test } from 'tap';
-import { conversationChannel, userChannel } from '../../src/bus/channels.js';
+import { conversationChannel, userChannel } from '../../src/redis/names.js';
 import { eventually, type Replica, type Topology } from '../helpers/replicas.js';
 import { chatUrl, type ConversationEvent, notificationsUrl, WsClient } from '../helpers/ws-client.js';
 import { createConversation, fetchHistory, isAnswerTo, registerUsers, seqProblem, type Session } from './chat.js';

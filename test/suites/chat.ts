@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import type { Test } from 'tap';
-import { conversationChannel, userChannel } from '../../src/bus/channels.js';
+import { conversationChannel, userChannel } from '../../src/redis/names.js';
 import { nowSeconds, signJwt } from '../helpers/jwt.js';
 import { randomName } from '../helpers/api.js';
 import { ROOT, type Replica, type Topology } from '../helpers/replicas.js';
