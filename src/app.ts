@@ -13,18 +13,20 @@ import type { Bus } from './bus/bus.js';
 import { createBus } from './bus/factory.js';
 import type { Config } from './config.js';
 import { conversationRoutes } from './conversations/routes.js';
-import { Conversation } from './conversations/schemas.js';
+import { Conversation } from './contract/conversations.js';
 import { createDatabase, type DatabaseHandle } from './db/client.js';
-import { createWritePath } from './events/write-path.js';
+import { createWritePath } from './messages/write-path.js';
+import { createMessageWrites, type MessageWrites } from './messages/message-writes.js';
+import { type AttachmentService, createAttachmentService } from './attachments/service.js';
 import { healthRoutes } from './health/routes.js';
 import { installErrorHandler } from './http/error-handler.js';
 import { infrastructurePlugin } from './http/infrastructure.js';
-import { ErrorResponse } from './http/schemas.js';
+import { ErrorResponse } from './contract/common.js';
 import { validatorCompiler } from './http/validation.js';
 import { messageRoutes } from './messages/routes.js';
 import { metricsPlugin } from './metrics/plugin.js';
 import { notificationRoutes } from './notifications/routes.js';
-import { Notification } from './notifications/schemas.js';
+import { Notification } from './contract/notifications.js';
 import { createNotificationService, type NotificationService } from './notifications/service.js';
 import { createRateLimiter } from './ratelimit/factory.js';
 import type { RateLimiter } from './ratelimit/rate-limiter.js';
@@ -33,10 +35,10 @@ import { securityPlugin } from './http/security.js';
 import { AccessLog } from './http/access-log.js';
 import { webClientPlugin } from './http/web-client.js';
 import { realtimePlugin } from './realtime/plugin.js';
-import { Attachment, Message } from './messages/schemas.js';
+import { Attachment, Message } from './contract/messages.js';
 import { createStorage } from './storage/factory.js';
 import type { Storage } from './storage/storage.js';
-import { User } from './users/schemas.js';
+import { User } from './contract/users.js';
 import { userRoutes } from './users/routes.js';
 
 export interface AppOptions {
@@ -52,6 +54,8 @@ export interface AppOptions {
 declare module 'fastify' {
   interface FastifyInstance {
     notifications: NotificationService;
+    messages: MessageWrites;
+    attachments: AttachmentService;
   }
 }
 
@@ -118,13 +122,20 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(rateLimitPlugin, { limiter: rateLimiter });
   const links = createLinkSigner({ publicUrl: config.PUBLIC_URL, secret: config.JWT_SECRET, ttlSeconds: config.ATTACHMENT_URL_TTL_SECONDS });
   app.decorate('links', links);
-  const writePath = createWritePath({ database, bus, links, logger: app.log, maxMessageLength: config.MAX_MESSAGE_LENGTH });
-  const notifications = createNotificationService({ database, bus, logger: app.log });
+  const writePath = createWritePath({ database, bus, logger: app.log, onPublishFailure: () => app.metrics.publishFailures.inc({ kind: 'conversation' }) });
+  const notifications = createNotificationService({
+    database,
+    bus,
+    logger: app.log,
+    onPublishFailure: () => app.metrics.publishFailures.inc({ kind: 'notification' }),
+  });
   writePath.onCommitted((event, actor) => {
     app.metrics.eventsPublished.inc({ kind: event.type });
     notifications.onConversationEvent(event, actor);
   });
   app.decorate('writePath', writePath);
+  app.decorate('messages', createMessageWrites({ writePath, database, links, maxMessageLength: config.MAX_MESSAGE_LENGTH }));
+  app.decorate('attachments', createAttachmentService({ database, writePath, links }));
   app.decorate('notifications', notifications);
   // Once sockets and requests are done (onClose), and before the bus and the database close
   // (this hook runs before the infrastructure's, registered earlier): sends still being

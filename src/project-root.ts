@@ -6,13 +6,12 @@ import { fileURLToPath } from 'node:url';
  * The folder holding package.json, found from this module's own location: the same answer
  * from src/ (tsx), from tsc's dist/ tree and from the bundled dist/server.js, which sit at
  * different depths. Files the service reads at run time (migrations, the web bundle) are
- * named relative to it.
+ * named relative to it. Looked up when asked (a few stat calls), not at import.
  */
-function findProjectRoot(start: string): string {
+export function projectRoot(): string {
+  const start = dirname(fileURLToPath(import.meta.url));
   for (let dir = start; ; dir = dirname(dir)) {
     if (existsSync(join(dir, 'package.json'))) return dir;
     if (dirname(dir) === dir) throw new Error(`no package.json above ${start}`);
   }
 }
-
-export const PROJECT_ROOT = findProjectRoot(dirname(fileURLToPath(import.meta.url)));

@@ -196,5 +196,5 @@ function fakeStorage(put: Storage['put']): Storage {
   const unused = async (): Promise<never> => {
     throw new Error('not used');
   };
-  return { put, get: unused, head: unused, delete: unused, presignedUrl: unused, ping: async () => true, close: async () => {} };
+  return { put, get: unused, delete: unused, presignedUrl: unused, ping: async () => true, close: async () => {} };
 }

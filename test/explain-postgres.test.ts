@@ -8,7 +8,7 @@
 import postgres from 'postgres';
 import t from 'tap';
 import { createMemoryBus } from '../src/bus/bus-memory.js';
-import { readEvents } from '../src/events/read-path.js';
+import { readEvents } from '../src/messages/event-log.js';
 import { buildTestApp } from './helpers/app.js';
 import { call } from './helpers/api.js';
 import { freshPostgresDatabase, recordingPostgres, type RecordedQuery } from './helpers/database.js';

@@ -2,11 +2,15 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { sql } from 'drizzle-orm';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import type { AuthUser } from '../auth/plugin.js';
+import { bearerToken } from '../auth/bearer.js';
+import { isMemberSql } from '../conversations/membership.js';
+import type { AuthUser } from '../domain/auth-user.js';
+import { forbidden, notFound, unauthenticated } from '../domain/errors.js';
 import type { DatabaseHandle } from '../db/client.js';
 import { toNumber } from '../db/sql.js';
-import { forbidden, HttpError, notFound } from '../http/errors.js';
-import { BigId, errors } from '../http/schemas.js';
+import { HttpError } from '../http/errors.js';
+import { BigId } from '../contract/common.js';
+import { errors } from '../http/schemas.js';
 import { ObjectNotFoundError } from '../storage/storage.js';
 import { contentDisposition, isInlineSafe } from './disposition.js';
 import { parseRange } from './range.js';
@@ -124,9 +128,8 @@ export const mediaRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
     const header = request.headers.authorization;
     if (header !== undefined) {
-      const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-      const user = match ? app.verifyToken(match[1]) : null;
-      if (!user) throw new HttpError(401, 'invalid or expired token');
+      const user = app.verifyToken(bearerToken(header));
+      if (!user) throw unauthenticated();
       return { via: 'token', user };
     }
     throw forbidden(expires !== undefined || sig !== undefined ? 'invalid or expired link' : 'a signed link or a bearer token is required');
@@ -141,7 +144,7 @@ function ifNoneMatch(header: string | undefined, etag: string): boolean {
 async function findServable(database: DatabaseHandle, attachmentId: number, userId: number | null): Promise<ServableRow | undefined> {
   const [row] = await database.query<ServableRow>(sql`
     select a.storage_key, a.filename, a.content_type, a.size, m.is_deleted,
-           exists (select 1 from participants p where p.conversation_id = m.conversation_id and p.user_id = ${userId ?? 0}) as member
+           ${isMemberSql(sql`m.conversation_id`, userId ?? 0)} as member
       from attachments a join messages m on m.id = a.message_id
      where a.id = ${attachmentId}`);
   return row;

@@ -1,13 +1,9 @@
 import multipart from '@fastify/multipart';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { sql } from 'drizzle-orm';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import type { AuthUser } from '../auth/plugin.js';
-import type { DatabaseHandle } from '../db/client.js';
-import { isoTime, toNumber } from '../db/sql.js';
-import { attachmentView, type AttachmentRow } from '../events/views.js';
-import { badRequest, conflict, forbidden, HttpError, notFound } from '../http/errors.js';
+import { invalid } from '../domain/errors.js';
+import { HttpError } from '../http/errors.js';
 import { errors, MessageParams } from '../http/schemas.js';
 import { ObjectTooLargeError } from '../storage/storage.js';
 import { sanitizeFilename } from './disposition.js';
@@ -56,8 +52,7 @@ export const attachmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const { id, mid } = request.params;
-      const rows = await listAttachments(app.database, request.user, id, mid);
-      return rows.map((row) => attachmentView(row, app.links));
+      return app.attachments.list(request.user, id, mid);
     },
   );
 
@@ -76,7 +71,7 @@ export const attachmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const { id, mid } = request.params;
       try {
         // Everything that can be refused without the body is refused before reading it.
-        await checkCanAttach(app.database, request.user, id, mid);
+        await app.attachments.checkCanAttach(request.user, id, mid);
         if (!request.isMultipart()) throw new HttpError(415, 'body: expected multipart/form-data with a field `file`');
         const declared = Number(request.headers['content-length']);
         if (declared > maxBytes + MULTIPART_OVERHEAD_BYTES) throw tooLarge(maxBytes);
@@ -84,10 +79,10 @@ export const attachmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const part = await request.file().catch((error: unknown) => {
           throw asClientError(error, 'body: malformed multipart/form-data');
         });
-        if (!part) throw badRequest('file: missing (send multipart/form-data with a field `file`)');
+        if (!part) throw invalid('file: missing (send multipart/form-data with a field `file`)');
         if (part.fieldname !== 'file') {
           part.file.destroy();
-          throw badRequest(`file: expected the file in the field \`file\`, got \`${part.fieldname.slice(0, 100)}\``);
+          throw invalid(`file: expected the file in the field \`file\`, got \`${part.fieldname.slice(0, 100)}\``);
         }
 
         const stored = await storeUpload(app.storage, part.file, maxBytes).catch((error: unknown) => {
@@ -102,7 +97,7 @@ export const attachmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
         }
 
         try {
-          const attachment = await app.writePath.addAttachment(request.user, id, mid, {
+          const attachment = await app.attachments.add(request.user, id, mid, {
             storageKey: stored.storageKey,
             filename: sanitizeFilename(part.filename),
             contentType: stored.contentType,
@@ -124,42 +119,11 @@ export const attachmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   );
 };
 
-/** Rows of a message's attachments; 404 for non-participants and unknown messages. */
-async function listAttachments(database: DatabaseHandle, user: AuthUser, conversationId: number, messageId: number): Promise<AttachmentRow[]> {
-  const rows = await database.query<AttachmentRow & { member: boolean | null; message_id: unknown; [column: string]: unknown }>(sql`
-    select (select true from participants p where p.conversation_id = ${conversationId} and p.user_id = ${user.id}) as member,
-           m.id as message_id, a.id, a.filename, a.content_type, a.size, ${isoTime(sql`a.created_at`)} as uploaded_at
-      from (select 1) as one
-      left join messages m on m.id = ${messageId} and m.conversation_id = ${conversationId}
-      left join attachments a on a.message_id = m.id and not m.is_deleted
-     order by a.id`);
-  const [first] = rows;
-  if (!first?.member) throw notFound('conversation not found');
-  if (first.message_id === null) throw notFound('message not found');
-  return rows.filter((row) => row.id !== null);
-}
-
-/**
- * The write path checks all of this again under the conversation lock; this cheap read only
- * spares a doomed upload its bytes.
- */
-async function checkCanAttach(database: DatabaseHandle, user: AuthUser, conversationId: number, messageId: number): Promise<void> {
-  const [row] = await database.query<{ member: boolean | null; sender_id: unknown; is_deleted: boolean | null }>(sql`
-    select (select true from participants p where p.conversation_id = ${conversationId} and p.user_id = ${user.id}) as member,
-           m.sender_id, m.is_deleted
-      from (select 1) as one
-      left join messages m on m.id = ${messageId} and m.conversation_id = ${conversationId}`);
-  if (!row?.member) throw notFound('conversation not found');
-  if (row.sender_id === null) throw notFound('message not found');
-  if (toNumber(row.sender_id) !== user.id) throw forbidden('only the sender of a message may attach files to it');
-  if (row.is_deleted) throw conflict('a deleted message takes no attachments');
-}
-
 /** A 4xx from the multipart parser keeps its status; anything else it throws is a 400. */
 function asClientError(error: unknown, message: string): unknown {
   const status = (error as { statusCode?: unknown }).statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) return error;
-  return badRequest(message);
+  return invalid(message);
 }
 
 /**

@@ -28,8 +28,15 @@ export async function verifyPassword(password: string, stored: string): Promise<
 }
 
 /**
- * A hash of nothing in particular, checked when the username does not exist, so a login for an
- * unknown user takes as long as one with a wrong password.
+ * Checks a password against a user's stored hash, or, when the user does not exist, against
+ * a hash of nothing in particular (made once per checker), so a login for an unknown user
+ * takes as long as one with a wrong password.
  */
-let decoy: Promise<string> | undefined;
-export const decoyHash = (): Promise<string> => (decoy ??= hashPassword(randomBytes(16).toString('hex')));
+export function createPasswordChecker(): (password: string, stored: string | undefined) => Promise<boolean> {
+  let decoy: Promise<string> | undefined;
+  return async (password, stored) => {
+    if (stored !== undefined) return verifyPassword(password, stored);
+    await verifyPassword(password, await (decoy ??= hashPassword(randomBytes(16).toString('hex'))));
+    return false;
+  };
+}

@@ -1,12 +1,9 @@
 import fastifyJwt from '@fastify/jwt';
 import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { HttpError } from '../http/errors.js';
-
-export interface AuthUser {
-  id: number;
-  username: string;
-}
+import type { AuthUser } from '../domain/auth-user.js';
+import { unauthenticated } from '../domain/errors.js';
+import { bearerToken } from './bearer.js';
 
 declare module '@fastify/jwt' {
   interface FastifyJWT {
@@ -53,11 +50,10 @@ export const authPlugin = fp<{ secret: string; expiresInSeconds: number }>(
     });
 
     app.decorate('authenticate', async (request: FastifyRequest) => {
-      const header = request.headers.authorization;
-      const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-      if (!match) throw new HttpError(401, 'missing bearer token (Authorization: Bearer <token>)');
-      const user = app.verifyToken(match[1]);
-      if (!user) throw new HttpError(401, 'invalid or expired token');
+      const token = bearerToken(request.headers.authorization);
+      if (!token) throw unauthenticated('missing bearer token (Authorization: Bearer <token>)');
+      const user = app.verifyToken(token);
+      if (!user) throw unauthenticated();
       request.user = user;
     });
   },

@@ -1,19 +1,15 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { sql } from 'drizzle-orm';
-import { Type } from 'typebox';
 import { users } from '../db/schema/index.js';
-import { conflict, databaseErrorCode, HttpError, UNIQUE_VIOLATION } from '../http/errors.js';
+import { conflict, unauthenticated } from '../domain/errors.js';
+import { databaseErrorCode, UNIQUE_VIOLATION } from '../db/errors.js';
 import { errors } from '../http/schemas.js';
-import { Username } from '../users/schemas.js';
-import { decoyHash, hashPassword, verifyPassword } from './passwords.js';
+import { Credentials, Session } from '../contract/users.js';
+import { createPasswordChecker, hashPassword } from './passwords.js';
 
-const Credentials = Type.Object({
-  username: Username,
-  password: Type.String({ minLength: 8, maxLength: 256 }),
-});
-const Session = Type.Object({ token: Type.String(), user: Type.Ref('User') });
 
 export const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const checkPassword = createPasswordChecker();
   app.post(
     '/auth/register/',
     {
@@ -50,8 +46,8 @@ export const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
         .from(users)
         .where(sql`lower(${users.username}) = lower(${username})`);
       // Unknown users cost a hash too: the answer and its timing reveal nothing.
-      const valid = await verifyPassword(password, row?.passwordHash ?? (await decoyHash()));
-      if (!row || !valid) throw new HttpError(401, 'invalid username or password');
+      const valid = await checkPassword(password, row?.passwordHash);
+      if (!row || !valid) throw unauthenticated('invalid username or password');
       const user = { id: row.id, username: row.username };
       return { token: app.signToken(user), user };
     },

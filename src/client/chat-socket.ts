@@ -1,4 +1,5 @@
-import type { ChatServerEvent, ConversationEvent, ErrorEvent, MessageView, UserTypingEvent } from '../realtime/events.js';
+import type { ChatServerEvent, ConversationEvent, ErrorEvent, UserTypingEvent } from '../contract/events.js';
+import type { MessageView } from '../contract/messages.js';
 import { Emitter } from './emitter.js';
 import { type ClosedInfo, ReconnectingSocket, type ReconnectOptions, type SocketState, webSocketBase } from './reconnecting-socket.js';
 

@@ -47,4 +47,9 @@ export { RestClient, type MessagePageQuery, type NotificationQuery, type Session
 export { ApiError, NetworkError } from './errors.js';
 export { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 export { FATAL_CLOSE_CODES, ReconnectingSocket, type SocketState } from './reconnecting-socket.js';
-export type * from '../realtime/events.js';
+export type * from '../contract/events.js';
+export type * from '../contract/messages.js';
+export type * from '../contract/conversations.js';
+export type * from '../contract/notifications.js';
+export type * from '../contract/users.js';
+export type { ErrorCode } from '../contract/socket-codes.js';

@@ -1,25 +1,14 @@
-import type { AttachmentView, ConversationView, MessageView, NotificationView, UserView } from '../realtime/events.js';
+import type { AttachmentView, MessagePageQuery as MessagePageParams, MessageView } from '../contract/messages.js';
+import type { ConversationView } from '../contract/conversations.js';
+import type { NotificationQuery as NotificationParams, NotificationView } from '../contract/notifications.js';
+import type { Session, UserView } from '../contract/users.js';
 import { ApiError, NetworkError } from './errors.js';
 
-export interface Session {
-  token: string;
-  user: UserView;
-}
+export type { Session } from '../contract/users.js';
 
-export interface MessagePageQuery {
-  /** 1-200; the service's default is 50. */
-  limit?: number;
-  /** Only messages older than this id (scrolling back). */
-  before?: number;
-  /** Only messages newer than this id. */
-  after?: number;
-}
-
-export interface NotificationQuery {
-  unread?: boolean;
-  limit?: number;
-  before?: number;
-}
+/** A history page: the service's query, every field optional (its defaults apply). */
+export type MessagePageQuery = Partial<MessagePageParams>;
+export type NotificationQuery = Partial<NotificationParams>;
 
 export interface RestClientOptions {
   /** The service's origin, e.g. `https://chat.example` (a browser page passes `location.origin`). */

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { ConversationParams, errors } from '../http/schemas.js';
-import { CreateConversation } from './schemas.js';
+import { CreateConversation } from '../contract/conversations.js';
 import { createConversation, getConversation, listConversations } from './service.js';
 
 export const conversationRoutes: FastifyPluginAsyncTypebox = async (app) => {

@@ -1,21 +1,14 @@
 import { sql } from 'drizzle-orm';
-import type { AuthUser } from '../auth/plugin.js';
+import type { AuthUser } from '../domain/auth-user.js';
 import type { DatabaseHandle } from '../db/client.js';
 import { conversations, participants } from '../db/schema/index.js';
 import { isoTime, toNumber } from '../db/sql.js';
-import { badRequest, HttpError, notFound } from '../http/errors.js';
+import type { ConversationView } from '../contract/conversations.js';
+import { invalid, notFound, unauthenticated } from '../domain/errors.js';
 
-export interface ConversationView {
-  id: number;
-  participants: string[];
-  created_at: string;
-  last_message_at: string | null;
-  last_seq: number;
-}
+type ConversationRecord = Omit<ConversationView, 'last_seq' | 'participants'> & { last_seq: unknown; participants: unknown };
 
-type ConversationRow = Omit<ConversationView, 'last_seq' | 'participants'> & { last_seq: unknown; participants: unknown };
-
-const view = (row: ConversationRow): ConversationView => ({
+const view = (row: ConversationRecord): ConversationView => ({
   ...row,
   id: toNumber(row.id),
   last_seq: toNumber(row.last_seq),
@@ -35,24 +28,17 @@ const selectConversations = (where: ReturnType<typeof sql>, limit: number) => sq
    limit ${limit}`;
 
 export async function listConversations(database: DatabaseHandle, user: AuthUser, limit: number): Promise<ConversationView[]> {
-  const rows = await database.query<ConversationRow>(selectConversations(sql`p.user_id = ${user.id}`, limit));
+  const rows = await database.query<ConversationRecord>(selectConversations(sql`p.user_id = ${user.id}`, limit));
   return rows.map(view);
 }
 
 /** 404 both when it does not exist and when the caller is not in it: existence is not revealed. */
 export async function getConversation(database: DatabaseHandle, user: AuthUser, id: number): Promise<ConversationView> {
-  const [row] = await database.query<ConversationRow>(
+  const [row] = await database.query<ConversationRecord>(
     selectConversations(sql`p.user_id = ${user.id} and p.conversation_id = ${id}`, 1),
   );
   if (!row) throw notFound('conversation not found');
   return view(row);
-}
-
-export async function isParticipant(database: DatabaseHandle, userId: number, conversationId: number): Promise<boolean> {
-  const rows = await database.query(
-    sql`select 1 from participants where conversation_id = ${conversationId} and user_id = ${userId}`,
-  );
-  return rows.length > 0;
 }
 
 export interface CreatedConversation {
@@ -76,13 +62,13 @@ export async function createConversation(
      where id = any(${`{${ids.join(',')}}`}::int4[]) or lower(username) = any(${toTextArray(names)}::text[])`);
   const byId = new Map(found.map((u) => [toNumber(u.id), u.username]));
   const byName = new Map(found.map((u) => [u.username.toLowerCase(), toNumber(u.id)]));
-  if (!byId.has(creator.id)) throw new HttpError(401, 'invalid or expired token');
+  if (!byId.has(creator.id)) throw unauthenticated();
   const missing = references.find((r) => (typeof r === 'number' ? !byId.has(r) : !byName.has(r.toLowerCase())));
-  if (missing !== undefined) throw badRequest(`participants: unknown user ${JSON.stringify(missing)}`);
+  if (missing !== undefined) throw invalid(`participants: unknown user ${JSON.stringify(missing)}`);
 
   const members = new Map<number, string>([[creator.id, creator.username], ...byId]);
-  if (members.size < 2) throw badRequest('participants: name at least one other user');
-  if (members.size > maxParticipants) throw badRequest(`participants: at most ${maxParticipants} members, caller included`);
+  if (members.size < 2) throw invalid('participants: name at least one other user');
+  if (members.size > maxParticipants) throw invalid(`participants: at most ${maxParticipants} members, caller included`);
 
   const id = await database.db.transaction(async (tx) => {
     const [row] = await tx.insert(conversations).values({ createdById: creator.id }).returning({ id: conversations.id });

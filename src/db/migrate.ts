@@ -4,10 +4,10 @@ import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
 import postgres from 'postgres';
-import { PROJECT_ROOT } from '../project-root.js';
+import { projectRoot } from '../project-root.js';
 
-/** The committed drizzle-kit output. */
-export const MIGRATIONS_DIR = join(PROJECT_ROOT, 'drizzle');
+/** The committed migrations (drizzle-kit's output). */
+const migrationsFolder = (): string => join(projectRoot(), 'drizzle');
 
 /** Any constant will do, as long as every replica uses the same one. */
 const MIGRATION_LOCK_KEY = 7_240_113_001;
@@ -20,7 +20,7 @@ export async function migratePostgresLocked(url: string): Promise<void> {
   const client = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10 });
   try {
     await client`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`;
-    await migratePostgres(drizzlePostgres({ client }), { migrationsFolder: MIGRATIONS_DIR });
+    await migratePostgres(drizzlePostgres({ client }), { migrationsFolder: migrationsFolder() });
     await client`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`;
   } finally {
     await client.end({ timeout: 5 });
@@ -29,4 +29,4 @@ export async function migratePostgresLocked(url: string): Promise<void> {
 
 /** PGlite belongs to this one process: no other migrator can race it. */
 export const migrateEmbedded = <S extends Record<string, unknown>>(db: PgliteDatabase<S>): Promise<void> =>
-  migratePglite(db, { migrationsFolder: MIGRATIONS_DIR });
+  migratePglite(db, { migrationsFolder: migrationsFolder() });

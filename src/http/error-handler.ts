@@ -1,5 +1,15 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { errorBody, HttpError, isBadDataError, isUnavailableError } from './errors.js';
+import { DomainError } from '../domain/errors.js';
+import { errorBody, type HttpAnswer, httpAnswer, HttpError } from './errors.js';
+
+/** Fastify's own refusals (validation, body too large, bad content type) carry a 4xx of their own. */
+const fastifyRefusal = (error: FastifyError): HttpAnswer | undefined => {
+  if (error instanceof HttpError || error instanceof DomainError) return undefined;
+  if ('validation' in error && error.validation) return { status: 400, message: error.message, headers: {}, level: 'info' };
+  const status = error.statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) return { status, message: error.message, headers: {}, level: 'info' };
+  return undefined;
+};
 
 /**
  * Every error leaves in API.md's one shape. Client mistakes keep their 4xx and message;
@@ -7,35 +17,13 @@ import { errorBody, HttpError, isBadDataError, isUnavailableError } from './erro
  * with a bare 500 that names only the request id.
  */
 export function installErrorHandler(app: FastifyInstance): void {
-  app.setErrorHandler((error: FastifyError | HttpError, request, reply) => {
-    let status: number;
-    let message: string;
-    if (error instanceof HttpError) {
-      status = error.statusCode;
-      message = error.message;
-      reply.headers(error.headers);
-    } else if ('validation' in error && error.validation) {
-      status = 400;
-      message = error.message;
-    } else if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
-      status = error.statusCode;
-      message = error.message;
-    } else if (isUnavailableError(error)) {
-      status = 503;
-      message = 'a dependency is unavailable, try again shortly';
-      reply.header('retry-after', '5');
-      request.log.warn({ err: error }, 'dependency unavailable');
-    } else if (isBadDataError(error)) {
-      status = 400;
-      message = 'the request contains characters or numbers that cannot be stored';
-      request.log.info({ err: error }, 'refused as bad data');
-    } else {
-      status = 500;
-      message = 'internal error';
-      request.log.error({ err: error }, 'unhandled error');
-    }
-    if (status >= 400 && status < 500) request.log.info({ status, message }, 'client error');
-    return reply.code(status).send(errorBody(status, message, request.id));
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const answer = fastifyRefusal(error) ?? httpAnswer(error);
+    reply.headers(answer.headers);
+    if (answer.level === 'error') request.log.error({ err: error }, 'unhandled error');
+    else if (answer.level === 'warn') request.log.warn({ err: error }, 'dependency unavailable');
+    else request.log.info({ status: answer.status, message: answer.message }, 'client error');
+    return reply.code(answer.status).send(errorBody(answer.status, answer.message, request.id));
   });
 
   app.setNotFoundHandler((request, reply) =>

@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
+import { classifyError, DomainError, type DomainErrorKind } from '../domain/errors.js';
 
-/** An error whose status and message are meant for the client. */
+/** An HTTP-only refusal (413, 415, 416): a status and headers no domain rule speaks of. */
 export class HttpError extends Error {
   constructor(
     readonly statusCode: number,
@@ -12,12 +13,48 @@ export class HttpError extends Error {
   }
 }
 
-export const badRequest = (message: string) => new HttpError(400, message);
-export const forbidden = (message: string) => new HttpError(403, message);
-export const notFound = (message: string) => new HttpError(404, message);
-export const conflict = (message: string) => new HttpError(409, message);
-export const tooManyRequests = (retryAfterSeconds: number) =>
-  new HttpError(429, `rate limit exceeded, retry in ${retryAfterSeconds}s`, { 'retry-after': String(retryAfterSeconds) });
+/** API.md's status for each domain error kind. */
+const STATUS: Record<DomainErrorKind | 'bad_data', number> = {
+  invalid: 400,
+  bad_data: 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  rate_limited: 429,
+  unavailable: 503,
+};
+
+/** Seconds a client should wait before retrying a 503. */
+const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
+
+export interface HttpAnswer {
+  status: number;
+  /** For the client; internal errors say nothing beyond "internal error". */
+  message: string;
+  headers: Record<string, string>;
+  /** How to log it: client mistakes at info, outages at warn, bugs at error. */
+  level: 'info' | 'warn' | 'error';
+}
+
+/** The HTTP answer to any error a handler threw. */
+export function httpAnswer(error: unknown): HttpAnswer {
+  if (error instanceof HttpError) return { status: error.statusCode, message: error.message, headers: error.headers, level: 'info' };
+  const kind = classifyError(error);
+  if (kind === 'internal') return { status: 500, message: 'internal error', headers: {}, level: 'error' };
+  if (kind === 'unavailable') {
+    return {
+      status: 503,
+      message: 'a dependency is unavailable, try again shortly',
+      headers: { 'retry-after': String(UNAVAILABLE_RETRY_AFTER_SECONDS) },
+      level: 'warn',
+    };
+  }
+  if (kind === 'bad_data') return { status: 400, message: 'the request contains characters or numbers that cannot be stored', headers: {}, level: 'info' };
+  const domain = error as DomainError;
+  const headers: Record<string, string> = domain.retryAfterSeconds === undefined ? {} : { 'retry-after': String(domain.retryAfterSeconds) };
+  return { status: STATUS[kind], message: domain.message, headers, level: 'info' };
+}
 
 /** The one error body of API.md, plus the request id that also appears in the logs. */
 export const errorBody = (statusCode: number, message: string, requestId?: string) => ({
@@ -26,53 +63,3 @@ export const errorBody = (statusCode: number, message: string, requestId?: strin
   message,
   ...(requestId ? { requestId } : {}),
 });
-
-/** A backend (Redis, storage) did not answer: the client gets a 503 and may retry. */
-export class DependencyUnavailableError extends Error {
-  constructor(dependency: string, options?: { cause?: unknown }) {
-    super(`${dependency} unavailable`, options);
-    this.name = 'DependencyUnavailableError';
-  }
-}
-
-/** The root cause of a driver error, through drizzle's wrapper. */
-function rootCause(error: unknown): { code?: unknown; message?: unknown } | undefined {
-  let current: unknown = error;
-  // The deepest cause, a few levels at most (a cause cycle must not hang an error response).
-  for (let depth = 0; depth < 5 && current && typeof current === 'object'; depth++) {
-    const cause = (current as { cause?: unknown }).cause;
-    if (!cause) break;
-    current = cause;
-  }
-  return current && typeof current === 'object' ? (current as { code?: unknown }) : undefined;
-}
-
-/** The SQLSTATE (or socket error code) behind a database error, if any. */
-export const databaseErrorCode = (error: unknown): string | undefined => {
-  const code = rootCause(error)?.code;
-  return typeof code === 'string' ? code : undefined;
-};
-
-const UNAVAILABLE_CODES = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH',
-  'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED',
-  '57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006',
-]);
-
-/** A dependency is down (503), as opposed to a bug (500). */
-export const isUnavailableError = (error: unknown): boolean => {
-  if (error instanceof DependencyUnavailableError) return true;
-  const code = databaseErrorCode(error);
-  if (code && UNAVAILABLE_CODES.has(code)) return true;
-  const message = String(rootCause(error)?.message ?? '');
-  return /ECONNREFUSED|connection (terminated|closed|ended)|write CONNECTION_CLOSED|PGlite is closed/i.test(message);
-};
-
-/** Input the database refused as data (not a bug): NUL bytes, bad encodings, overflow. */
-export const isBadDataError = (error: unknown): boolean => {
-  const code = databaseErrorCode(error);
-  return code === '22P05' || code === '22021' || code === '22003' || code === '22P02';
-};
-
-export const UNIQUE_VIOLATION = '23505';
-export const DEADLOCK_DETECTED = '40P01';

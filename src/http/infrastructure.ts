@@ -4,7 +4,7 @@ import type { Bus } from '../bus/bus.js';
 import type { Config } from '../config.js';
 import type { Database, DatabaseHandle } from '../db/client.js';
 import type { AttachmentLinkSigner } from '../attachments/links.js';
-import type { WritePath } from '../events/write-path.js';
+import type { WritePath } from '../messages/write-path.js';
 import type { Storage } from '../storage/storage.js';
 
 declare module 'fastify' {
@@ -51,6 +51,11 @@ export const infrastructurePlugin = fp<Infrastructure>(
       app.lifecycle.draining = true;
     });
     if (config.MIGRATE_ON_START) await database.migrate();
+    // Storage is not part of readiness (one bucket serves every pod: a blip there must not take
+    // every pod out of the load balancer), so a wrong bucket or credentials is said here, once.
+    void storage.ping().then((reachable) => {
+      if (!reachable) app.log.warn('storage: the attachment store does not answer; uploads and downloads will fail until it does');
+    });
     app.addHook('onClose', async () => {
       for (const part of owned.reverse()) await part.close();
     });

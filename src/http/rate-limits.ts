@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { RateLimiter } from '../ratelimit/rate-limiter.js';
-import { tooManyRequests } from './errors.js';
+import { rateLimited } from '../domain/errors.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -24,7 +24,7 @@ export const rateLimitPlugin = fp<{ limiter: RateLimiter }>(
       const decision = await limiter.consume(scope, subject, limit);
       if (!decision.allowed) {
         app.metrics.rateLimited.inc({ scope });
-        throw tooManyRequests(decision.retryAfterSeconds);
+        throw rateLimited(decision.retryAfterSeconds);
       }
     };
     app.decorate('limitMessages', (userId: number) => enforce('msg', String(userId), MESSAGE_RATE_LIMIT));

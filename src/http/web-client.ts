@@ -3,10 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { PROJECT_ROOT } from '../project-root.js';
-
-/** `npm run build` bundles the web client here. */
-export const WEB_ROOT = join(PROJECT_ROOT, 'dist', 'web');
+import { projectRoot } from '../project-root.js';
 
 /**
  * The web client at `/`: the page, its script and stylesheet, each a route of its own (no
@@ -14,12 +11,14 @@ export const WEB_ROOT = join(PROJECT_ROOT, 'dist', 'web');
  */
 export const webClientPlugin = fp(
   async (app: FastifyInstance) => {
-    if (!existsSync(WEB_ROOT)) {
-      app.log.warn({ root: WEB_ROOT }, 'web client not built (npm run build): / serves nothing');
+    // `npm run build` bundles the web client here.
+    const webRoot = join(projectRoot(), 'dist', 'web');
+    if (!existsSync(webRoot)) {
+      app.log.warn({ root: webRoot }, 'web client not built (npm run build): / serves nothing');
       return;
     }
     await app.register(fastifyStatic, {
-      root: WEB_ROOT,
+      root: webRoot,
       wildcard: false,
       index: 'index.html',
       // Swagger UI registers its own static instance, which owns reply.sendFile.

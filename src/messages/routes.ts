@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { pageLinks } from './links.js';
-import { listMessages } from '../events/read-path.js';
+import { pageLinks } from './page-links.js';
+import { listMessages } from './history.js';
 import { ConversationParams, errors, MessageParams } from '../http/schemas.js';
-import { EditMessage, MessagePage, SendMessage } from './schemas.js';
+import { EditMessage, MessagePageQuery, SendMessage } from '../contract/messages.js';
 
 export const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
@@ -12,7 +12,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags: ['messages'],
         params: ConversationParams,
-        querystring: MessagePage,
+        querystring: MessagePageQuery,
         response: { 200: Type.Array(Type.Ref('Message')), ...errors(400, 401, 404) },
       },
     },
@@ -37,7 +37,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const { message, created } = await app.writePath.sendMessage(
+      const { message, created } = await app.messages.send(
         request.user,
         request.params.id,
         request.body.content,
@@ -58,14 +58,14 @@ export const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: Type.Ref('Message'), ...errors(400, 401, 403, 404, 409) },
       },
     },
-    async (request) => app.writePath.editMessage(request.user, request.params.id, request.params.mid, request.body.content),
+    async (request) => app.messages.edit(request.user, request.params.id, request.params.mid, request.body.content),
   );
 
   app.delete(
     '/conversations/:id/messages/:mid/',
     { schema: { tags: ['messages'], params: MessageParams, response: { 204: Type.Null(), ...errors(401, 403, 404) } } },
     async (request, reply) => {
-      const removed = await app.writePath.deleteMessage(request.user, request.params.id, request.params.mid);
+      const removed = await app.messages.delete(request.user, request.params.id, request.params.mid);
       app.removeStoredFiles(removed);
       return reply.code(204).send(null);
     },

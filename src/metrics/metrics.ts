@@ -24,8 +24,9 @@ export function createMetrics() {
     eventLogEventsRead: new Counter({ name: 'chat_event_log_events_read_total', help: 'events read from the event log by replays and gap fills', registers: [registry] }),
     slowConsumers: new Counter({ name: 'chat_slow_consumer_disconnects_total', help: 'sockets closed for reading too slowly', registers: [registry] }),
     rateLimited: new Counter({ name: 'chat_rate_limited_total', help: 'requests and frames refused by a rate limit', labelNames: ['scope'] as const, registers: [registry] }),
-    busErrors: new Counter({ name: 'chat_bus_errors_total', help: 'failed publishes and bus resets', labelNames: ['kind'] as const, registers: [registry] }),
-    databaseErrors: new Counter({ name: 'chat_database_errors_total', help: 'requests failed by an unavailable database', registers: [registry] }),
+    busResets: new Counter({ name: 'chat_bus_resets_total', help: 'broker reconnects after which subscriptions were restored (anything published meanwhile may be lost)', registers: [registry] }),
+    publishFailures: new Counter({ name: 'chat_bus_publish_failures_total', help: 'publishes the bus refused or lost (the events stay in PostgreSQL)', labelNames: ['kind'] as const, registers: [registry] }),
+    unavailableResponses: new Counter({ name: 'chat_http_unavailable_responses_total', help: 'HTTP requests answered 503 because a dependency was down', registers: [registry] }),
     httpDuration: new Histogram({
       name: 'chat_http_request_duration_seconds',
       help: 'HTTP request latency by route',

@@ -17,7 +17,7 @@ export const metricsPlugin = fp(
       const route = request.routeOptions.url;
       if (route && route !== '/metrics') {
         metrics.httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
-        if (reply.statusCode === 503) metrics.databaseErrors.inc();
+        if (reply.statusCode === 503) metrics.unavailableResponses.inc();
       }
       done();
     });

@@ -2,14 +2,15 @@ import type { FastifyBaseLogger } from 'fastify';
 import { sql } from 'drizzle-orm';
 import type { DatabaseHandle } from '../db/client.js';
 import { intArray, textArray } from '../db/sql.js';
-import { databaseErrorCode } from '../http/errors.js';
-import { notificationColumns, type NotificationRow } from './views.js';
+import { databaseErrorCode } from '../db/errors.js';
+import { notificationColumns, type NotificationRecord } from './views.js';
 
 /**
  * How long new-message notifications gather before they are written: a user hears of new
  * messages within this (API.md: about a second), and a busy conversation costs one upsert per
- * interval instead of one per message per member. Short enough that a flush stays small: at
- * 250 ms the upsert and its burst of pushes showed as delivery-latency spikes under load.
+ * interval instead of one per message per member. Short enough that a flush stays small: a
+ * long interval makes each upsert and its burst of pushes a latency spike for the sockets of
+ * the same replica (bench/README.md, tuning notes).
  */
 export const NOTIFY_FLUSH_MS = 100;
 
@@ -33,7 +34,7 @@ export class NotificationBatcher {
 
   constructor(
     private readonly database: DatabaseHandle,
-    private readonly deliver: (rows: NotificationRow[]) => void,
+    private readonly deliver: (rows: NotificationRecord[]) => void,
     private readonly logger: FastifyBaseLogger,
   ) {}
 
@@ -81,9 +82,9 @@ export class NotificationBatcher {
     }
   }
 
-  private upsert(batch: Pending[]): Promise<NotificationRow[]> {
+  private upsert(batch: Pending[]): Promise<NotificationRecord[]> {
     // Rows are locked in (user, conversation) order, so two replicas flushing at once cannot deadlock.
-    return this.database.query<NotificationRow>(sql`
+    return this.database.query<NotificationRecord>(sql`
       with batch as (
         select * from unnest(
           ${intArray(batch.map((b) => b.conversationId))}::int4[], ${intArray(batch.map((b) => b.senderId))}::int4[],

@@ -1,7 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { BigId, errors } from '../http/schemas.js';
-import { NotificationQuery } from './schemas.js';
+import { BigId } from '../contract/common.js';
+import { errors } from '../http/schemas.js';
+import { NotificationQuery } from '../contract/notifications.js';
 
 export const notificationRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(

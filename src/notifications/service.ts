@@ -1,15 +1,16 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { type SQL, sql } from 'drizzle-orm';
-import type { AuthUser } from '../auth/plugin.js';
+import type { AuthUser } from '../domain/auth-user.js';
 import type { Bus } from '../bus/bus.js';
 import { userChannel } from '../redis/names.js';
 import type { DatabaseHandle } from '../db/client.js';
 import { toNumber } from '../db/sql.js';
-import type { ConversationEvent } from '../events/types.js';
-import { notFound } from '../http/errors.js';
-import type { NotificationServerEvent } from '../realtime/events.js';
+import type { ConversationEvent } from '../contract/events.js';
+import { notFound } from '../domain/errors.js';
+import type { NotificationServerEvent } from '../contract/events.js';
 import { NotificationBatcher } from './batcher.js';
-import { notificationColumns, notificationView, type NotificationRow, type NotificationView } from './views.js';
+import { notificationColumns, notificationView, type NotificationRecord } from './views.js';
+import { type NotificationView } from '../contract/notifications.js';
 
 /** What a user's notification socket receives. */
 export type UserEvent = NotificationServerEvent;
@@ -26,16 +27,25 @@ export interface NotificationService {
   close(): Promise<void>;
 }
 
-export function createNotificationService(deps: { database: DatabaseHandle; bus: Bus; logger: FastifyBaseLogger }): NotificationService {
+export interface NotificationServiceOptions {
+  database: DatabaseHandle;
+  bus: Bus;
+  logger: FastifyBaseLogger;
+  /** Counts a push the bus refused (metrics). */
+  onPublishFailure?: () => void;
+}
+
+export function createNotificationService(deps: NotificationServiceOptions): NotificationService {
   const { database, bus, logger } = deps;
 
   const push = (userId: number, event: UserEvent) => {
     bus.publish(userChannel(userId), JSON.stringify(event)).catch((error: unknown) => {
       // The row is durable and listed over REST; only the live push was lost.
+      deps.onPublishFailure?.();
       logger.warn({ err: error, userId }, 'notification push failed');
     });
   };
-  const pushRows = (rows: NotificationRow[]) => {
+  const pushRows = (rows: NotificationRecord[]) => {
     for (const row of rows) push(toNumber(row.user_id), { type: 'notification', message: notificationView(row) });
   };
   const batcher = new NotificationBatcher(database, pushRows, logger);
@@ -48,7 +58,7 @@ export function createNotificationService(deps: { database: DatabaseHandle; bus:
     async conversationCreated(conversationId, creator, addedUserIds, memberNames) {
       if (addedUserIds.length === 0) return;
       const text = `${creator.username} added you to a conversation (${memberNames.join(', ')})`.slice(0, 500);
-      const rows = await database.query<NotificationRow>(sql`
+      const rows = await database.query<NotificationRecord>(sql`
         insert into notifications as n (user_id, kind, conversation_id, text)
         select user_id, 'conversation.added', ${conversationId}, ${text}
           from unnest(${`{${addedUserIds.join(',')}}`}::int4[]) as user_id
@@ -60,14 +70,14 @@ export function createNotificationService(deps: { database: DatabaseHandle; bus:
       const filters: SQL[] = [sql`n.user_id = ${userId}`];
       if (query.unread) filters.push(sql`not n.is_read`);
       if (query.before !== undefined) filters.push(sql`n.id < ${query.before}`);
-      const rows = await database.query<NotificationRow>(sql`
+      const rows = await database.query<NotificationRecord>(sql`
         select ${notificationColumns} from notifications n
          where ${sql.join(filters, sql` and `)} order by n.id desc limit ${query.limit}`);
       return rows.map(notificationView);
     },
 
     async markRead(userId, id) {
-      const [row] = await database.query<NotificationRow>(sql`
+      const [row] = await database.query<NotificationRecord>(sql`
         update notifications n set is_read = true where n.id = ${id} and n.user_id = ${userId}
         returning ${notificationColumns}`);
       if (!row) throw notFound('notification not found');

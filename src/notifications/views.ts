@@ -1,11 +1,10 @@
 import { type SQL, sql } from 'drizzle-orm';
 import { isoTime, toNumber } from '../db/sql.js';
 import type { NotificationKind } from '../db/schema/index.js';
-import type { NotificationView } from '../realtime/events.js';
+import type { NotificationView } from '../contract/notifications.js';
 
-export type { NotificationView } from '../realtime/events.js';
 
-export interface NotificationRow extends Record<string, unknown> {
+export interface NotificationRecord extends Record<string, unknown> {
   id: unknown;
   user_id: unknown;
   text: string;
@@ -17,13 +16,13 @@ export interface NotificationRow extends Record<string, unknown> {
   count: unknown;
 }
 
-/** Columns for `NotificationRow` from `notifications n`. */
+/** Columns for `NotificationRecord` from `notifications n`. */
 export const notificationColumns: SQL = sql`n.id, n.user_id, n.text, n.is_read, ${isoTime(sql`n.updated_at`)} as timestamp,
   n.kind, n.conversation_id, n.message_id, n.count`;
 
 const nullableNumber = (value: unknown): number | null => (value === null || value === undefined ? null : toNumber(value));
 
-export const notificationView = (row: NotificationRow): NotificationView => ({
+export const notificationView = (row: NotificationRecord): NotificationView => ({
   id: toNumber(row.id),
   message: row.text,
   is_read: row.is_read,

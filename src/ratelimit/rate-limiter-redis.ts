@@ -1,6 +1,6 @@
 import { Cluster, Redis } from 'ioredis';
 import { rateLimitKey } from '../redis/names.js';
-import { DependencyUnavailableError } from '../http/errors.js';
+import { unavailable } from '../domain/errors.js';
 import { ALLOWED, decide, type RateLimiter, WINDOW_MS } from './rate-limiter.js';
 
 /**
@@ -26,7 +26,7 @@ export function createRedisRateLimiter(options: { url: string; cluster: boolean 
         if (incrError || expireError) throw incrError ?? expireError;
         count = incremented;
       } catch (error) {
-        throw new DependencyUnavailableError('redis', { cause: error });
+        throw unavailable('redis', error);
       }
       return decide(Number(count), limit, windowStart, time);
     },

@@ -1,12 +1,12 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { RawData, WebSocket } from 'ws';
-import type { AuthUser } from '../auth/plugin.js';
+import type { AuthUser } from '../domain/auth-user.js';
 import { conversationChannel } from '../redis/names.js';
-import { isParticipant } from '../conversations/service.js';
-import { normalizeContent } from '../events/content.js';
-import { DependencyUnavailableError, HttpError, isUnavailableError } from '../http/errors.js';
+import { isMember } from '../conversations/membership.js';
+import { normalizeContent } from '../messages/content.js';
+import { unavailable } from '../domain/errors.js';
 import { encodeTyping } from './hub.js';
-import { errorEvent, type ErrorCode, type ClientFrame, FrameError, parseFrame } from './protocol.js';
+import { type ClientFrame, frameErrorEvent, parseFrame } from './protocol.js';
 import type { ConversationRoom, MemberHandle } from './room.js';
 import { CloseCode, type EventSink, socketSink } from './sink.js';
 import { tokenOf } from './token.js';
@@ -25,15 +25,6 @@ const MAX_QUEUED_FRAMES = 64;
 const MAX_SENDS_IN_FLIGHT = 32;
 /** Typing "true" is forwarded at most this often per socket; "false" always goes. */
 const TYPING_INTERVAL_MS = 1000;
-
-const STATUS_CODES: Record<number, ErrorCode> = {
-  400: 'invalid_frame',
-  403: 'forbidden',
-  404: 'not_found',
-  409: 'conflict',
-  429: 'rate_limited',
-  503: 'unavailable',
-};
 
 const positiveId = (raw: string | undefined): number | null => {
   const id = raw !== undefined && /^[1-9]\d{0,15}$/.test(raw) ? Number(raw) : NaN;
@@ -93,7 +84,7 @@ export class ChatConnection {
     }
     this.conversationId = conversationId;
     try {
-      if (!(await isParticipant(app.database, this.user.id, conversationId))) {
+      if (!(await isMember(app.database, this.user.id, conversationId))) {
         return this.close(CloseCode.forbidden, 'no such conversation');
       }
       if (this.closed) return;
@@ -140,17 +131,9 @@ export class ChatConnection {
   /** The `error` event answering a frame that failed. */
   private report(error: unknown, frame: ClientFrame | undefined): void {
     const extra = frame && 'client_id' in frame && frame.client_id ? { client_id: frame.client_id } : {};
-    if (error instanceof FrameError) {
-      this.sink.send(errorEvent(error.code, error.message, extra));
-    } else if (error instanceof HttpError) {
-      const retry = error.headers['retry-after'] ? { retry_after: Number(error.headers['retry-after']) } : {};
-      this.sink.send(errorEvent(STATUS_CODES[error.statusCode] ?? 'invalid_frame', error.message, { ...extra, ...retry }));
-    } else if (isUnavailableError(error)) {
-      this.sink.send(errorEvent('unavailable', 'a dependency is unavailable; try again shortly', extra));
-    } else {
-      this.app.log.error({ err: error }, 'chat frame failed');
-      this.sink.send(errorEvent('internal', 'internal error', extra));
-    }
+    const { event, internal } = frameErrorEvent(error, extra);
+    if (internal) this.app.log.error({ err: error }, 'chat frame failed');
+    this.sink.send(event);
   }
 
   private async dispatch(frame: ClientFrame): Promise<void> {
@@ -162,8 +145,8 @@ export class ChatConnection {
         await app.limitMessages(user.id);
         if (this.sendsInFlight.size >= MAX_SENDS_IN_FLIGHT) await Promise.race(this.sendsInFlight);
         // Queued now, in frame order; its outcome arrives as chat.message (or an error event).
-        const send: Promise<void> = app.writePath
-          .sendMessage(user, this.conversationId, frame.message, frame.client_id)
+        const send: Promise<void> = app.messages
+          .send(user, this.conversationId, frame.message, frame.client_id)
           .then(
             () => {},
             (error: unknown) => this.report(error, frame),
@@ -175,11 +158,11 @@ export class ChatConnection {
       case 'edit_message':
         // After this socket's earlier sends: its frames take effect in the order it sent them.
         await Promise.all(this.sendsInFlight);
-        await app.writePath.editMessage(user, this.conversationId, frame.message_id, frame.content);
+        await app.messages.edit(user, this.conversationId, frame.message_id, frame.content);
         return;
       case 'delete_message':
         await Promise.all(this.sendsInFlight);
-        app.removeStoredFiles(await app.writePath.deleteMessage(user, this.conversationId, frame.message_id));
+        app.removeStoredFiles(await app.messages.delete(user, this.conversationId, frame.message_id));
         return;
       case 'typing': {
         const now = Date.now();
@@ -188,7 +171,7 @@ export class ChatConnection {
         const json = JSON.stringify({ type: 'user.typing', user: user.username, is_typing: frame.is_typing, conversation_id: this.conversationId });
         // Live only, so a bus that cannot publish (broker down) is the client's `unavailable`, not a bug.
         await app.bus.publish(conversationChannel(this.conversationId), encodeTyping(user.id, json)).catch((error: unknown) => {
-          throw new DependencyUnavailableError('bus', { cause: error });
+          throw unavailable('bus', error);
         });
         return;
       }

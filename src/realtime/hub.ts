@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Bus } from '../bus/bus.js';
 import { conversationChannel } from '../redis/names.js';
-import { decodeEvent } from '../events/codec.js';
+import { decodeEvent } from '../messages/event-codec.js';
 import { ConversationRoom, type RoomSource } from './room.js';
 
 /** Typing payloads ride the conversation channel without a seq: `typing\n<userId>\n<json>`. */

@@ -1,7 +1,7 @@
 import websocket from '@fastify/websocket';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { readEvents } from '../events/read-path.js';
+import { readEvents } from '../messages/event-log.js';
 import { sql } from 'drizzle-orm';
 import { toNumber } from '../db/sql.js';
 import { ChatConnection } from './chat-connection.js';
@@ -57,7 +57,7 @@ export const realtimePlugin = fp(
       },
     );
     app.decorate('rooms', rooms);
-    app.bus.onReset(() => app.metrics.busErrors.inc({ kind: 'reset' }));
+    app.bus.onReset(() => app.metrics.busResets.inc());
 
     const heartbeat = createHeartbeat(config.WS_HEARTBEAT_MS);
     app.get('/ws/chat/:id/', { websocket: true, schema: { hide: true } }, (socket, request) => {

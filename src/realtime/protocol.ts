@@ -1,41 +1,17 @@
-import { type Static, Type } from 'typebox';
 import { Compile } from 'typebox/compile';
-import { BigId } from '../http/schemas.js';
-import { ClientId } from '../messages/schemas.js';
-import type { ErrorCode } from './events.js';
+import { CLIENT_FRAMES, type ClientFrame } from '../contract/frames.js';
+import type { ErrorCode } from '../contract/socket-codes.js';
+import { classifyError, DomainError, type DomainErrorKind } from '../domain/errors.js';
 
-/**
- * Client → server frames of `/ws/chat/{id}/` (API.md, with the seed's names). Lengths that
- * depend on configuration (message text) are checked by the write path after trimming.
- */
-export const ChatMessageFrame = Type.Object({
-  type: Type.Literal('chat_message'),
-  message: Type.String(),
-  client_id: Type.Optional(ClientId),
-});
-export const EditMessageFrame = Type.Object({
-  type: Type.Literal('edit_message'),
-  message_id: BigId('message id'),
-  content: Type.String(),
-});
-export const DeleteMessageFrame = Type.Object({ type: Type.Literal('delete_message'), message_id: BigId('message id') });
-export const TypingFrame = Type.Object({ type: Type.Literal('typing'), is_typing: Type.Boolean() });
+export type { ClientFrame } from '../contract/frames.js';
 
-export type ChatMessageFrame = Static<typeof ChatMessageFrame>;
-export type EditMessageFrame = Static<typeof EditMessageFrame>;
-export type DeleteMessageFrame = Static<typeof DeleteMessageFrame>;
-export type TypingFrame = Static<typeof TypingFrame>;
-export type ClientFrame = ChatMessageFrame | EditMessageFrame | DeleteMessageFrame | TypingFrame;
+const validators = Object.fromEntries(Object.entries(CLIENT_FRAMES).map(([type, schema]) => [type, Compile(schema)])) as {
+  [K in keyof typeof CLIENT_FRAMES]: ReturnType<typeof Compile<(typeof CLIENT_FRAMES)[K]>>;
+};
+const FRAME_TYPES = Object.keys(CLIENT_FRAMES);
+const EXPECTED = `${FRAME_TYPES.slice(0, -1).join(', ')} or ${FRAME_TYPES.at(-1)}`;
 
-const validators = {
-  chat_message: Compile(ChatMessageFrame),
-  edit_message: Compile(EditMessageFrame),
-  delete_message: Compile(DeleteMessageFrame),
-  typing: Compile(TypingFrame),
-} as const;
-
-export type { ErrorCode } from './events.js';
-
+/** A frame refused before it reached the domain: its code is the `error` event's. */
 export class FrameError extends Error {
   constructor(
     readonly code: ErrorCode,
@@ -58,15 +34,38 @@ export function parseFrame(text: string): ClientFrame {
   }
   const type = (value as { type?: unknown }).type;
   const validator = typeof type === 'string' && Object.hasOwn(validators, type) ? validators[type as keyof typeof validators] : undefined;
-  if (!validator) {
-    throw new FrameError('unknown_type', `unknown frame type ${JSON.stringify(type)}; expected chat_message, edit_message, delete_message or typing`);
-  }
+  if (!validator) throw new FrameError('unknown_type', `unknown frame type ${JSON.stringify(type)}; expected ${EXPECTED}`);
   if (!validator.Check(value)) {
     const [first] = validator.Errors(value);
     const field = first?.instancePath.slice(1) || (first?.params as { requiredProperties?: string[] } | undefined)?.requiredProperties?.[0] || 'frame';
     throw new FrameError('invalid_frame', `${field}: ${first?.message ?? 'invalid'}`);
   }
   return value as ClientFrame;
+}
+
+/** The `error` event code of each domain error kind. */
+const CODES: Record<DomainErrorKind | 'bad_data' | 'internal', ErrorCode> = {
+  invalid: 'invalid_frame',
+  bad_data: 'invalid_frame',
+  unauthenticated: 'forbidden',
+  forbidden: 'forbidden',
+  not_found: 'not_found',
+  conflict: 'conflict',
+  rate_limited: 'rate_limited',
+  unavailable: 'unavailable',
+  internal: 'internal',
+};
+
+/** The `error` event answering a frame that failed with `error`; `internal` says nothing more. */
+export function frameErrorEvent(error: unknown, extra: Record<string, unknown> = {}): { event: string; internal: boolean } {
+  if (error instanceof FrameError) return { event: errorEvent(error.code, error.message, extra), internal: false };
+  const kind = classifyError(error);
+  if (kind === 'internal') return { event: errorEvent('internal', 'internal error', extra), internal: true };
+  if (kind === 'unavailable') return { event: errorEvent('unavailable', 'a dependency is unavailable; try again shortly', extra), internal: false };
+  if (kind === 'bad_data') return { event: errorEvent('invalid_frame', 'the frame contains characters or numbers that cannot be stored', extra), internal: false };
+  const domain = error as DomainError;
+  const retry = domain.retryAfterSeconds === undefined ? {} : { retry_after: domain.retryAfterSeconds };
+  return { event: errorEvent(CODES[kind], domain.message, { ...extra, ...retry }), internal: false };
 }
 
 /** Server → client error event. */

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
-import type { EncodedEvent } from '../events/codec.js';
+import type { EncodedEvent } from '../messages/event-codec.js';
 import { CloseCode, type EventSink } from './sink.js';
 
 /**

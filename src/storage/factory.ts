@@ -2,9 +2,6 @@ import { createLocalStorage, type LocalStorageOptions } from './storage-local.js
 import { createS3Storage, type S3StorageOptions } from './storage-s3.js';
 import type { Storage, StorageKind } from './storage.js';
 
-export type { LocalStorageOptions } from './storage-local.js';
-export type { S3StorageOptions } from './storage-s3.js';
-
 export interface StorageFactoryOptions {
   kind: StorageKind;
   /** Required when `kind` is 'local'. */

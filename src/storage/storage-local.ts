@@ -76,15 +76,6 @@ export function createLocalStorage(options: LocalStorageOptions): Storage {
       }
     },
 
-    async head(key: string) {
-      const file = objectPath(root, key);
-      const info = await stat(file).catch((err: unknown) => {
-        throw notFoundOr(err, key);
-      });
-      if (!info.isFile()) throw new ObjectNotFoundError(key);
-      return { size: info.size, contentType: await readContentType(file) };
-    },
-
     async delete(key: string) {
       const file = objectPath(root, key);
       // Object before meta: the reverse of put, so a visible object keeps its type.

@@ -3,7 +3,6 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
-  HeadObjectCommand,
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
@@ -91,18 +90,6 @@ export function createS3Storage(options: S3StorageOptions): Storage {
         throw new Error(`S3 GetObject for ${key} did not report the object size`);
       }
       return { body, size, contentType: out.ContentType ?? 'application/octet-stream' };
-    },
-
-    async head(key: string) {
-      const out = await client
-        .send(new HeadObjectCommand({ Bucket: bucket, Key: key }))
-        .catch((err: unknown) => {
-          throw notFoundOr(err, key);
-        });
-      if (out.ContentLength === undefined) {
-        throw new Error(`S3 HeadObject for ${key} did not report the object size`);
-      }
-      return { size: out.ContentLength, contentType: out.ContentType ?? 'application/octet-stream' };
     },
 
     async delete(key: string) {

@@ -16,15 +16,13 @@ import type { Readable } from 'node:stream';
 export interface Storage {
   put(key: string, body: Readable, options: PutOptions): Promise<{ size: number }>;
   get(key: string, range?: ByteRange): Promise<StoredObject>;
-  /** Size and type without the bytes; rejects with `ObjectNotFoundError`. */
-  head(key: string): Promise<{ size: number; contentType: string }>;
   delete(key: string): Promise<void>;
   /**
    * A short-lived URL the client may fetch the object from directly, or `null` when the
    * backend cannot make one (local disk). Used only when redirects are configured.
    */
   presignedUrl(key: string, options: PresignOptions): Promise<string | null>;
-  /** True when the backend answers (readiness). */
+  /** True when the backend answers: checked once at start-up, so a misconfigured bucket shows in the log at once. */
   ping(): Promise<boolean>;
   close(): Promise<void>;
 }

@@ -1,9 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { eq, sql } from 'drizzle-orm';
-import { HttpError } from '../http/errors.js';
+import { unauthenticated } from '../domain/errors.js';
 import { Type } from 'typebox';
 import { users } from '../db/schema/index.js';
-import { errors, Text } from '../http/schemas.js';
+import { errors } from '../http/schemas.js';
+import { Text } from '../contract/common.js';
 
 const SEARCH_LIMIT = 20;
 /** LIKE treats % and _ as wildcards; a search for "a_b" means the literal text. */
@@ -19,7 +20,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
         .select({ id: users.id, username: users.username })
         .from(users)
         .where(eq(users.id, request.user.id));
-      if (!user) throw new HttpError(401, 'the token belongs to no user');
+      if (!user) throw unauthenticated('the token belongs to no user');
       return user;
     },
   );

@@ -10,7 +10,7 @@ import { ChatClient, type ChatClientOptions } from '../../src/client/index.js';
 import type { ChatSocket, ConversationEvent, ErrorEvent, NotificationReadEvent, NotificationSocket, NotificationView, SocketState, UserTypingEvent } from '../../src/client/index.js';
 import type { WebSocketConstructor } from '../../src/client/reconnecting-socket.js';
 import { randomName } from './api.js';
-import { ChatServerEventSchema, eventSchemaContext, NotificationServerEventSchema } from '../../src/realtime/events.js';
+import { ChatServerEventSchema, eventSchemaContext, NotificationServerEventSchema } from '../../src/contract/events.js';
 
 /** Bound on any wait: generous, since CI runs several service processes on two cores. */
 export const WAIT_MS = 15_000;

@@ -21,7 +21,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
-import type { S3StorageOptions } from '../../src/storage/factory.js';
+import type { S3StorageOptions } from '../../src/storage/storage-s3.js';
 
 export interface S3TestServer {
   endpoint: string;

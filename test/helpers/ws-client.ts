@@ -5,7 +5,7 @@
  */
 import type { Socket } from 'node:net';
 import WebSocket from 'ws';
-import type { MessageView } from '../../src/events/types.js';
+import type { MessageView } from '../../src/contract/messages.js';
 
 /** The message object of API.md (with the fields the service adds), as the service types it. */
 export type MessageObject = MessageView;

@@ -14,9 +14,9 @@ import t, { type Test } from 'tap';
 import { createMemoryBus } from '../../src/bus/bus-memory.js';
 import { conversationChannel } from '../../src/redis/names.js';
 import type { DatabaseHandle } from '../../src/db/client.js';
-import { decodeEvent } from '../../src/events/codec.js';
-import { readEvents } from '../../src/events/read-path.js';
-import type { AttachmentView } from '../../src/events/types.js';
+import { decodeEvent } from '../../src/messages/event-codec.js';
+import { readEvents } from '../../src/messages/event-log.js';
+import type { AttachmentView } from '../../src/contract/messages.js';
 import { createStorage } from '../../src/storage/factory.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { call, createConversation, register, type Session } from '../helpers/api.js';
@@ -493,15 +493,15 @@ export function attachmentSuite(kind: StorageKindUnderTest, databaseKind: Databa
     const ctx = await setup(t);
     // The race: the upload passed the early checks, then the message is deleted before the
     // write path runs. The write path refuses (409) and the stored object must go.
-    const writePath = ctx.app.writePath;
-    const addAttachment = writePath.addAttachment.bind(writePath);
-    writePath.addAttachment = async (actor, conversationId, messageId, file) => {
+    const attachments = ctx.app.attachments;
+    const addAttachment = attachments.add.bind(attachments);
+    attachments.add = async (actor, conversationId, messageId, file) => {
       const deleted = await call(ctx.app, 'DELETE', `/api/conversations/${conversationId}/messages/${messageId}/`, { token: ctx.alice.token });
       t.equal(deleted.status, 204, 'deleted mid-upload');
       return addAttachment(actor, conversationId, messageId, file);
     };
     const res = await upload(ctx, ctx.alice, new Blob([randomBytes(100_000)]), 'late.bin');
-    writePath.addAttachment = addAttachment;
+    attachments.add = addAttachment;
     t.equal(res.status, 409, 'the write path refuses');
     t.same(await ctx.backend.objects(), [], 'the uploaded object is removed');
     t.equal(await attachmentRows(ctx), 0, 'no row');

@@ -1,8 +1,9 @@
 import { sql } from 'drizzle-orm';
+import { isMemberSql } from '../conversations/membership.js';
 import type { DatabaseHandle } from '../db/client.js';
 import { EventKind } from '../db/schema/index.js';
 import { intArray, isoTime, textArray, toNumber } from '../db/sql.js';
-import { databaseErrorCode, DEADLOCK_DETECTED, UNIQUE_VIOLATION } from '../http/errors.js';
+import { databaseErrorCode, DEADLOCK_DETECTED, UNIQUE_VIOLATION } from '../db/errors.js';
 
 /** One send, validated and normalised, waiting for its batch. */
 export interface SendRequest {
@@ -42,7 +43,7 @@ const batchStatement = sql`
     accepted as (
       select distinct on (i.conversation_id, i.sender_id, i.client_id, case when i.client_id is null then i.ord end) i.*
         from input i
-       where exists (select 1 from participants p where p.conversation_id = i.conversation_id and p.user_id = i.sender_id)
+       where ${isMemberSql(sql`i.conversation_id`, sql`i.sender_id`)}
          and (i.client_id is null or not exists (
                select 1 from messages m
                 where m.conversation_id = i.conversation_id and m.sender_id = i.sender_id and m.client_id = i.client_id))
@@ -127,7 +128,7 @@ export class SendBatcher {
         with conv as (
           update conversations c set last_seq = c.last_seq + 1, last_message_at = now()
            where c.id = ${conversationId}
-             and exists (select 1 from participants p where p.conversation_id = ${conversationId} and p.user_id = ${senderId})
+             and ${isMemberSql(conversationId, senderId)}
           returning c.id, c.last_seq),
         msg as (
           insert into messages (conversation_id, sender_id, content, client_id, seq)

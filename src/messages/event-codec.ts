@@ -1,4 +1,4 @@
-import type { ConversationEvent } from './types.js';
+import type { ConversationEvent } from '../contract/events.js';
 
 /**
  * Bus payload: `<seq> <published-at ms>\n<event JSON>`. Subscribers read the seq without

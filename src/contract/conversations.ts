@@ -1,5 +1,6 @@
-import { Type } from 'typebox';
-import { Id, Nullable, Text, Timestamp } from '../http/schemas.js';
+import { type Static, Type } from 'typebox';
+import { Id, Nullable, Text, Timestamp } from './common.js';
+import { pageQueryProperties } from './pagination.js';
 
 export const Conversation = Type.Object(
   {
@@ -12,6 +13,7 @@ export const Conversation = Type.Object(
   },
   { $id: 'Conversation' },
 );
+export type ConversationView = Static<typeof Conversation>;
 
 export const CreateConversation = Type.Object({
   participants: Type.Array(
@@ -19,3 +21,5 @@ export const CreateConversation = Type.Object({
     { minItems: 1, maxItems: 10_000, description: 'user ids or usernames; the caller is added' },
   ),
 });
+
+export const ConversationListQuery = Type.Object(pageQueryProperties({ defaultLimit: 100, maxLimit: 500 }, 'conversations', []));

@@ -1,5 +1,6 @@
-import { Type } from 'typebox';
-import { BigId, Id, Nullable, Text, Timestamp } from '../http/schemas.js';
+import { type Static, Type } from 'typebox';
+import { BigId, Id, Nullable, Text, Timestamp } from './common.js';
+import { pageQueryProperties } from './pagination.js';
 
 export const Attachment = Type.Object(
   {
@@ -31,13 +32,14 @@ export const Message = Type.Object(
   { $id: 'Message' },
 );
 
+export type AttachmentView = Static<typeof Attachment>;
+/** `Message` refers to `Attachment` by `$ref` (one schema in OpenAPI); the static type spells it out. */
+export type MessageView = Omit<Static<typeof Message>, 'attachments'> & { attachments: AttachmentView[] };
+
 /** Length limits that depend on configuration are checked in the service, after trimming. */
 export const ClientId = Text({ minLength: 1, maxLength: 64, description: 'makes the send idempotent' });
 export const SendMessage = Type.Object({ content: Type.String(), client_id: Type.Optional(ClientId) });
 export const EditMessage = Type.Object({ content: Type.String() });
 
-export const MessagePage = Type.Object({
-  limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
-  before: Type.Optional(BigId('only messages older than this id')),
-  after: Type.Optional(BigId('only messages newer than this id')),
-});
+export const MessagePageQuery = Type.Object(pageQueryProperties({ defaultLimit: 50, maxLimit: 200 }, 'messages', ['before', 'after']));
+export type MessagePageQuery = Static<typeof MessagePageQuery>;

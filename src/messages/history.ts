@@ -1,18 +1,14 @@
 import { type SQL, sql } from 'drizzle-orm';
 import type { AttachmentLinkSigner } from '../attachments/links.js';
+import type { MessagePageQuery, MessageView } from '../contract/messages.js';
+import { isMember, isMemberSql } from '../conversations/membership.js';
 import type { DatabaseHandle } from '../db/client.js';
-import { EventKind } from '../db/schema/index.js';
-import { intArray, isoTime, toNumber } from '../db/sql.js';
-import { notFound } from '../http/errors.js';
-import { isParticipant } from '../conversations/service.js';
-import type { ConversationEvent, MessageView } from './types.js';
-import { attachmentColumns, attachmentView, messageBaseColumns, messageColumns, messageView, type AttachmentRow, type MessageRow } from './views.js';
+import { intArray, toNumber } from '../db/sql.js';
+import { notFound } from '../domain/errors.js';
+import { attachmentColumns, messageBaseColumns, messageView, type AttachmentRecord, type MessageRecord } from './views.js';
 
-export interface PageRequest {
-  limit: number;
-  before?: number | undefined;
-  after?: number | undefined;
-}
+/** A page request: the contract's query, as validated. */
+export type PageRequest = Pick<MessagePageQuery, 'limit'> & { before?: number | undefined; after?: number | undefined };
 
 export interface MessagePage {
   /** Ascending id order. */
@@ -25,11 +21,11 @@ export interface MessagePage {
 type PageShape = 'newest' | 'before' | 'after' | 'between';
 
 /** A history row: the attachments are read apart, for the rows that count some. */
-interface PageRow extends MessageRow {
+interface PageRow extends MessageRecord {
   attachment_count: number;
 }
 
-interface MessageAttachmentRow extends AttachmentRow, Record<string, unknown> {
+interface MessageAttachmentRow extends AttachmentRecord, Record<string, unknown> {
   message_id: unknown;
 }
 
@@ -37,13 +33,13 @@ interface MessageAttachmentRow extends AttachmentRow, Record<string, unknown> {
  * The statement for one page shape. The caller's membership is a filter of the same
  * statement (an uncorrelated EXISTS: evaluated once, not per row). Reading forward from
  * `after` walks up; everything else walks down from the newest. No attachments sub-select:
- * even unevaluated (no message has one), it cost PostgreSQL a tenth of the statement; the
+ * PostgreSQL pays for it even when no message has one (bench/README.md, tuning notes); the
  * rare page with attachments reads them in a second one.
  */
 function pageStatement(shape: PageShape): SQL {
   const filters: SQL[] = [
     sql`m.conversation_id = ${sql.placeholder('conversationId')}`,
-    sql`exists (select 1 from participants p where p.conversation_id = ${sql.placeholder('conversationId')} and p.user_id = ${sql.placeholder('userId')})`,
+    isMemberSql(sql.placeholder('conversationId'), sql.placeholder('userId')),
   ];
   if (shape === 'before' || shape === 'between') filters.push(sql`m.id < ${sql.placeholder('before')}`);
   if (shape === 'after' || shape === 'between') filters.push(sql`m.id > ${sql.placeholder('after')}`);
@@ -83,7 +79,7 @@ export async function listMessages(
   const shape: PageShape =
     before === undefined ? (after === undefined ? 'newest' : 'after') : after === undefined ? 'before' : 'between';
   const rows = await database.prepare<PageRow>(PAGE_STATEMENTS[shape])({ conversationId, userId, before, after, limit: page.limit + 1 });
-  if (rows.length === 0 && !(await isParticipant(database, userId, conversationId))) throw notFound('conversation not found');
+  if (rows.length === 0 && !(await isMember(database, userId, conversationId))) throw notFound('conversation not found');
   const hasMore = rows.length > page.limit;
   const pageRows = rows.slice(0, page.limit);
   if (shape !== 'after') pageRows.reverse();
@@ -96,7 +92,7 @@ async function attachAttachments(database: DatabaseHandle, rows: PageRow[]): Pro
   const withFiles = rows.filter((row) => row.attachment_count > 0);
   for (const row of rows) row.attachments = null;
   if (withFiles.length === 0) return;
-  const byMessage = new Map<number, AttachmentRow[]>();
+  const byMessage = new Map<number, AttachmentRecord[]>();
   const ids = intArray(withFiles.map((row) => toNumber(row.id)));
   for (const attachment of await database.prepare<MessageAttachmentRow>(ATTACHMENTS_OF_MESSAGES)({ ids })) {
     const messageId = toNumber(attachment.message_id);
@@ -105,58 +101,4 @@ async function attachAttachments(database: DatabaseHandle, rows: PageRow[]): Pro
     else byMessage.set(messageId, [attachment]);
   }
   for (const row of withFiles) row.attachments = byMessage.get(toNumber(row.id)) ?? [];
-}
-
-interface EventRow extends MessageRow {
-  event_seq: unknown;
-  kind: number;
-  attachment_id: unknown;
-  a_filename: string | null;
-  a_content_type: string | null;
-  a_size: unknown;
-  a_uploaded_at: string | null;
-}
-
-/**
- * Events after `afterSeq`, in seq order, rendered from the current rows: an event about a
- * message that has since been deleted replays as that deletion (or, for its creation, as a
- * deleted message), so the log never serves deleted text or files again.
- */
-export async function readEvents(
-  database: DatabaseHandle,
-  links: AttachmentLinkSigner,
-  conversationId: number,
-  afterSeq: number,
-  limit: number,
-): Promise<ConversationEvent[]> {
-  const rows = await database.query<EventRow>(sql`
-    select e.seq as event_seq, e.kind, e.attachment_id, ${messageColumns},
-           a.filename as a_filename, a.content_type as a_content_type, a.size as a_size,
-           ${isoTime(sql`a.created_at`)} as a_uploaded_at
-      from conversation_events e
-      join messages m on m.id = e.message_id
-      join users u on u.id = m.sender_id
-      left join attachments a on a.id = e.attachment_id
-     where e.conversation_id = ${conversationId} and e.seq > ${afterSeq}
-     order by e.seq limit ${limit}`);
-  return rows.map((row) => renderEvent(row, links, conversationId));
-}
-
-function renderEvent(row: EventRow, links: AttachmentLinkSigner, conversationId: number): ConversationEvent {
-  const seq = toNumber(row.event_seq);
-  const message = messageView(row, links);
-  // Same key order as live events, so a replayed event is byte-for-byte what was published.
-  const base = { seq, conversation_id: conversationId };
-  if (row.kind === EventKind.messageCreated) return { type: 'chat.message', ...base, message };
-  if (row.kind === EventKind.messageEdited && !message.is_deleted) {
-    return { type: 'message.edited', ...base, message: { id: message.id, content: message.content, is_edited: true, edited_at: message.edited_at } };
-  }
-  if (row.kind === EventKind.attachmentAdded && !message.is_deleted && row.a_filename !== null) {
-    const attachment = attachmentView(
-      { id: row.attachment_id, filename: row.a_filename, content_type: row.a_content_type ?? '', size: row.a_size, uploaded_at: row.a_uploaded_at ?? '' },
-      links,
-    );
-    return { type: 'attachment.added', ...base, message_id: message.id, attachment };
-  }
-  return { type: 'message.deleted', ...base, message_id: message.id };
 }

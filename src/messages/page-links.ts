@@ -1,4 +1,4 @@
-import type { MessagePage, PageRequest } from '../events/read-path.js';
+import type { MessagePage, PageRequest } from './history.js';
 
 /**
  * RFC 8288 `Link` header: rel="next" is the next older page (API.md); a page read forward

@@ -1,10 +1,10 @@
 import { type SQL, sql } from 'drizzle-orm';
 import type { AttachmentLinkSigner } from '../attachments/links.js';
 import { isoFrom, isoTime, toNumber } from '../db/sql.js';
-import type { AttachmentView, MessageView } from './types.js';
+import type { AttachmentView, MessageView } from '../contract/messages.js';
 
 /**
- * Message columns for `MessageRow` but `attachments`, from
+ * Message columns for `MessageRecord` but `attachments`, from
  * `messages m join users u on u.id = m.sender_id`.
  */
 export const messageBaseColumns: SQL = sql`
@@ -12,11 +12,11 @@ export const messageBaseColumns: SQL = sql`
   case when m.is_deleted then '' else m.content end as content,
   m.client_id, m.seq, m.is_deleted, m.created_at, m.edited_at`;
 
-/** Attachment columns for `AttachmentRow`, from `attachments a`. */
+/** Attachment columns for `AttachmentRecord`, from `attachments a`. */
 export const attachmentColumns: SQL = sql`
   a.id, a.filename, a.content_type, a.size, ${isoTime(sql`a.created_at`)} as uploaded_at`;
 
-/** Message columns for `MessageRow`, from `messages m join users u on u.id = m.sender_id`. */
+/** Message columns for `MessageRecord`, from `messages m join users u on u.id = m.sender_id`. */
 export const messageColumns: SQL = sql`${messageBaseColumns},
   case when m.is_deleted or m.attachment_count = 0 then null else coalesce(
     (select json_agg(json_build_object(
@@ -25,7 +25,7 @@ export const messageColumns: SQL = sql`${messageBaseColumns},
        from attachments a where a.message_id = m.id),
     '[]'::json) end as attachments`;
 
-export interface MessageRow extends Record<string, unknown> {
+export interface MessageRecord extends Record<string, unknown> {
   id: unknown;
   conversation_id: unknown;
   sender_id: unknown;
@@ -39,7 +39,7 @@ export interface MessageRow extends Record<string, unknown> {
   attachments: unknown;
 }
 
-export interface AttachmentRow {
+export interface AttachmentRecord {
   id: unknown;
   filename: string;
   content_type: string;
@@ -50,7 +50,7 @@ export interface AttachmentRow {
 /** json columns arrive parsed from postgres.js and PGlite alike; text is parsed defensively. */
 const parseJson = <T>(value: unknown): T => (typeof value === 'string' ? JSON.parse(value) : value) as T;
 
-export const attachmentView = (row: AttachmentRow, links: AttachmentLinkSigner): AttachmentView => {
+export const attachmentView = (row: AttachmentRecord, links: AttachmentLinkSigner): AttachmentView => {
   const id = toNumber(row.id);
   return {
     id,
@@ -62,7 +62,7 @@ export const attachmentView = (row: AttachmentRow, links: AttachmentLinkSigner):
   };
 };
 
-export const messageView = (row: MessageRow, links: AttachmentLinkSigner): MessageView => ({
+export const messageView = (row: MessageRecord, links: AttachmentLinkSigner): MessageView => ({
   id: toNumber(row.id),
   conversation_id: toNumber(row.conversation_id),
   sender: row.sender,
@@ -75,5 +75,5 @@ export const messageView = (row: MessageRow, links: AttachmentLinkSigner): Messa
   client_id: row.client_id,
   seq: toNumber(row.seq),
   // null: no attachments (the common case, spared building and parsing '[]' per message).
-  attachments: row.attachments === null ? [] : parseJson<AttachmentRow[]>(row.attachments).map((a) => attachmentView(a, links)),
+  attachments: row.attachments === null ? [] : parseJson<AttachmentRecord[]>(row.attachments).map((a) => attachmentView(a, links)),
 });

@@ -4,32 +4,10 @@
  * the service really sends against them.
  */
 import { type Static, Type } from 'typebox';
-import { BigId, Id, Nullable, Timestamp } from '../http/schemas.js';
-import { Attachment, Message } from '../messages/schemas.js';
-import { Notification } from '../notifications/schemas.js';
-import { User } from '../users/schemas.js';
-import { Conversation } from '../conversations/schemas.js';
-
-/** `Message` refers to `Attachment` by `$ref` (one schema in OpenAPI); the static type spells it out. */
-export type AttachmentView = Static<typeof Attachment>;
-export type MessageView = Omit<Static<typeof Message>, 'attachments'> & { attachments: AttachmentView[] };
-export type NotificationView = Static<typeof Notification>;
-export type UserView = Static<typeof User>;
-export type ConversationView = Static<typeof Conversation>;
-
-export const ERROR_CODES = [
-  'bad_json',
-  'unknown_type',
-  'invalid_frame',
-  'forbidden',
-  'not_found',
-  'conflict',
-  'rate_limited',
-  'unavailable',
-  'internal',
-] as const;
-/** Codes of `{"type": "error", "code": ...}` events. */
-export type ErrorCode = (typeof ERROR_CODES)[number];
+import { BigId, Id, Nullable, Timestamp } from './common.js';
+import { Attachment, Message, type MessageView } from './messages.js';
+import { Notification } from './notifications.js';
+import { ERROR_CODES } from './socket-codes.js';
 
 const Seq = Type.Integer({ minimum: 1, description: "per conversation, +1 with every conversation event" });
 

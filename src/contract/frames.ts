@@ -1,0 +1,34 @@
+import { type Static, Type } from 'typebox';
+import { BigId } from './common.js';
+import { ClientId } from './messages.js';
+
+/**
+ * Client → server frames of `/ws/chat/{id}/` (API.md, with the seed's names). Lengths that
+ * depend on configuration (message text) are checked by the service after trimming.
+ */
+export const ChatMessageFrame = Type.Object({
+  type: Type.Literal('chat_message'),
+  message: Type.String(),
+  client_id: Type.Optional(ClientId),
+});
+export const EditMessageFrame = Type.Object({
+  type: Type.Literal('edit_message'),
+  message_id: BigId('message id'),
+  content: Type.String(),
+});
+export const DeleteMessageFrame = Type.Object({ type: Type.Literal('delete_message'), message_id: BigId('message id') });
+export const TypingFrame = Type.Object({ type: Type.Literal('typing'), is_typing: Type.Boolean() });
+
+export type ChatMessageFrame = Static<typeof ChatMessageFrame>;
+export type EditMessageFrame = Static<typeof EditMessageFrame>;
+export type DeleteMessageFrame = Static<typeof DeleteMessageFrame>;
+export type TypingFrame = Static<typeof TypingFrame>;
+export type ClientFrame = ChatMessageFrame | EditMessageFrame | DeleteMessageFrame | TypingFrame;
+
+/** Every frame type, keyed by its `type`. */
+export const CLIENT_FRAMES = {
+  chat_message: ChatMessageFrame,
+  edit_message: EditMessageFrame,
+  delete_message: DeleteMessageFrame,
+  typing: TypingFrame,
+} as const;

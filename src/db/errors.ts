@@ -1,0 +1,43 @@
+/** What a database error means, read from the driver's error (postgres.js, PGlite) through drizzle's wrapper. */
+
+export const UNIQUE_VIOLATION = '23505';
+export const DEADLOCK_DETECTED = '40P01';
+export const SERIALIZATION_FAILURE = '40001';
+
+/** The root cause of a driver error, through drizzle's wrapper. */
+function rootCause(error: unknown): { code?: unknown; message?: unknown } | undefined {
+  let current: unknown = error;
+  // The deepest cause, a few levels at most (a cause cycle must not hang an error response).
+  for (let depth = 0; depth < 5 && current && typeof current === 'object'; depth++) {
+    const cause = (current as { cause?: unknown }).cause;
+    if (!cause) break;
+    current = cause;
+  }
+  return current && typeof current === 'object' ? (current as { code?: unknown }) : undefined;
+}
+
+/** The SQLSTATE (or socket error code) behind a database error, if any. */
+export const databaseErrorCode = (error: unknown): string | undefined => {
+  const code = rootCause(error)?.code;
+  return typeof code === 'string' ? code : undefined;
+};
+
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH',
+  'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED',
+  '57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006',
+]);
+
+/** The server or the connection to it is gone (as opposed to a bug): the caller may retry. */
+export const isConnectionError = (error: unknown): boolean => {
+  const code = databaseErrorCode(error);
+  if (code && UNAVAILABLE_CODES.has(code)) return true;
+  const message = String(rootCause(error)?.message ?? '');
+  return /ECONNREFUSED|connection (terminated|closed|ended)|write CONNECTION_CLOSED|PGlite is closed/i.test(message);
+};
+
+/** Input the database refused as data (not a bug): NUL bytes, bad encodings, overflow. */
+export const isBadDataError = (error: unknown): boolean => {
+  const code = databaseErrorCode(error);
+  return code === '22P05' || code === '22021' || code === '22003' || code === '22P02';
+};

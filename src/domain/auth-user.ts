@@ -1,0 +1,5 @@
+/** The authenticated caller of a request or socket, as every feature sees it. */
+export interface AuthUser {
+  id: number;
+  username: string;
+}

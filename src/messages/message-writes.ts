@@ -1,0 +1,126 @@
+import { sql } from 'drizzle-orm';
+import type { AttachmentLinkSigner } from '../attachments/links.js';
+import type { MessageView } from '../contract/messages.js';
+import type { DatabaseHandle, Query } from '../db/client.js';
+import { EventKind } from '../db/schema/index.js';
+import { toNumber } from '../db/sql.js';
+import type { AuthUser } from '../domain/auth-user.js';
+import { conflict, forbidden, notFound } from '../domain/errors.js';
+import { normalizeClientId, normalizeContent } from './content.js';
+import { SendBatcher } from './send-batcher.js';
+import { messageColumns, messageView, type MessageRecord } from './views.js';
+import type { WritePath } from './write-path.js';
+
+/** Sending, editing and deleting messages: each a conversation event of the one write path. */
+export interface MessageWrites {
+  /** `created` is false when `client_id` matched an earlier send: that message comes back. */
+  send(actor: AuthUser, conversationId: number, content: unknown, clientId?: unknown): Promise<{ message: MessageView; created: boolean }>;
+  edit(actor: AuthUser, conversationId: number, messageId: number, content: unknown): Promise<MessageView>;
+  /** Idempotent; resolves to the storage keys of the attachments it removed. */
+  delete(actor: AuthUser, conversationId: number, messageId: number): Promise<string[]>;
+}
+
+export interface MessageWritesOptions {
+  writePath: WritePath;
+  database: DatabaseHandle;
+  links: AttachmentLinkSigner;
+  maxMessageLength: number;
+}
+
+/** The message the actor may change, locked by the caller's transaction: 404 if absent, 403 if someone else's. */
+export async function ownMessage(query: Query, actor: AuthUser, conversationId: number, messageId: number) {
+  const [row] = await query<{ sender_id: unknown; is_deleted: boolean }>(sql`
+    select sender_id, is_deleted from messages where id = ${messageId} and conversation_id = ${conversationId}`);
+  if (!row) throw notFound('message not found');
+  if (toNumber(row.sender_id) !== actor.id) throw forbidden('only its sender may change a message');
+  return row;
+}
+
+export function createMessageWrites(options: MessageWritesOptions): MessageWrites {
+  const { writePath, database, links } = options;
+  const batcher = new SendBatcher(database);
+
+  async function findByClientId(actor: AuthUser, conversationId: number, clientId: string): Promise<MessageView | undefined> {
+    const [row] = await database.query<MessageRecord>(sql`
+      select ${messageColumns} from messages m join users u on u.id = m.sender_id
+       where m.conversation_id = ${conversationId} and m.sender_id = ${actor.id} and m.client_id = ${clientId}`);
+    return row && messageView(row, links);
+  }
+
+  async function send(actor: AuthUser, conversationId: number, rawContent: unknown, rawClientId?: unknown) {
+    const content = normalizeContent(rawContent, options.maxMessageLength);
+    const clientId = normalizeClientId(rawClientId);
+    const stored = await batcher.store({ conversationId, senderId: actor.id, content, clientId });
+    if (!stored) {
+      // Skipped: a client_id used before (that message comes back), or not a participant.
+      const earlier = clientId === null ? undefined : await findByClientId(actor, conversationId, clientId);
+      if (!earlier) throw notFound('conversation not found');
+      return { message: earlier, created: false };
+    }
+    const message: MessageView = {
+      id: stored.id,
+      conversation_id: conversationId,
+      sender: actor.username,
+      sender_id: actor.id,
+      content,
+      timestamp: stored.timestamp,
+      is_edited: false,
+      is_deleted: false,
+      edited_at: null,
+      client_id: clientId,
+      seq: stored.seq,
+      attachments: [],
+    };
+    writePath.committed({ type: 'chat.message', seq: message.seq, conversation_id: conversationId, message }, actor);
+    return { message, created: true };
+  }
+
+  return {
+    send: (actor, conversationId, content, clientId) => writePath.track(send(actor, conversationId, content, clientId)),
+
+    async edit(actor, conversationId, messageId, rawContent) {
+      const content = normalizeContent(rawContent, options.maxMessageLength);
+      const edited = await writePath.sequenced(actor, conversationId, async (query, seq) => {
+        const current = await ownMessage(query, actor, conversationId, messageId);
+        if (current.is_deleted) throw conflict('a deleted message cannot be edited');
+        await query(sql`update messages set content = ${content}, edited_at = now() where id = ${messageId}`);
+        const [row] = await query<MessageRecord>(sql`
+          select ${messageColumns} from messages m join users u on u.id = m.sender_id where m.id = ${messageId}`);
+        if (!row) throw new Error('edited message vanished');
+        const message = messageView(row, links);
+        return {
+          kind: EventKind.messageEdited,
+          messageId,
+          event: {
+            type: 'message.edited',
+            seq,
+            conversation_id: conversationId,
+            message: { id: message.id, content: message.content, is_edited: true, edited_at: message.edited_at },
+          },
+          result: message,
+        };
+      });
+      if (!edited) throw new Error('an edit always writes its event');
+      return edited;
+    },
+
+    async delete(actor, conversationId, messageId) {
+      const keys = await writePath.sequenced(actor, conversationId, async (query, seq) => {
+        const current = await ownMessage(query, actor, conversationId, messageId);
+        if (current.is_deleted) return null;
+        // The text is gone for good; the row stays so history keeps its place.
+        await query(sql`update messages set content = '', is_deleted = true, attachment_count = 0 where id = ${messageId}`);
+        const removed = await query<{ storage_key: string }>(
+          sql`delete from attachments where message_id = ${messageId} returning storage_key`,
+        );
+        return {
+          kind: EventKind.messageDeleted,
+          messageId,
+          event: { type: 'message.deleted', seq, conversation_id: conversationId, message_id: messageId },
+          result: removed.map((r) => r.storage_key),
+        };
+      });
+      return keys ?? [];
+    },
+  };
+}

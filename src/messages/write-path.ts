@@ -1,0 +1,140 @@
+import { sql } from 'drizzle-orm';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Bus } from '../bus/bus.js';
+import type { ConversationEvent } from '../contract/events.js';
+import { isMemberSql } from '../conversations/membership.js';
+import type { DatabaseHandle, Query } from '../db/client.js';
+import type { EventKind } from '../db/schema/index.js';
+import { toNumber } from '../db/sql.js';
+import type { AuthUser } from '../domain/auth-user.js';
+import { notFound } from '../domain/errors.js';
+import { conversationChannel } from '../redis/names.js';
+import { encodeEvent } from './event-codec.js';
+
+export type CommittedListener = (event: ConversationEvent, actor: AuthUser) => void;
+
+/** What a sequenced change stores in the event log, and the event it publishes. */
+export interface SequencedChange<R> {
+  kind: EventKind;
+  messageId: number;
+  attachmentId?: number | null;
+  /** The event as published (and as the log replays it), given the change's seq. */
+  event: ConversationEvent;
+  result: R;
+}
+
+/**
+ * The one write path of DESIGN.md: every conversation event, whatever its entry (REST or a
+ * socket) and whatever its feature (messages, attachments), takes the conversation's next
+ * `seq` and writes its change and its event record in one transaction; only after commit is
+ * it published on the bus and handed to the committed listeners (notifications, metrics).
+ * Nothing else publishes conversation events.
+ */
+export interface WritePath {
+  /**
+   * Runs `change` in a transaction that holds the conversation's row lock (serialising its
+   * writers) with `seq` the next number, after checking the actor is a member (404 otherwise).
+   * `change` returns null to write no event (the seq is then not used), or its change.
+   */
+  sequenced<R>(
+    actor: AuthUser,
+    conversationId: number,
+    change: (query: Query, seq: number) => Promise<SequencedChange<R> | null>,
+  ): Promise<R | null>;
+  /**
+   * For writers that sequence in their own statement (the send batcher): announces an event
+   * already committed, exactly as `sequenced` does after its commit.
+   */
+  committed(event: ConversationEvent, actor: AuthUser): void;
+  /** Counts `write` among the writes `settle` waits for. */
+  track<R>(write: Promise<R>): Promise<R>;
+  /** Runs after each commit; a throwing listener is logged, never fatal. */
+  onCommitted(listener: CommittedListener): void;
+  /**
+   * Resolves once every write already started has finished and every event committed so far
+   * has been handed to the bus: at shutdown, before the bus closes, so that no committed
+   * event misses its publish.
+   */
+  settle(): Promise<void>;
+}
+
+export interface WritePathOptions {
+  database: DatabaseHandle;
+  bus: Bus;
+  logger: FastifyBaseLogger;
+  /** Counts a publish the bus refused (metrics). */
+  onPublishFailure?: () => void;
+}
+
+export function createWritePath(options: WritePathOptions): WritePath {
+  const { database, bus, logger } = options;
+  const listeners: CommittedListener[] = [];
+  const publishing = new Set<Promise<void>>();
+  const running = new Set<Promise<void>>();
+  const ignore = () => {};
+
+  const committed = (event: ConversationEvent, actor: AuthUser): void => {
+    const published: Promise<void> = bus
+      .publish(conversationChannel(event.conversation_id), encodeEvent(event))
+      .catch((error: unknown) => {
+        // The event is durable; sockets repair the gap from PostgreSQL.
+        options.onPublishFailure?.();
+        logger.warn({ err: error, conversationId: event.conversation_id, seq: event.seq }, 'publish failed');
+      })
+      .finally(() => publishing.delete(published));
+    publishing.add(published);
+    for (const listener of listeners) {
+      try {
+        listener(event, actor);
+      } catch (error) {
+        logger.error({ err: error }, 'committed-event listener failed');
+      }
+    }
+  };
+
+  const track = <R>(write: Promise<R>): Promise<R> => {
+    const done: Promise<void> = write.then(ignore, ignore).finally(() => running.delete(done));
+    running.add(done);
+    return write;
+  };
+
+  /** Locks the conversation row and checks membership; the next seq. */
+  const lockConversation = async (query: Query, actor: AuthUser, conversationId: number): Promise<number> => {
+    const [row] = await query<{ last_seq: unknown }>(sql`
+      select c.last_seq from conversations c
+       where c.id = ${conversationId} and ${isMemberSql(sql`c.id`, actor.id)} for update of c`);
+    if (!row) throw notFound('conversation not found');
+    return toNumber(row.last_seq) + 1;
+  };
+
+  const appendEvent = async (query: Query, conversationId: number, seq: number, change: SequencedChange<unknown>) => {
+    await query(sql`update conversations set last_seq = ${seq} where id = ${conversationId}`);
+    await query(sql`insert into conversation_events (conversation_id, seq, kind, message_id, attachment_id)
+                    values (${conversationId}, ${seq}, ${change.kind}, ${change.messageId}, ${change.attachmentId ?? null})`);
+  };
+
+  return {
+    sequenced(actor, conversationId, change) {
+      return track(
+        (async () => {
+          const done = await database.transaction(async (query) => {
+            const seq = await lockConversation(query, actor, conversationId);
+            const made = await change(query, seq);
+            if (made) await appendEvent(query, conversationId, seq, made);
+            return made;
+          });
+          if (!done) return null;
+          committed(done.event, actor);
+          return done.result;
+        })(),
+      );
+    },
+    committed,
+    track,
+    onCommitted: (listener) => void listeners.push(listener),
+    async settle() {
+      await Promise.all(running);
+      await Promise.all(publishing);
+    },
+  };
+}
