@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import type { RateLimiter } from '../ratelimit/rate-limiter.js';
-import { tooManyRequests } from './errors.js';
+import type { RateLimiter } from './rate-limiter.js';
+import { tooManyRequests } from '../http/errors.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
