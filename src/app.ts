@@ -30,7 +30,7 @@ import { Notification } from './contract/notifications.js';
 import { createNotificationService, type NotificationService } from './notifications/service.js';
 import { createRateLimiter } from './ratelimit/factory.js';
 import type { RateLimiter } from './ratelimit/rate-limiter.js';
-import { rateLimitPlugin } from './http/rate-limits.js';
+import { rateLimitPlugin } from './ratelimit/plugin.js';
 import { securityPlugin } from './http/security.js';
 import { AccessLog } from './http/access-log.js';
 import { webClientPlugin } from './http/web-client.js';
@@ -113,7 +113,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
           })
         : createStorage({ kind: 'local', local: { dir: join(config.DATA_DIR, 'files') } }),
     );
-  const rateLimiter = options.rateLimiter ?? own(createRateLimiter({ redisUrl: config.REDIS_URL, cluster: config.REDIS_CLUSTER }));
+  const rateLimiter = options.rateLimiter ?? own(createRateLimiter({ kind: config.REDIS_URL ? (config.REDIS_CLUSTER ? 'redis-cluster' : 'redis') : 'memory', redisUrl: config.REDIS_URL }));
   if (!config.REDIS_URL) app.log.info('REDIS_URL unset: in-process bus, this node cannot be scaled out');
 
   await app.register(securityPlugin, { corsOrigin: config.CORS_ORIGIN, publicUrl: config.PUBLIC_URL });

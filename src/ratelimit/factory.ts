@@ -1,7 +1,27 @@
 import { createMemoryRateLimiter } from './rate-limiter-memory.js';
 import { createRedisRateLimiter } from './rate-limiter-redis.js';
-import type { RateLimiter } from './rate-limiter.js';
+import type { RateLimiter, RateLimiterKind } from './rate-limiter.js';
 
-export function createRateLimiter(options: { redisUrl?: string | undefined; cluster: boolean }): RateLimiter {
-  return options.redisUrl ? createRedisRateLimiter({ url: options.redisUrl, cluster: options.cluster }) : createMemoryRateLimiter();
+/** What `createRateLimiter` needs; normally taken from the config (REDIS_URL, REDIS_CLUSTER). */
+export interface CreateRateLimiterOptions {
+  kind: RateLimiterKind;
+  /** Required for `redis`; for `redis-cluster` a seed node and the credentials. */
+  redisUrl?: string;
+  /** The clock windows are cut from; default `Date.now`. */
+  now?: () => number;
+}
+
+/** Builds the rate limiter a deployment asked for. Redis limiters start connecting at once. */
+export function createRateLimiter(options: CreateRateLimiterOptions): RateLimiter {
+  const { kind, redisUrl, now } = options;
+  switch (kind) {
+    case 'memory':
+      return createMemoryRateLimiter({ now });
+    case 'redis':
+    case 'redis-cluster':
+      if (!redisUrl) throw new Error(`rate limiter kind "${kind}" needs redisUrl`);
+      return createRedisRateLimiter({ url: redisUrl, cluster: kind === 'redis-cluster', now });
+    default:
+      throw new Error(`unknown rate limiter kind: ${String(kind satisfies never)}`);
+  }
 }

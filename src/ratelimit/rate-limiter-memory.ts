@@ -1,14 +1,20 @@
-import { ALLOWED, decide, type RateLimiter, WINDOW_MS } from './rate-limiter.js';
+import { ALLOWED, decide, type RateLimiter, WINDOW_MS, windowStartOf } from './rate-limiter.js';
+
+export interface MemoryRateLimiterOptions {
+  /** The clock windows are cut from (ms since the epoch); tests inject one. */
+  now?: () => number;
+}
 
 /** One process only: the embedded default. */
-export function createMemoryRateLimiter(now: () => number = Date.now): RateLimiter {
+export function createMemoryRateLimiter(options: MemoryRateLimiterOptions = {}): RateLimiter {
+  const now = options.now ?? Date.now;
   const counters = new Map<string, { windowStart: number; count: number }>();
   let sweepAt = 0;
   return {
     async consume(scope, subject, limit) {
       if (limit === 0) return ALLOWED;
       const time = now();
-      const windowStart = time - (time % WINDOW_MS);
+      const windowStart = windowStartOf(time);
       // Old windows are dropped once per window, so the map holds only current subjects.
       if (time >= sweepAt) {
         for (const [key, counter] of counters) if (counter.windowStart < windowStart) counters.delete(key);

@@ -1,13 +1,23 @@
 import { Cluster, Redis } from 'ioredis';
 import { rateLimitKey } from '../redis/names.js';
 import { unavailable } from '../domain/errors.js';
-import { ALLOWED, decide, type RateLimiter, WINDOW_MS } from './rate-limiter.js';
+import { ALLOWED, decide, type RateLimiter, WINDOW_MS, windowStartOf } from './rate-limiter.js';
+
+export interface RedisRateLimiterOptions {
+  /** `redis://` or `rediss://` URL; in cluster mode a seed node, and the source of credentials. */
+  url: string;
+  /** `url` is a seed node of a Redis Cluster. */
+  cluster?: boolean;
+  /** The clock windows are cut from (ms since the epoch); tests inject one. */
+  now?: () => number;
+}
 
 /**
  * Shared by every replica: INCR on a key per subject and window, expiring with the window.
  * One round trip per decision, auto-pipelined with everything else this replica sends.
  */
-export function createRedisRateLimiter(options: { url: string; cluster: boolean }): RateLimiter {
+export function createRedisRateLimiter(options: RedisRateLimiterOptions): RateLimiter {
+  const now = options.now ?? Date.now;
   const redisOptions = { enableAutoPipelining: true, maxRetriesPerRequest: 1, lazyConnect: false };
   const client = options.cluster ? new Cluster([options.url], { redisOptions }) : new Redis(options.url, redisOptions);
   client.on('error', () => {
@@ -16,11 +26,12 @@ export function createRedisRateLimiter(options: { url: string; cluster: boolean 
   return {
     async consume(scope, subject, limit) {
       if (limit === 0) return ALLOWED;
-      const time = Date.now();
-      const windowStart = time - (time % WINDOW_MS);
+      const time = now();
+      const windowStart = windowStartOf(time);
       const key = rateLimitKey(scope, subject, windowStart);
       let count: unknown;
       try {
+        // Longer than the window: a replica whose clock lags a little still finds its window's count.
         const [[incrError, incremented] = [null, 0], [expireError] = [null]] =
           (await client.multi().incr(key).pexpire(key, WINDOW_MS * 2).exec()) ?? [];
         if (incrError || expireError) throw incrError ?? expireError;

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import type { RateLimiter } from '../ratelimit/rate-limiter.js';
+import type { RateLimiter } from './rate-limiter.js';
 import { rateLimited } from '../domain/errors.js';
 
 declare module 'fastify' {
