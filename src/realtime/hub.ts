@@ -1,8 +1,9 @@
-import type { FastifyBaseLogger } from 'fastify';
 import type { Bus } from '../bus/bus.js';
 import { conversationChannel } from '../redis/names.js';
 import { decodeEvent } from '../events/codec.js';
-import { ConversationRoom, type RoomSource } from './room.js';
+import { ConversationRoom } from './room.js';
+import type { RoomLogger, RoomSource } from './room-source.js';
+import { realScheduler, type Scheduler } from './scheduler.js';
 
 /** Typing payloads ride the conversation channel without a seq: `typing\n<userId>\n<json>`. */
 const TYPING_PREFIX = 'typing\n';
@@ -39,8 +40,9 @@ export class RoomHub {
   constructor(
     private readonly bus: Bus,
     private readonly source: RoomSource,
-    private readonly logger: FastifyBaseLogger,
+    private readonly logger: RoomLogger,
     private readonly counters: HubCounters,
+    private readonly scheduler: Scheduler = realScheduler,
   ) {
     this.removeReset = bus.onReset(() => {
       for (const entry of this.rooms.values()) entry.room.resync();
@@ -55,7 +57,8 @@ export class RoomHub {
   async acquire(conversationId: number, onTyping: TypingListener): Promise<ConversationRoom> {
     let entry = this.rooms.get(conversationId);
     if (!entry) {
-      const room = new ConversationRoom(conversationId, this.source, this.logger, this.counters.delivered);
+      const { source, logger, scheduler } = this;
+      const room = new ConversationRoom({ conversationId, source, logger, scheduler, onDelivered: this.counters.delivered });
       const created: Entry = { room, refs: 0, typing: new Set(), ready: Promise.resolve() };
       created.ready = this.open(created, conversationId);
       this.rooms.set(conversationId, created);
