@@ -156,3 +156,63 @@ t.test('close(): nothing is delivered, read or scheduled afterwards', async (t) 
   t.same(source.reads.length, 1, 'no further read');
   t.same(scheduler.pending(), []);
 });
+
+t.test('a resync during a fill: another fill up to the newest runs after the running one', async (t) => {
+  const { source, scheduler, delivered, sequencer, afterSeqs } = setup(10);
+  await sequencer.start();
+  source.append(11, 12);
+  sequencer.receive(event(12));
+  source.holdReads();
+  await scheduler.advance(GAP_WAIT_MS);
+  t.equal(source.heldReads, 1, 'the gap fill’s read is running');
+  // Committed and published while the bus was away: these never arrive live.
+  source.append(13, 15);
+  sequencer.resync();
+  source.releaseRead();
+  await settle();
+  t.same(afterSeqs(), [10, 12], 'a second read, made after the resync');
+  t.same(delivered, range(11, 15), 'what the outage lost is delivered without waiting for a live event');
+  t.same(scheduler.pending(), []);
+});
+
+t.test('a resync while start() reads the newest seq is not forgotten', async (t) => {
+  const { source, delivered, sequencer } = setup(10);
+  const started = sequencer.start();
+  source.append(11, 12);
+  sequencer.resync();
+  await started;
+  await settle();
+  t.same(delivered, [11, 12]);
+});
+
+t.test('a resync during a fill that then fails: the retry still reads up to the newest', async (t) => {
+  const { source, scheduler, delivered, sequencer, afterSeqs } = setup(10);
+  await sequencer.start();
+  source.append(11, 12);
+  sequencer.receive(event(12));
+  source.holdReads();
+  await scheduler.advance(GAP_WAIT_MS);
+  source.append(13, 15);
+  sequencer.resync();
+  source.failHeldRead();
+  await settle();
+  t.same(delivered, [], 'the running read failed');
+  t.same(scheduler.pending(), [FILL_RETRY_MS], 'a retry is scheduled');
+  await scheduler.advance(FILL_RETRY_MS);
+  t.same(afterSeqs(), [10, 10], 'one read for the gap and the resync together');
+  t.same(delivered, range(11, 15));
+});
+
+t.test('a resync does not wait out the retry delay of a failed fill', async (t) => {
+  const { source, scheduler, delivered, sequencer } = setup(10);
+  await sequencer.start();
+  source.append(11, 12);
+  source.failNextReads(1);
+  sequencer.receive(event(12));
+  await scheduler.advance(GAP_WAIT_MS);
+  t.same(scheduler.pending(), [FILL_RETRY_MS]);
+  sequencer.resync();
+  await settle();
+  t.same(delivered, [11, 12], 'read at once');
+  t.same(scheduler.pending(), [], 'the retry is no longer needed');
+});

@@ -33,7 +33,15 @@ export class Sequencer {
   private expected = 0;
   private readonly early = new Map<number, EncodedEvent>();
   private gapTimer: Cancel | undefined;
+  private retryTimer: Cancel | undefined;
   private filling = false;
+  /** Read the log up to this seq (inclusive) once the running fill, if any, is done. */
+  private fillTo = 0;
+  /**
+   * A resync is owed: a read of everything the log has, made after the resync was asked for
+   * (a read already running may predate what the outage lost).
+   */
+  private resyncOwed = false;
   private closed = false;
 
   constructor(private readonly options: SequencerOptions) {}
@@ -54,6 +62,7 @@ export class Sequencer {
     this.expected = current + 1;
     for (const seq of this.early.keys()) if (seq < this.expected) this.early.delete(seq);
     this.drain();
+    if (this.resyncOwed) void this.fill();
   }
 
   /** An event from the bus, in any order, possibly a repeat. */
@@ -65,14 +74,19 @@ export class Sequencer {
 
   /** After a bus reset anything may have been lost: read what the log has beyond us. */
   resync(): void {
-    if (this.expected === 0) return;
-    void this.fill(Number.MAX_SAFE_INTEGER);
+    if (this.closed) return;
+    this.resyncOwed = true;
+    // The bus is back; the log may well be too, so no waiting out a retry delay.
+    this.retryTimer?.();
+    this.retryTimer = undefined;
+    void this.fill();
   }
 
   close(): void {
     this.closed = true;
     this.gapTimer?.();
-    this.gapTimer = undefined;
+    this.retryTimer?.();
+    this.gapTimer = this.retryTimer = undefined;
     this.early.clear();
   }
 
@@ -86,39 +100,65 @@ export class Sequencer {
     if (this.early.size === 0) {
       this.gapTimer?.();
       this.gapTimer = undefined;
-    } else if (!this.gapTimer) {
+    } else if (!this.gapTimer && !this.retryTimer) {
       this.gapTimer = this.options.scheduler.schedule(GAP_WAIT_MS, () => {
         this.gapTimer = undefined;
-        void this.fill(Math.max(...this.early.keys()));
+        this.fillEarlyGaps();
       });
     }
   }
 
-  /** Reads events from `expected` up to `target` (inclusive) from the log. */
-  private async fill(target: number): Promise<void> {
-    if (this.filling || this.closed) return;
-    const { source, conversationId, logger, scheduler } = this.options;
+  /** The events before the early ones did not come: read them. */
+  private fillEarlyGaps(): void {
+    if (this.early.size > 0) this.fillTo = Math.max(this.fillTo, Math.max(...this.early.keys()));
+    void this.fill();
+  }
+
+  /** Reads the log while a fill or a resync is owed, one read at a time; a failure is retried later. */
+  private async fill(): Promise<void> {
+    if (this.filling || this.closed || this.expected === 0) return;
+    const { conversationId, logger, scheduler } = this.options;
     this.filling = true;
+    let resync = false;
+    let target = 0;
     try {
-      while (this.expected <= target) {
-        const events = await source.readEvents(conversationId, this.expected - 1, REPLAY_PAGE);
+      for (;;) {
+        resync = this.resyncOwed;
+        target = resync ? Number.MAX_SAFE_INTEGER : this.fillTo;
+        this.resyncOwed = false;
+        this.fillTo = 0;
+        if (target < this.expected) break;
+        await this.readUpTo(target);
         if (this.closed) return;
-        for (const event of events) if (event.seq >= this.expected) this.early.set(event.seq, event);
-        this.drain();
-        if (events.length < REPLAY_PAGE) break;
       }
     } catch (error) {
+      if (this.closed) return;
       logger.warn({ err: error, conversationId }, 'gap fill failed; retrying');
-      if (!this.gapTimer && !this.closed) {
-        this.gapTimer = scheduler.schedule(FILL_RETRY_MS, () => {
-          this.gapTimer = undefined;
-          void this.fill(target);
-        });
-      }
+      if (resync) this.resyncOwed = true;
+      else this.fillTo = Math.max(this.fillTo, target);
+      // One retry after a delay, not a read per gap wait while the log is away.
+      this.gapTimer?.();
+      this.gapTimer = undefined;
+      this.retryTimer ??= scheduler.schedule(FILL_RETRY_MS, () => {
+        this.retryTimer = undefined;
+        this.fillEarlyGaps();
+      });
       return;
     } finally {
       this.filling = false;
     }
-    if (this.early.size > 0) this.drain();
+    this.drain();
+  }
+
+  /** Reads events from `expected` up to `target` (inclusive), or to the log's end if that comes first. */
+  private async readUpTo(target: number): Promise<void> {
+    const { source, conversationId } = this.options;
+    while (this.expected <= target) {
+      const events = await source.readEvents(conversationId, this.expected - 1, REPLAY_PAGE);
+      if (this.closed) return;
+      for (const event of events) if (event.seq >= this.expected) this.early.set(event.seq, event);
+      this.drain();
+      if (events.length < REPLAY_PAGE) return;
+    }
   }
 }
