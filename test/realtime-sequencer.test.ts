@@ -216,3 +216,17 @@ t.test('a resync does not wait out the retry delay of a failed fill', async (t) 
   t.same(delivered, [11, 12], 'read at once');
   t.same(scheduler.pending(), [], 'the retry is no longer needed');
 });
+
+t.test('a gap behind a very large number of early events (no spread over the early map)', async (t) => {
+  const count = 300_000;
+  const { source, scheduler, delivered, sequencer, afterSeqs } = setup(0);
+  await sequencer.start();
+  source.append(1, count + 1);
+  for (let seq = 2; seq <= count + 1; seq++) sequencer.receive(event(seq));
+  t.equal(delivered.length, 0, 'everything waits for seq 1');
+  await scheduler.advance(GAP_WAIT_MS);
+  t.same(afterSeqs(), [0], 'one read fills the gap');
+  t.equal(delivered.length, count + 1, 'then everything goes');
+  t.ok(delivered.every((seq, i) => seq === i + 1), 'in order, each once');
+  t.same(scheduler.pending(), []);
+});

@@ -27,7 +27,8 @@ export class ConversationRoom {
 
   constructor(private readonly options: RoomOptions) {
     this.conversationId = options.conversationId;
-    this.sequencer = new Sequencer({ ...options, deliver: (event) => this.broadcast(event) });
+    const { conversationId, source, logger, scheduler } = options;
+    this.sequencer = new Sequencer({ conversationId, source, logger, scheduler, deliver: (event) => this.broadcast(event) });
   }
 
   get size(): number {

@@ -32,6 +32,12 @@ export class Sequencer {
   /** The next seq to deliver; 0 until `start()` knows where the conversation stands. */
   private expected = 0;
   private readonly early = new Map<number, EncodedEvent>();
+  /**
+   * The highest seq in `early` while it holds any. Kept up to date rather than computed: the
+   * map can hold a whole outage's worth of events, and a spread of its keys into Math.max
+   * throws a RangeError past about 100k.
+   */
+  private highestEarly = 0;
   private gapTimer: Cancel | undefined;
   private retryTimer: Cancel | undefined;
   private filling = false;
@@ -68,7 +74,7 @@ export class Sequencer {
   /** An event from the bus, in any order, possibly a repeat. */
   receive(event: EncodedEvent): void {
     if (this.closed || (this.expected !== 0 && event.seq < this.expected)) return;
-    this.early.set(event.seq, event);
+    this.hold(event);
     if (this.expected !== 0) this.drain();
   }
 
@@ -88,6 +94,12 @@ export class Sequencer {
     this.retryTimer?.();
     this.gapTimer = this.retryTimer = undefined;
     this.early.clear();
+    this.highestEarly = 0;
+  }
+
+  private hold(event: EncodedEvent): void {
+    this.early.set(event.seq, event);
+    if (event.seq > this.highestEarly) this.highestEarly = event.seq;
   }
 
   private drain(): void {
@@ -98,6 +110,7 @@ export class Sequencer {
       this.options.deliver(event);
     }
     if (this.early.size === 0) {
+      this.highestEarly = 0;
       this.gapTimer?.();
       this.gapTimer = undefined;
     } else if (!this.gapTimer && !this.retryTimer) {
@@ -110,7 +123,7 @@ export class Sequencer {
 
   /** The events before the early ones did not come: read them. */
   private fillEarlyGaps(): void {
-    if (this.early.size > 0) this.fillTo = Math.max(this.fillTo, Math.max(...this.early.keys()));
+    if (this.early.size > 0) this.fillTo = Math.max(this.fillTo, this.highestEarly);
     void this.fill();
   }
 
@@ -156,7 +169,7 @@ export class Sequencer {
     while (this.expected <= target) {
       const events = await source.readEvents(conversationId, this.expected - 1, REPLAY_PAGE);
       if (this.closed) return;
-      for (const event of events) if (event.seq >= this.expected) this.early.set(event.seq, event);
+      for (const event of events) if (event.seq >= this.expected) this.hold(event);
       this.drain();
       if (events.length < REPLAY_PAGE) return;
     }

@@ -10,9 +10,6 @@ import type { EventSink } from '../../src/realtime/sink.js';
 
 export const event = (seq: number): EncodedEvent => ({ seq, json: `{"seq":${seq}}` });
 
-/** Seqs `from..to` as events. */
-export const events = (from: number, to: number): EncodedEvent[] => Array.from({ length: to - from + 1 }, (_, i) => event(from + i));
-
 /** Lets every promise continuation that is ready run (the fakes resolve at once or on demand). */
 export const settle = async (): Promise<void> => {
   for (let i = 0; i < 5; i++) await new Promise<void>((resolve) => setImmediate(resolve));
@@ -82,7 +79,7 @@ export class FakeSource implements RoomSource {
 
   /** Commits seqs `from..to`. */
   append(from: number, to: number): void {
-    this.log.push(...events(from, to));
+    for (let seq = from; seq <= to; seq++) this.log.push(event(seq));
   }
 
   get newest(): number {
