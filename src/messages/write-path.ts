@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import type { FastifyBaseLogger } from 'fastify';
+import type { Logger } from '../domain/logger.js';
 import type { Bus } from '../bus/bus.js';
 import type { ConversationEvent } from '../contract/events.js';
 import { isMemberSql } from '../conversations/membership.js';
@@ -61,7 +61,7 @@ export interface WritePath {
 export interface WritePathOptions {
   database: DatabaseHandle;
   bus: Bus;
-  logger: FastifyBaseLogger;
+  logger: Logger;
   /** Counts a publish the bus refused (metrics). */
   onPublishFailure?: () => void;
 }

@@ -1,4 +1,4 @@
-import type { FastifyBaseLogger } from 'fastify';
+import type { Logger } from '../domain/logger.js';
 import { sql } from 'drizzle-orm';
 import type { DatabaseHandle } from '../db/client.js';
 import { intArray, textArray } from '../db/sql.js';
@@ -35,7 +35,7 @@ export class NotificationBatcher {
   constructor(
     private readonly database: DatabaseHandle,
     private readonly deliver: (rows: NotificationRecord[]) => void,
-    private readonly logger: FastifyBaseLogger,
+    private readonly logger: Logger,
   ) {}
 
   add(conversationId: number, senderId: number, sender: string, messageId: number): void {

@@ -1,4 +1,4 @@
-import type { FastifyBaseLogger } from 'fastify';
+import type { Logger } from '../domain/logger.js';
 import { type SQL, sql } from 'drizzle-orm';
 import type { AuthUser } from '../domain/auth-user.js';
 import type { Bus } from '../bus/bus.js';
@@ -30,7 +30,7 @@ export interface NotificationService {
 export interface NotificationServiceOptions {
   database: DatabaseHandle;
   bus: Bus;
-  logger: FastifyBaseLogger;
+  logger: Logger;
   /** Counts a push the bus refused (metrics). */
   onPublishFailure?: () => void;
 }

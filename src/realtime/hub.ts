@@ -1,8 +1,9 @@
-import type { FastifyBaseLogger } from 'fastify';
 import type { Bus } from '../bus/bus.js';
 import { conversationChannel } from '../redis/names.js';
 import { decodeEvent } from '../messages/event-codec.js';
-import { ConversationRoom, type RoomSource } from './room.js';
+import { ConversationRoom } from './room.js';
+import type { RoomLogger, RoomSource } from './room-source.js';
+import { realScheduler, type Scheduler } from './scheduler.js';
 
 /** Typing payloads ride the conversation channel without a seq: `typing\n<userId>\n<json>`. */
 const TYPING_PREFIX = 'typing\n';
@@ -25,6 +26,8 @@ interface Entry {
   refs: number;
   typing: Set<TypingListener>;
   unsubscribe?: () => void;
+  /** Out of the map and closed; a subscription that resolves afterwards is undone at once. */
+  discarded: boolean;
 }
 
 /**
@@ -39,8 +42,9 @@ export class RoomHub {
   constructor(
     private readonly bus: Bus,
     private readonly source: RoomSource,
-    private readonly logger: FastifyBaseLogger,
+    private readonly logger: RoomLogger,
     private readonly counters: HubCounters,
+    private readonly scheduler: Scheduler = realScheduler,
   ) {
     this.removeReset = bus.onReset(() => {
       for (const entry of this.rooms.values()) entry.room.resync();
@@ -55,21 +59,20 @@ export class RoomHub {
   async acquire(conversationId: number, onTyping: TypingListener): Promise<ConversationRoom> {
     let entry = this.rooms.get(conversationId);
     if (!entry) {
-      const room = new ConversationRoom(conversationId, this.source, this.logger, this.counters.delivered);
-      const created: Entry = { room, refs: 0, typing: new Set(), ready: Promise.resolve() };
-      created.ready = this.open(created, conversationId);
+      const { source, logger, scheduler } = this;
+      const room = new ConversationRoom({ conversationId, source, logger, scheduler, onDelivered: this.counters.delivered });
+      const created: Entry = { room, refs: 0, typing: new Set(), ready: Promise.resolve(), discarded: false };
       this.rooms.set(conversationId, created);
       this.counters.rooms(this.rooms.size);
+      created.ready = this.open(created, conversationId);
+      // Every acquirer awaits it; this only keeps a failure nobody waits for from crashing the process.
+      created.ready.catch(() => {});
       entry = created;
     }
     entry.refs += 1;
     entry.typing.add(onTyping);
-    try {
-      await entry.ready;
-    } catch (error) {
-      this.release(conversationId, onTyping);
-      throw error;
-    }
+    // A failed set-up has already discarded its entry (and a later acquire makes a new one).
+    await entry.ready;
     return entry.room;
   }
 
@@ -78,24 +81,39 @@ export class RoomHub {
     if (!entry) return;
     entry.typing.delete(onTyping);
     entry.refs -= 1;
-    if (entry.refs > 0) return;
-    this.rooms.delete(conversationId);
-    this.counters.rooms(this.rooms.size);
-    entry.room.close();
-    // If the subscription is still being set up, undo it once it is.
-    entry.ready.then(() => entry.unsubscribe?.(), () => {});
+    if (entry.refs <= 0) this.discard(entry, conversationId);
   }
 
   async close(): Promise<void> {
     this.removeReset();
-    for (const [id, entry] of this.rooms) {
-      this.rooms.delete(id);
-      entry.room.close();
-      entry.unsubscribe?.();
-    }
+    for (const [id, entry] of this.rooms) this.discard(entry, id);
   }
 
+  /** Takes the entry out of the map, closes its room and undoes its subscription, now or once it resolves. */
+  private discard(entry: Entry, conversationId: number): void {
+    if (entry.discarded) return;
+    entry.discarded = true;
+    if (this.rooms.get(conversationId) === entry) {
+      this.rooms.delete(conversationId);
+      this.counters.rooms(this.rooms.size);
+    }
+    entry.room.close();
+    entry.unsubscribe?.();
+  }
+
+  /** Subscribes, then starts the room; on any failure the entry is discarded before this rejects. */
   private async open(entry: Entry, conversationId: number): Promise<void> {
+    try {
+      await this.subscribe(entry, conversationId);
+      await entry.room.start();
+    } catch (error) {
+      this.discard(entry, conversationId);
+      throw error;
+    }
+    if (entry.discarded) throw new Error('room closed while it was being set up');
+  }
+
+  private async subscribe(entry: Entry, conversationId: number): Promise<void> {
     entry.unsubscribe = await this.bus.subscribe(conversationChannel(conversationId), (payload) => {
       if (payload.startsWith(TYPING_PREFIX)) {
         this.counters.received('typing');
@@ -110,6 +128,6 @@ export class RoomHub {
       if (event) entry.room.receive(event);
       else this.logger.warn({ conversationId }, 'undecodable bus payload dropped');
     });
-    await entry.room.start();
+    if (entry.discarded) entry.unsubscribe();
   }
 }

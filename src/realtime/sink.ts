@@ -19,7 +19,6 @@ export interface EventSink {
   close(code: number, reason: string): void;
   /** Resolves once the socket's buffer has room again (for long replays). */
   drained(): Promise<void>;
-  readonly open: boolean;
 }
 
 export interface SinkOptions {
@@ -39,9 +38,6 @@ export function socketSink(socket: WebSocket, options: SinkOptions): EventSink {
     socket.close(code, reason);
   };
   return {
-    get open() {
-      return socket.readyState === socket.OPEN;
-    },
     send(data) {
       if (socket.readyState !== socket.OPEN) return false;
       if (socket.bufferedAmount > options.maxBufferedBytes) {
