@@ -6,9 +6,10 @@
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import t, { type Test } from 'tap';
-import type { Bus } from '../src/bus/bus.js';
+import type { Bus, BusLogger } from '../src/bus/bus.js';
 import { createMemoryBus } from '../src/bus/bus-memory.js';
-import { type BusLogger, createRedisBus, keySlot, type RedisBus } from '../src/bus/bus-redis.js';
+import { createRedisBus, type RedisBus } from '../src/bus/bus-redis.js';
+import { keySlot } from '../src/bus/redis-cluster-fence.js';
 import { conversationChannel } from '../src/redis/names.js';
 import { createBus } from '../src/bus/factory.js';
 import { redisCli, startRedisCluster, startRedisServer } from './helpers/redis-server.js';
@@ -393,5 +394,5 @@ t.test('factory', async (t) => {
   await memory.close();
   t.throws(() => createBus({ kind: 'nope' as never }), /unknown bus kind/);
   t.throws(() => createBus({ kind: 'redis' }), /redisUrl/);
-  t.throws(() => createBus({ kind: 'redis-cluster' }), /redisUrl or clusterNodes/);
+  t.throws(() => createBus({ kind: 'redis-cluster' }), /"redis-cluster" needs redisUrl/);
 });

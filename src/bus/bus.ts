@@ -33,4 +33,10 @@ export interface Bus {
 
 export type BusListener = (payload: string) => void;
 
+/** The slice of a pino logger the buses use (reconnects, restores, throwing listeners). */
+export interface BusLogger {
+  warn(obj: unknown, msg?: string): void;
+  info(obj: unknown, msg?: string): void;
+}
+
 export type BusKind = 'memory' | 'redis' | 'redis-cluster';
