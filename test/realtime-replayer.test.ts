@@ -8,7 +8,7 @@ import { REPLAY_PAGE } from '../src/realtime/room-source.js';
 import { MAX_PENDING_PER_MEMBER, Replayer } from '../src/realtime/replayer.js';
 import { ConversationRoom } from '../src/realtime/room.js';
 import { GAP_WAIT_MS } from '../src/realtime/sequencer.js';
-import { CloseCode } from '../src/realtime/sink.js';
+import { CloseCode } from '../src/contract/socket-codes.js';
 import { FakeLogger, FakeScheduler, FakeSink, FakeSource, event, settle } from './helpers/realtime-fakes.js';
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);

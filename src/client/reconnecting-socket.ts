@@ -1,3 +1,4 @@
+import { FATAL_CLOSE_CODES } from '../contract/socket-codes.js';
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
 import { Emitter } from './emitter.js';
 
@@ -29,8 +30,6 @@ interface Events {
   dropped: ClosedInfo;
 }
 
-/** Close codes after which reconnecting cannot help: bad token, not a participant, bad request. */
-export const FATAL_CLOSE_CODES: readonly number[] = [4400, 4401, 4403];
 const CLIENT_CLOSED = 1000;
 /** Ours, when the client drops a connection to open a fresh one (a sequence gap). */
 const CLIENT_RESTART = 4000;

@@ -8,7 +8,8 @@ import { unavailable } from '../domain/errors.js';
 import { encodeTyping } from './hub.js';
 import { type ClientFrame, frameErrorEvent, parseFrame } from './protocol.js';
 import type { ConversationRoom, MemberHandle } from './room.js';
-import { CloseCode, type EventSink, socketSink } from './sink.js';
+import { CloseCode } from '../contract/socket-codes.js';
+import { type EventSink, socketSink } from './sink.js';
 import { tokenOf } from './token.js';
 
 /**
@@ -97,7 +98,7 @@ export class ChatConnection {
       void this.drainQueue();
     } catch (error) {
       app.log.warn({ err: error, conversationId }, 'chat socket set-up failed');
-      this.close(1011, 'service unavailable, reconnect later');
+      this.close(CloseCode.internal, 'service unavailable, reconnect later');
     }
   }
 

@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { userChannel } from '../redis/names.js';
-import { CloseCode, socketSink } from './sink.js';
+import { CloseCode } from '../contract/socket-codes.js';
+import { socketSink } from './sink.js';
 import { tokenOf } from './token.js';
 
 /**
@@ -39,7 +40,7 @@ export function notificationConnection(app: FastifyInstance, socket: WebSocket, 
     },
     (error: unknown) => {
       app.log.warn({ err: error }, 'notification subscription failed');
-      sink.close(1011, 'service unavailable, reconnect later');
+      sink.close(CloseCode.internal, 'service unavailable, reconnect later');
     },
   );
 }

@@ -8,7 +8,7 @@ import { ChatConnection } from './chat-connection.js';
 import { createHeartbeat } from './heartbeat.js';
 import { RoomHub } from './hub.js';
 import { notificationConnection } from './notification-connection.js';
-import { CloseCode } from './sink.js';
+import { CloseCode } from '../contract/socket-codes.js';
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,6 +1,7 @@
 import type { EncodedEvent } from '../messages/event-codec.js';
 import { REPLAY_PAGE, type RoomLogger, type RoomSource } from './room-source.js';
-import { CloseCode, type EventSink } from './sink.js';
+import { CloseCode } from '../contract/socket-codes.js';
+import type { EventSink } from './sink.js';
 
 /** A socket still catching up when this many live events queue behind its replay is closed. */
 export const MAX_PENDING_PER_MEMBER = 10_000;
@@ -121,7 +122,7 @@ export class Replayer {
       }
     } catch (error) {
       logger.warn({ err: error, conversationId }, 'replay failed; closing socket');
-      this.stop(1011, 'replay failed: reconnect with last_seq');
+      this.stop(CloseCode.internal, 'replay failed: reconnect with last_seq');
     } finally {
       this.replaying = false;
     }

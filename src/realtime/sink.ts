@@ -1,16 +1,5 @@
 import type { WebSocket } from 'ws';
-
-/** Close codes of our own (4000-4999 are the application's). */
-export const CloseCode = {
-  goingAway: 1001,
-  policy: 1008,
-  tooBig: 1009,
-  badRequest: 4400,
-  unauthorized: 4401,
-  forbidden: 4403,
-  /** The client read too slowly; it reconnects and resumes with `last_seq`. */
-  slowConsumer: 4008,
-} as const;
+import { CloseCode } from '../contract/socket-codes.js';
 
 /** Where a socket's outgoing events go: bounded, so a slow reader cannot grow the heap. */
 export interface EventSink {
