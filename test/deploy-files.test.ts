@@ -1,165 +1,159 @@
 /**
- * The deployment files agree with the code: every variable they set is one the config schema
- * knows (and the whole set loads), probes hit real routes on the real port, the image runs
- * what `npm run build` produces, the load balancer passes WebSockets, and the grace periods
- * outlast the drain. No container engine is needed: the files are read and cross-checked.
+ * The deployment files do what the service needs: every variable they set is one the config
+ * schema knows (and the set loads), every probe and health check asks a route the service
+ * answers 200 on its PORT, the image runs a file the build really writes on the Node major of
+ * package.json, services wait for what they use, and the grace periods outlast the drain. No
+ * container engine: the files are parsed, the build's bundling step and the health-check
+ * commands are run, and the probe paths are asked of a real app.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import type { FastifyInstance } from 'fastify';
-import t from 'tap';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import t, { type Test } from 'tap';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { createMemoryBus } from '../src/bus/bus-memory.js';
-import { configNames, loadConfig, type Config } from '../src/config.js';
+import { ConfigSchema, loadConfig, type Config } from '../src/config.js';
 import { buildTestApp, tempDir, testDatabase } from './helpers/app.js';
+import {
+  ROOT, buildOutputs, copyParts, dockerfile, dockerIgnored, dockerImage, execForm, exists, haproxyLines, interpolate, interpolated,
+  k8sDocuments, read, runHealthcheck, seconds, type Doc,
+} from './helpers/deploy-files.js';
+import { freePort } from './helpers/ports.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const read = (path: string): string => readFileSync(`${ROOT}/${path}`, 'utf8');
-const exists = (path: string): boolean => existsSync(`${ROOT}/${path}`);
-const known = new Set(configNames());
+/** The variables the service reads: the config schema's keys. Any other name in a manifest is a mistake. */
+const known = new Set(Object.keys(ConfigSchema.properties));
+const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string>; engines: { node: string }; dependencies: Record<string, string> };
+const REQUIRED_IN_PRODUCTION = ['NODE_ENV', 'JWT_SECRET', 'DATABASE_URL', 'REDIS_URL', 'S3_BUCKET', 'PUBLIC_URL'];
+/** What each entry point connects to, by the variable naming it: src/migrate.ts opens only the database. */
+const USES: Record<string, string[]> = { 'dist/server.js': ['DATABASE_URL', 'REDIS_URL', 'S3_ENDPOINT'], 'dist/migrate.js': ['DATABASE_URL'] };
 
-// Loose shapes of the parts of the manifests that are checked.
-/* eslint-disable @typescript-eslint/no-explicit-any -- parsed YAML, asserted field by field */
-type Doc = Record<string, any>;
-
-/** Seconds from a duration: compose (`20s`, `1m30s`), HAProxy (`1h`, `60s`, bare = ms). */
-function seconds(value: string | number, bareUnit: 's' | 'ms' = 's'): number {
-  if (typeof value === 'number') return bareUnit === 'ms' ? value / 1000 : value;
-  const units: Record<string, number> = { us: 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600, d: 86400 };
-  if (/^\d+$/.test(value)) return Number(value) / (bareUnit === 'ms' ? 1000 : 1);
-  let total = 0;
-  for (const [, amount, unit] of value.matchAll(/(\d+(?:\.\d+)?)(us|ms|s|m|h|d)/g)) total += Number(amount) * (units[unit ?? 's'] ?? NaN);
-  return total;
-}
-
-/** Compose's interpolation: `${NAME:-default}`, `${NAME:?error}`, `${NAME}`, `$$`. */
-function interpolate(value: string, env: Record<string, string>): string {
-  return value.replace(/\$\$|\$\{(\w+)(?::?([-?])([^}]*))?\}/g, (whole, name?: string, kind?: string, rest?: string) => {
-    if (whole === '$$') return '$';
-    const set = name ? env[name] : undefined;
-    if (set !== undefined && set !== '') return set;
-    if (kind === '-') return rest ?? '';
-    throw new Error(`${name} must be set: ${rest}`);
-  });
-}
-
-/** Builds the app once (for its routes) and loads a config from a manifest's variables. */
-async function routesApp(t: Parameters<typeof buildTestApp>[0]): Promise<FastifyInstance> {
-  const { database } = await testDatabase(t, 'pglite');
-  return buildTestApp(t, { database, bus: createMemoryBus() });
-}
 /** Loads a manifest's variables as the service would (JWT_SECRET is set: nothing is written). */
 const loads = (env: Record<string, string>): Config => {
   if (!env.JWT_SECRET) throw new Error('JWT_SECRET is not set');
   return loadConfig(env);
 };
 
-const REQUIRED_IN_PRODUCTION = ['NODE_ENV', 'JWT_SECRET', 'DATABASE_URL', 'REDIS_URL', 'S3_BUCKET', 'PUBLIC_URL'];
+// One app for every probe, listening for the health-check commands; one run of the bundler.
+const { database } = await testDatabase(t, 'pglite');
+const app = await buildTestApp(t, { database, bus: createMemoryBus() });
+await app.listen({ host: '127.0.0.1', port: 0 });
+const port = (app.server.address() as AddressInfo).port;
+const deadPort = await freePort();
+/** The bundling steps of `npm run build` (tsc's own output is replaced by the server bundles). */
+const buildScripts = [...(pkg.scripts.build ?? '').matchAll(/node (scripts\/\S+\.mjs)/g)].map((m) => m[1] ?? '');
+const build = buildOutputs(t, dockerfile(), buildScripts);
+const built = build.files;
+const image = dockerImage(built);
+
+async function serves(t: Test, path: string | undefined, label: string, headers: Record<string, string> = {}): Promise<void> {
+  const response = await app.inject({ method: 'GET', url: path ?? '/-no-path-', headers });
+  t.equal(response.statusCode, 200, `${label}: the service answers GET ${path} with 200`);
+}
+
+/** A `node -e` health check with its `127.0.0.1:N` pointed at `to`: exits 0 on the live app, not on a dead port. */
+async function healthcheckWorks(t: Test, argv: string[], label: string, env: (port: number) => Record<string, string> = () => ({})): Promise<void> {
+  const aimed = (to: number) => argv.map((arg) => arg.replace(/127\.0\.0\.1:\d+/g, `127.0.0.1:${to}`));
+  t.equal(await runHealthcheck(aimed(port), env(port)), 0, `${label}: passes against a running service`);
+  t.not(await runHealthcheck(aimed(deadPort), env(deadPort)), 0, `${label}: fails when nothing answers`);
+}
 
 // ---------------------------------------------------------------------------------------------
 
-interface Instruction {
-  stage: number;
-  keyword: string;
-  args: string;
-}
-
-/** Dockerfile instructions (continuations joined, comments dropped), numbered by stage. */
-function dockerfile(): Instruction[] {
-  const text = read('deploy/Dockerfile').replace(/\\\n/g, ' ');
-  const instructions: Instruction[] = [];
-  let stage = -1;
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (!line || line.startsWith('#')) continue;
-    const [keyword = '', ...rest] = line.split(/\s+/);
-    if (keyword.toUpperCase() === 'FROM') stage++;
-    instructions.push({ stage, keyword: keyword.toUpperCase(), args: rest.join(' ') });
-  }
-  return instructions;
-}
-
 t.test('Dockerfile: multi-stage build, production dependencies, compiled JS, non-root', async (t) => {
-  const steps = dockerfile();
-  const stages = steps.filter((s) => s.keyword === 'FROM');
+  const { steps, stages, runtime, env } = image;
   t.ok(stages.length >= 2, 'at least a build and a runtime stage');
   const args = Object.fromEntries(
     steps.filter((s) => s.keyword === 'ARG' && s.args.includes('=')).map((s) => s.args.split('=') as [string, string]),
   );
+  const engine = /\d+/.exec(pkg.engines.node)?.[0];
+  t.equal(engine, '24', `package.json engines.node ${pkg.engines.node}: Node 24`);
   for (const from of stages) {
-    const image = from.args.split(/\s+/)[0]?.replace(/^\$\{(\w+)\}$/, (_m, name: string) => args[name] ?? '');
-    t.match(image, /^node:24(-|\.|$).*(bookworm-slim|alpine)/, `base image ${image}: Node 24, slim or alpine`);
+    const name = from.args.split(/\s+/)[0]?.replace(/^\$\{(\w+)\}$/, (_m, arg: string) => args[arg] ?? '') ?? '';
+    const [repository, tag = ''] = name.split(':');
+    t.equal(repository, 'node', `base image ${name} is node`);
+    t.equal(/^\d+/.exec(tag)?.[0], engine, `base image ${name}: the Node major of package.json engines`);
+    t.match(tag, /bookworm-slim|alpine/, `base image ${name}: slim or alpine`);
   }
-  const runtime = stages.length - 1;
-  const run = (stage: number) => steps.filter((s) => s.stage === stage && s.keyword === 'RUN').map((s) => s.args);
   const buildRuns = steps.filter((s) => s.stage < runtime && s.keyword === 'RUN').map((s) => s.args).join('\n');
   t.match(buildRuns, /\bnpm ci\b/, 'build stage: npm ci');
   t.match(buildRuns, /\bnpm run build\b/, 'build stage: npm run build');
-  t.ok(run(runtime).some((r) => /\bnpm ci\b.*--omit=dev/.test(r)), 'runtime stage: npm ci --omit=dev');
-  t.notOk(run(runtime).some((r) => /npm run build|\btsc\b|tsx/.test(r)), 'runtime stage compiles nothing');
+  const runtimeRuns = image.args(runtime, 'RUN');
+  t.ok(runtimeRuns.some((r) => /\bnpm ci\b.*--omit=dev/.test(r)), 'runtime stage: npm ci --omit=dev');
+  t.notOk(runtimeRuns.some((r) => /npm run build|\btsc\b|tsx/.test(r)), 'runtime stage compiles nothing');
 
-  const copies = steps.filter((s) => s.stage === runtime && s.keyword === 'COPY').map((s) => s.args);
-  t.ok(copies.some((c) => /--from=\S+\s+\S*dist\s/.test(c)), 'dist/ from the build stage');
+  const copies = image.args(runtime, 'COPY').map(copyParts);
+  t.ok(copies.some((c) => c.from && c.sources.some((source) => /\/dist\/?$/.test(source))), 'dist/ from the build stage');
   for (const path of ['drizzle', 'scripts/start.mjs', 'package.json', 'package-lock.json']) {
-    t.ok(copies.some((c) => c.split(/\s+/).slice(0, -1).some((source) => source === path || source === `${path}/`)), `copies ${path}`);
+    t.ok(copies.some((c) => c.sources.some((source) => source === path || source === `${path}/`)), `copies ${path}`);
   }
-  // Every path copied from the build context exists in the repository.
-  for (const copy of steps.filter((s) => s.keyword === 'COPY' && !s.args.includes('--from='))) {
-    for (const source of copy.args.split(/\s+/).slice(0, -1).filter((part) => !part.startsWith('--'))) {
+  // What the build context holds: in the repository, and not dropped by .dockerignore.
+  const ignored = read('.dockerignore').split('\n').map((line) => line.trim()).filter((line) => line && !line.startsWith('#'));
+  for (const copy of steps.filter((s) => s.keyword === 'COPY').map((s) => copyParts(s.args)).filter((c) => !c.from)) {
+    for (const source of copy.sources) {
       t.ok(exists(source), `COPY source ${source} exists`);
+      t.notOk(dockerIgnored(source, ignored), `COPY source ${source} is not excluded by .dockerignore`);
     }
   }
 
-  const env = Object.fromEntries(
-    steps
-      .filter((s) => s.stage === runtime && s.keyword === 'ENV')
-      .flatMap((s) => [...s.args.matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1] ?? '', m[2] ?? ''])),
-  );
   t.equal(env.NODE_ENV, 'production', 'NODE_ENV=production');
   for (const name of Object.keys(env).filter((n) => n !== 'NODE_OPTIONS')) t.ok(known.has(name), `ENV ${name} is a config variable`);
-  const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+  // NODE_OPTIONS is Node's own variable, not the service's: Node must accept it.
+  const node = spawnSync(process.execPath, ['-e', ''], { env: { NODE_OPTIONS: env.NODE_OPTIONS ?? '' }, encoding: 'utf8' });
+  t.equal(node.status, 0, `Node accepts NODE_OPTIONS=${env.NODE_OPTIONS} (${node.stderr.trim()})`);
   const heapFlag = /--max-semi-space-size=(\d+)/.exec(env.NODE_OPTIONS ?? '')?.[0];
   t.ok(heapFlag, 'NODE_OPTIONS sizes the young generation');
   t.ok(heapFlag && pkg.scripts.start?.includes(heapFlag), 'as npm start does');
+  t.throws(() => loadConfig(env), /JWT_SECRET/, 'the image alone refuses to start without JWT_SECRET');
+  t.equal(loadConfig({ ...env, JWT_SECRET: 'image-test-secret-0123456789' }).NODE_ENV, 'production', 'its ENV values load');
 
-  const user = steps.filter((s) => s.stage === runtime && s.keyword === 'USER').at(-1)?.args ?? 'root';
+  const user = image.args(runtime, 'USER').at(-1) ?? 'root';
   t.notMatch(user, /^(root|0)(:|$)/, `runs as ${user}, not root`);
-  const expose = steps.find((s) => s.stage === runtime && s.keyword === 'EXPOSE')?.args;
+  t.ok(runtimeRuns.some((r) => new RegExp(`mkdir -p ${env.DATA_DIR}\\b.*chown (-R )?${user} ${env.DATA_DIR}\\b`).test(r)), `DATA_DIR ${env.DATA_DIR} exists and belongs to ${user}`);
+  const expose = image.args(runtime, 'EXPOSE')[0];
   t.equal(Number(expose), Number(env.PORT ?? 3000), 'EXPOSE is the PORT');
   t.equal(Number(expose), loadConfig({ DATA_DIR: tempDir(t) }).PORT, 'and the default PORT');
 
-  const healthcheck = steps.find((s) => s.stage === runtime && s.keyword === 'HEALTHCHECK')?.args ?? '';
-  t.match(healthcheck, /CMD \["node", "-e", ".*fetch\(.*\/healthz/, 'HEALTHCHECK: node fetch of /healthz');
+  const healthcheck = image.args(runtime, 'HEALTHCHECK').at(-1) ?? '';
+  const probe = execForm(healthcheck.slice(healthcheck.indexOf('CMD ') + 'CMD '.length));
+  t.match(probe.join(' '), /^node -e .*fetch\(.*\/healthz/, 'HEALTHCHECK: node fetch of /healthz');
+  await serves(t, '/healthz', 'HEALTHCHECK');
+  await healthcheckWorks(t, probe, 'HEALTHCHECK on PORT', (to) => ({ PORT: String(to) }));
 
-  const cmd = steps.filter((s) => s.stage === runtime && s.keyword === 'CMD').at(-1)?.args;
-  t.same(JSON.parse(cmd ?? '[]'), ['node', 'dist/server.js'], 'CMD runs the compiled server');
+  const cmd = execForm(image.args(runtime, 'CMD').at(-1) ?? '[]');
+  t.same(cmd, ['node', 'dist/server.js'], 'CMD runs the compiled server');
+  t.ok(image.builtFiles.has(image.script(cmd) ?? ''), `CMD runs ${image.script(cmd)}, which the build writes and the runtime stage copies`);
   t.notOk(steps.some((s) => s.stage === runtime && s.keyword === 'ENTRYPOINT'), 'no ENTRYPOINT wrapping it');
 });
 
-t.test('the image runs what `npm run build` produces, as the README quick start does', async (t) => {
-  const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+t.test('the image runs what `npm run build` produces', async (t) => {
   const tsconfig = JSON.parse(read('tsconfig.json')) as { compilerOptions: { outDir: string; rootDir: string } };
   t.match(pkg.scripts.build, /^tsc -p tsconfig\.json && node scripts\/build-server\.mjs && node scripts\/build-web\.mjs$/, 'build is tsc, then the server and web client bundles');
-  const buildStage = read('deploy/Dockerfile').split(/^FROM /m)[1] ?? '';
-  const copied = [...buildStage.matchAll(/^COPY (.+) \S+$/gm)].flatMap((m) => (m[1] ?? '').split(/\s+/));
-  const buildScripts = [...(pkg.scripts.build ?? '').matchAll(/node (scripts\/\S+\.mjs)/g)].map((m) => m[1] ?? '');
+  const copied = image.args(image.buildStage, 'COPY').flatMap((args) => copyParts(args).sources);
   t.ok(buildScripts.length >= 2, 'the build runs its bundling scripts');
+  t.same(build.errors, [], 'they run on what the build stage copies');
   for (const input of ['tsconfig.json', 'src', ...buildScripts]) t.ok(copied.includes(input), `the build stage has ${input}`);
   t.equal(tsconfig.compilerOptions.rootDir, 'src');
   t.equal(tsconfig.compilerOptions.outDir, 'dist');
   for (const entry of ['server', 'migrate']) {
     t.ok(exists(`src/${entry}.ts`), `src/${entry}.ts compiles to dist/${entry}.js`);
     if (exists('dist')) t.ok(exists(`dist/${entry}.js`), `dist/${entry}.js is there after the build`);
+    t.ok(built.some((file) => file.path === `dist/${entry}.js`), `scripts/build-server.mjs writes dist/${entry}.js`);
+  }
+  t.ok(built.some((file) => file.path === 'dist/web/index.html'), 'scripts/build-web.mjs writes the web client, dist/web/index.html');
+  t.ok(image.builtFiles.has(`${image.workdir(image.runtime)}/dist/web/index.html`), 'which the image has: the service serves it at /');
+  // The runtime stage installs production dependencies only: the bundles may import nothing else.
+  for (const file of built.filter((file) => /^dist\/[^/]+\.js$/.test(file.path))) {
+    t.ok(file.packages.length > 0, `${file.path} leaves its dependencies to node_modules`);
+    t.same(file.packages.filter((name) => !(name in pkg.dependencies)), [], `${file.path} imports production dependencies only`);
   }
   const start = read('scripts/start.mjs');
   t.match(start, /dist\/server\.js/, 'npm start runs dist/server.js too');
   t.match(start, /dist\/web\/index\.html/, 'and builds when the web client is missing');
   t.match(start, /dist\/migrate\.js/, 'npm run migrate runs dist/migrate.js too');
+  t.match(pkg.scripts.start, /\bscripts\/start\.mjs\b/, 'npm start is scripts/start.mjs');
+  t.match(pkg.scripts.migrate, /\bscripts\/start\.mjs --migrate\b/, 'npm run migrate is scripts/start.mjs --migrate');
 
-  const readme = read('README.md');
-  t.match(readme, /npm (install|ci)\b.*npm start/, 'the README quick start installs and starts');
-  const buildRuns = dockerfile().filter((s) => s.keyword === 'RUN').map((s) => s.args).join('\n');
+  const buildRuns = image.steps.filter((s) => s.keyword === 'RUN').map((s) => s.args).join('\n');
   t.match(buildRuns, /npm ci\b/, 'the image installs from the lock file (npm ci)');
   t.match(buildRuns, /npm run build\b/, 'and builds dist/ as npm start would');
 
@@ -185,12 +179,26 @@ t.test('docker-compose.yml: the cluster is wired as the service expects', async 
   for (const [name, service] of Object.entries(services)) {
     const oneShot = service.restart === 'no';
     if (!oneShot) t.ok(service.healthcheck?.test, `${name}: healthcheck`);
+    // What a service waits for must be able to say so: healthy if it keeps running, done if not.
+    for (const [dependency, { condition }] of Object.entries((service.depends_on ?? {}) as Record<string, Doc>)) {
+      const expected = services[dependency]?.restart === 'no' ? 'service_completed_successfully' : 'service_healthy';
+      t.equal(condition, expected, `${name} waits for ${dependency}: ${expected}`);
+    }
   }
+  /** Every service `name` waits for, directly or through what it waits for. */
+  const waitsFor = (name: string, found = new Set<string>()): Set<string> => {
+    for (const dependency of Object.keys(services[name]?.depends_on ?? {})) {
+      if (!found.has(dependency)) waitsFor(dependency, found.add(dependency));
+    }
+    return found;
+  };
 
   // Same image, built from deploy/Dockerfile, for the replicas and the migration.
   for (const [name, service] of [['chat', chat], ['migrate', migrate]] as const) {
     t.equal(service.build?.dockerfile, 'deploy/Dockerfile', `${name}: built from deploy/Dockerfile`);
     t.equal(service.build?.context, '.', `${name}: from the repository root`);
+    const command = execForm(service.command);
+    t.ok(image.builtFiles.has(image.script(command) ?? ''), `${name}: runs ${command[1]}, a file the build writes into the image`);
   }
   t.equal(chat.image, migrate.image, 'one image');
   t.same(migrate.command, ['node', 'dist/migrate.js'], 'migrate runs dist/migrate.js');
@@ -205,22 +213,47 @@ t.test('docker-compose.yml: the cluster is wired as the service expects', async 
   for (const name of Object.keys(raw)) t.ok(known.has(name), `${name} is a config variable`);
   for (const name of REQUIRED_IN_PRODUCTION) t.ok(raw[name], `${name} is set`);
   t.throws(() => interpolate(raw.JWT_SECRET ?? '', {}), /JWT_SECRET must be set/, 'JWT_SECRET has no default: compose refuses to start without one');
-  const env = Object.fromEntries(
-    Object.entries(raw).map(([name, value]) => [name, interpolate(String(value), { JWT_SECRET: 'compose-test-secret-0123456789' })]),
-  );
-  const config = loads(env);
+  const shell = { JWT_SECRET: 'compose-test-secret-0123456789' };
+  const env = Object.fromEntries(Object.entries(raw).map(([name, value]) => [name, interpolate(String(value), shell)]));
+  const config = loads({ ...image.env, ...env });
   t.equal(config.NODE_ENV, 'production');
   t.equal(config.S3_FORCE_PATH_STYLE, true, 'path-style URLs for MinIO');
   t.equal(config.MIGRATE_ON_START, false, 'replicas leave migrations to the migrate service');
   t.match(config.S3_ENDPOINT, /^http:\/\/minio:9000/, 'S3 is the MinIO service');
   t.match(config.DATABASE_URL, /@postgres:5432\//, 'PostgreSQL is the postgres service');
   t.match(config.REDIS_URL, /^redis:\/\/redis:6379/, 'Redis is the redis service');
+  t.same(chat.expose, [String(config.PORT)], 'replicas expose PORT to the network');
 
-  // The bucket: created, private.
+  // Each process waits for every service it connects to.
+  for (const [name, service] of [['chat', chat], ['migrate', migrate]] as const) {
+    for (const variable of USES[execForm(service.command)[1] ?? ''] ?? []) {
+      const host = new URL(String(config[variable as keyof Config])).hostname;
+      t.ok(host in services, `${name}: ${variable} names the compose service ${host}`);
+      t.ok(waitsFor(name).has(host), `${name} waits for ${host}, which its ${variable} names`);
+    }
+  }
+  // The credentials the service uses are the ones the stores were created with.
+  const store = (service: Doc) => Object.fromEntries(Object.entries(service.environment as Record<string, string>).map(([k, v]) => [k, interpolate(v, shell)]));
+  const database = new URL(config.DATABASE_URL ?? '');
+  t.same([database.username, decodeURIComponent(database.password), database.pathname.slice(1)], [store(postgres).POSTGRES_USER, store(postgres).POSTGRES_PASSWORD, store(postgres).POSTGRES_DB], 'DATABASE_URL: the user, password and database postgres creates');
+  t.same([config.S3_ACCESS_KEY_ID, config.S3_SECRET_ACCESS_KEY], [store(minio).MINIO_ROOT_USER, store(minio).MINIO_ROOT_PASSWORD], 'S3 keys: the MinIO root user');
+  t.same(store(mc), store(minio), 'minio-init logs in as that user');
+
+  // Read-only replicas still have a writable /tmp and DATA_DIR.
+  for (const [name, service] of [['chat', chat], ['migrate', migrate]] as const) {
+    t.equal(service.read_only, true, `${name}: read-only root filesystem`);
+    t.same(service.cap_drop, ['ALL'], `${name}: drops all capabilities`);
+    for (const path of ['/tmp', config.DATA_DIR]) t.ok((service.tmpfs as string[]).includes(path), `${name}: ${path} is a tmpfs`);
+  }
+
+  // The bucket: created, private, on the MinIO that minio-init waits for.
   const mcScript = interpolate([mc.entrypoint, mc.command].flat().join(' '), env);
   t.match(mcScript, new RegExp(`mc mb\\b.*local/${config.S3_BUCKET}\\b`), 'the bucket is created');
   t.notMatch(mcScript, /anonymous set (download|upload|public)|policy set (download|public)/, 'with no anonymous access');
   t.match(mcScript, /anonymous set none/, 'explicitly private');
+  const alias = /mc alias set local (\S+)/.exec(mcScript)?.[1] ?? '';
+  t.equal(alias, config.S3_ENDPOINT, 'minio-init talks to the S3_ENDPOINT the service uses');
+  t.ok(waitsFor('minio-init').has(new URL(alias).hostname), 'and waits for it');
 
   // One published port, the load balancer's, which PUBLIC_URL names.
   const published = (lb.ports as string[]).map((port) => interpolate(port, {}));
@@ -235,13 +268,17 @@ t.test('docker-compose.yml: the cluster is wired as the service expects', async 
     seconds(chat.stop_grace_period) > (config.SHUTDOWN_DELAY_MS + config.SHUTDOWN_TIMEOUT_MS) / 1000,
     `stop_grace_period ${chat.stop_grace_period} > SHUTDOWN_DELAY_MS + SHUTDOWN_TIMEOUT_MS`,
   );
-  t.match(chat.healthcheck.test.join(' '), new RegExp(`127\\.0\\.0\\.1:${config.PORT}/readyz`), 'replica healthcheck: /readyz on PORT');
+  const replicaCheck = execForm(chat.healthcheck.test);
+  const checked = /http:\/\/127\.0\.0\.1:(\d+)(\/[^'"]*)/.exec(replicaCheck.join(' '));
+  t.equal(Number(checked?.[1]), config.PORT, 'replica healthcheck: on PORT');
+  t.equal(checked?.[2], '/readyz', 'replica healthcheck: /readyz');
+  await serves(t, checked?.[2], 'replica healthcheck');
+  await healthcheckWorks(t, replicaCheck, 'replica healthcheck');
 
   // The load balancer's config.
   const mount = (lb.volumes as string[]).find((volume) => volume.includes('haproxy.cfg'));
   t.ok(mount?.startsWith('./deploy/'), 'the load balancer config is in deploy/');
-  const cfg = read(mount?.split(':')[0]?.replace(/^\.\//, '') ?? 'deploy/haproxy.cfg');
-  const lines = cfg.split('\n').map((line) => line.replace(/#.*/, '').trim()).filter(Boolean);
+  const lines = haproxyLines(mount?.split(':')[0]?.replace(/^\.\//, '') ?? 'deploy/haproxy.cfg');
   const directive = (prefix: string) => lines.filter((line) => line.startsWith(prefix));
   t.ok(directive('bind ').some((line) => line.endsWith(`:${lbPort}`)), `listens on the published container port ${lbPort}`);
   t.ok(directive('mode http').length > 0, 'mode http: the WebSocket Upgrade handshake is handled and passed through');
@@ -252,13 +289,24 @@ t.test('docker-compose.yml: the cluster is wired as the service expects', async 
   t.ok(directive('option forwardfor').length > 0, 'X-Forwarded-For');
   t.ok(directive('http-request del-header X-Forwarded-For').length > 0, 'replaced, not appended to (the service trusts it)');
   t.ok(directive('http-request set-header X-Forwarded-Proto').length > 0, 'X-Forwarded-Proto');
-  t.ok(directive('http-check send').some((line) => line.includes('uri /readyz')), 'active checks on /readyz');
-  t.ok(directive('server').some((line) => line.endsWith(`chat:${config.PORT}`)), `backends: the chat service on PORT ${config.PORT}`);
+  const send = directive('http-check send')[0] ?? '';
+  const checkPath = /\buri (\S+)/.exec(send)?.[1];
+  t.equal(checkPath, '/readyz', 'active checks on /readyz');
+  await serves(t, checkPath, 'HAProxy check', { host: /\bhdr Host (\S+)/i.exec(send)?.[1] ?? 'chat' });
+  t.same(directive('http-check expect'), ['http-check expect status 200'], 'a check passes on 200, what a ready replica answers');
+  const serverCheck = directive('default-server').find((line) => /\bcheck\b/.test(line)) ?? '';
+  t.ok(serverCheck, 'every backend server is checked');
+  // A replica is out of rotation before its readiness delay ends and it refuses connections.
+  const outAfter = seconds(/\binter (\S+)/.exec(serverCheck)?.[1] ?? '2s', 'ms') * Number(/\bfall (\d+)/.exec(serverCheck)?.[1] ?? 3);
+  t.ok(outAfter <= config.SHUTDOWN_DELAY_MS / 1000, `failed checks take a replica out in ${outAfter} s <= SHUTDOWN_DELAY_MS`);
+  const backends = directive('server').map((line) => /\s(\S+):(\d+)$/.exec(line)).filter((match) => match !== null);
+  t.ok(backends.length > 0 && backends.every((match) => match[1] === 'chat' && Number(match[2]) === config.PORT), `backends: the chat service on PORT ${config.PORT}`);
+  t.ok(waitsFor('lb').has('chat'), 'lb waits for its backends');
   t.ok(directive('http-request deny').some((line) => line.includes('path_beg /metrics')), '/metrics is not served on the public port');
-
-  const app = await routesApp(t);
-  t.ok(app.hasRoute({ method: 'GET', url: '/readyz' }), '/readyz is a route');
-  t.ok(app.hasRoute({ method: 'GET', url: '/healthz' }), '/healthz is a route');
+  await serves(t, '/metrics', 'what the deny keeps inside');
+  const lbCheck = /http:\/\/127\.0\.0\.1:(\d+)(\/\S*)/.exec(execForm(lb.healthcheck.test).join(' '));
+  t.equal(lbCheck?.[1], lbPort, 'lb healthcheck: on the port HAProxy binds');
+  t.same(directive('monitor-uri'), [`monitor-uri ${lbCheck?.[2]}`], 'lb healthcheck: the monitor-uri HAProxy answers itself');
 
   if (existsSync('/usr/sbin/haproxy')) {
     t.doesNotThrow(() => execFileSync('/usr/sbin/haproxy', ['-c', '-f', `${ROOT}/deploy/haproxy.cfg`], { stdio: 'pipe' }), 'haproxy -c accepts the config');
@@ -269,19 +317,6 @@ t.test('docker-compose.yml: the cluster is wired as the service expects', async 
 
 // ---------------------------------------------------------------------------------------------
 
-/** Every document of every k8s/*.yaml, by file. */
-function k8sDocuments(): Map<string, Doc[]> {
-  const files = new Map<string, Doc[]>();
-  for (const file of readdirSync(`${ROOT}/k8s`).filter((name) => name.endsWith('.yaml')).sort()) {
-    const docs = parseAllDocuments(read(`k8s/${file}`)).map((doc) => {
-      if (doc.errors.length > 0) throw new Error(`k8s/${file}: ${doc.errors[0]?.message}`);
-      return doc.toJS() as Doc;
-    });
-    files.set(file, docs.filter(Boolean));
-  }
-  return files;
-}
-
 t.test('k8s/: a kustomize base whose manifests agree with each other and with the code', async (t) => {
   const files = k8sDocuments();
   const kustomization = files.get('kustomization.yaml')?.[0];
@@ -290,11 +325,7 @@ t.test('k8s/: a kustomize base whose manifests agree with each other and with th
   const all = [...files.entries()].filter(([file]) => file !== 'kustomization.yaml');
   for (const resource of resources) t.ok(files.has(resource), `resource ${resource} exists`);
   t.notOk(resources.includes('secret.example.yaml'), 'the Secret example is not applied');
-  t.same(
-    all.map(([file]) => file).filter((file) => !resources.includes(file)),
-    ['secret.example.yaml'],
-    'every other manifest is a resource',
-  );
+  t.same(all.map(([file]) => file).filter((file) => !resources.includes(file)), ['secret.example.yaml'], 'every other manifest is a resource');
   const ofKind = (kind: string): Doc[] =>
     all.filter(([file]) => resources.includes(file)).flatMap(([, docs]) => docs).filter((doc) => doc.kind === kind);
   const one = (kind: string): Doc => {
@@ -302,15 +333,9 @@ t.test('k8s/: a kustomize base whose manifests agree with each other and with th
     t.equal(docs.length, 1, `one ${kind}`);
     return docs[0] ?? {};
   };
-
   const configMap = one('ConfigMap');
   const secret = files.get('secret.example.yaml')?.[0] ?? {};
-  const deployment = one('Deployment');
-  const job = one('Job');
-  const service = one('Service');
-  const ingress = one('Ingress');
-  const hpa = one('HorizontalPodAutoscaler');
-  const pdb = one('PodDisruptionBudget');
+  const [deployment, job, service, ingress, hpa, pdb] = ['Deployment', 'Job', 'Service', 'Ingress', 'HorizontalPodAutoscaler', 'PodDisruptionBudget'].map(one) as Doc[] as [Doc, Doc, Doc, Doc, Doc, Doc];
 
   // Variables: all known, the required ones set, and the set loads.
   t.equal(secret.kind, 'Secret');
@@ -321,19 +346,19 @@ t.test('k8s/: a kustomize base whose manifests agree with each other and with th
   for (const name of ['JWT_SECRET', 'DATABASE_URL', 'REDIS_URL']) t.ok(secretData[name], `Secret: ${name}`);
   for (const name of REQUIRED_IN_PRODUCTION) t.ok(configData[name] ?? secretData[name], `${name} is set`);
   t.ok(Object.values(secretData).every((value) => /REPLACE/.test(value)), 'the Secret example holds placeholders only');
-  const config = loads({ ...configData, ...secretData });
+  const config = loads({ ...image.env, ...configData, ...secretData });
   t.equal(config.NODE_ENV, 'production');
+  t.equal(config.PORT, Number(image.args(image.runtime, 'EXPOSE')[0]), 'PORT is the port the image exposes');
 
-  const pods = [
-    ['Deployment', deployment],
-    ['Job', job],
-  ] as const;
-  for (const [kind, workload] of pods) {
+  for (const [kind, workload, entry] of [['Deployment', deployment, 'dist/server.js'], ['Job', job, 'dist/migrate.js']] as const) {
     const spec = workload.spec.template.spec as Doc;
     const [container, ...others] = spec.containers as Doc[];
     t.same(others, [], `${kind}: one container`);
     if (!container) continue;
     t.equal(container.image, kustomization.images?.[0]?.name, `${kind}: the kustomize image`);
+    t.same(container.command, ['node', entry], `${kind} runs ${entry}`);
+    const script = image.script(container.command as string[], container.workingDir);
+    t.ok(image.builtFiles.has(script ?? ''), `${kind}: ${script} is a file the build writes into the image`);
     t.same(
       (container.envFrom as Doc[]).map((source) => source.configMapRef?.name ?? source.secretRef?.name),
       [configMap.metadata.name, secret.metadata.name],
@@ -341,6 +366,7 @@ t.test('k8s/: a kustomize base whose manifests agree with each other and with th
     );
     for (const variable of (container.env ?? []) as Doc[]) t.ok(known.has(variable.name), `${kind}: env ${variable.name} is a config variable`);
     t.equal(spec.securityContext?.runAsNonRoot, true, `${kind}: runAsNonRoot`);
+    t.equal(String(spec.securityContext?.runAsUser), image.args(image.runtime, 'USER').at(-1)?.split(':')[0], `${kind}: runs as the image's user`);
     t.equal(container.securityContext?.readOnlyRootFilesystem, true, `${kind}: readOnlyRootFilesystem`);
     t.equal(container.securityContext?.allowPrivilegeEscalation, false, `${kind}: no privilege escalation`);
     t.same(container.securityContext?.capabilities?.drop, ['ALL'], `${kind}: drops all capabilities`);
@@ -351,28 +377,21 @@ t.test('k8s/: a kustomize base whose manifests agree with each other and with th
     const emptyDirs = ((spec.volumes ?? []) as Doc[]).filter((volume) => volume.emptyDir).map((volume) => volume.name);
     for (const mount of (container.volumeMounts ?? []) as Doc[]) t.ok(emptyDirs.includes(mount.name), `${kind}: ${mount.mountPath} is an emptyDir`);
   }
-  t.same(job.spec.template.spec.containers[0].command, ['node', 'dist/migrate.js'], 'the Job runs dist/migrate.js');
 
-  // Probes: real routes, on the container port, which is PORT.
+  // Probes: routes the service answers 200 on, on the container port, which is PORT.
   const pod = deployment.spec.template.spec as Doc;
   const container = pod.containers[0] as Doc;
   const ports = container.ports as Doc[];
   t.equal(ports.length, 1, 'one container port');
-  const containerPort = ports[0]?.containerPort;
-  t.equal(containerPort, config.PORT, 'containerPort is PORT');
+  t.equal(ports[0]?.containerPort, config.PORT, 'containerPort is PORT');
   const portOf = (port: string | number): number | undefined =>
     typeof port === 'number' ? port : ports.find((candidate) => candidate.name === port)?.containerPort;
-  const app = await routesApp(t);
-  const probes: Record<string, string> = { readinessProbe: '/readyz', livenessProbe: '/healthz' };
-  for (const [probe, path] of Object.entries(probes)) {
+  for (const [probe, path] of Object.entries({ readinessProbe: '/readyz', livenessProbe: '/healthz', startupProbe: undefined })) {
     const get = container[probe]?.httpGet as Doc | undefined;
-    t.equal(get?.path, path, `${probe}: ${path}`);
+    if (!get && !path) continue;
+    if (path) t.equal(get?.path, path, `${probe}: ${path}`);
     t.equal(portOf(get?.port), config.PORT, `${probe}: on PORT`);
-  }
-  if (container.startupProbe) t.equal(portOf(container.startupProbe.httpGet?.port), config.PORT, 'startupProbe: on PORT');
-  for (const probe of ['readinessProbe', 'livenessProbe', 'startupProbe']) {
-    const path = container[probe]?.httpGet?.path as string | undefined;
-    if (path) t.ok(app.hasRoute({ method: 'GET', url: path }), `${probe}: ${path} is a route`);
+    await serves(t, get?.path, probe);
   }
 
   // The grace period outlasts preStop + the drain.
@@ -407,14 +426,12 @@ t.test('k8s/: a kustomize base whose manifests agree with each other and with th
     t.ok(routed(url), `Ingress serves ${url}`);
   }
   for (const url of ['/metrics', '/readyz']) t.notOk(routed(url), `Ingress keeps ${url} inside the cluster`);
+  for (const path of paths.filter((p) => p.pathType === 'Exact')) await serves(t, path.path, `Ingress ${path.path}`);
   const annotations = ingress.metadata.annotations as Record<string, string>;
   for (const name of ['proxy-read-timeout', 'proxy-send-timeout']) {
     t.ok(Number(annotations[`nginx.ingress.kubernetes.io/${name}`]) >= 3600, `Ingress ${name} >= 3600 s for WebSockets`);
   }
-  t.notOk(
-    Object.keys(annotations).some((key) => /affinity|upstream-hash-by|session-cookie/.test(key)),
-    'no sticky sessions on the Ingress',
-  );
+  t.notOk(Object.keys(annotations).some((key) => /affinity|upstream-hash-by|session-cookie/.test(key)), 'no sticky sessions on the Ingress');
   const bodySize = annotations['nginx.ingress.kubernetes.io/proxy-body-size'] ?? '1m';
   t.ok(Number.parseInt(bodySize, 10) * 1024 * 1024 >= config.MAX_ATTACHMENT_BYTES, `Ingress body size ${bodySize} fits MAX_ATTACHMENT_BYTES`);
   t.equal(hpa.spec.scaleTargetRef.name, deployment.metadata.name, 'HPA scales the Deployment');
@@ -434,7 +451,36 @@ t.test('k8s/: a kustomize base whose manifests agree with each other and with th
   if (kubectl) {
     const built = parseAllDocuments(kubectl).map((doc) => doc.toJS() as Doc);
     t.same(built.map((doc) => doc.kind).sort(), ['ConfigMap', 'Deployment', 'HorizontalPodAutoscaler', 'Ingress', 'Job', 'PodDisruptionBudget', 'Service'], 'kustomize builds the base');
-    const image = `${kustomization.images[0].newName}:${kustomization.images[0].newTag}`;
-    t.ok(built.filter((doc) => doc.kind === 'Deployment' || doc.kind === 'Job').every((doc) => doc.spec.template.spec.containers[0].image === image), `image set to ${image}`);
+    const tagged = `${kustomization.images[0].newName}:${kustomization.images[0].newTag}`;
+    t.ok(built.filter((doc) => doc.kind === 'Deployment' || doc.kind === 'Job').every((doc) => doc.spec.template.spec.containers[0].image === tagged), `image set to ${tagged}`);
   }
+});
+
+// ---------------------------------------------------------------------------------------------
+
+// The README's configuration table is checked against the schema in test/config.test.ts.
+t.test('the README names scripts, services, files and objects that exist', async (t) => {
+  const readme = read('README.md');
+  const composeText = read('docker-compose.yml');
+  const services = (parseYaml(composeText, { merge: true }) as Doc).services as Record<string, Doc>;
+  const k8s = [...k8sDocuments().values()].flat();
+  const named = (kind: string) => k8s.filter((doc) => doc.kind === kind).map((doc) => doc.metadata?.name as string);
+  // Commands are read from code only (sh blocks and `inline` spans), object names also from prose.
+  const code = [...readme.matchAll(/```[\s\S]*?```|`[^`\n]+`/g)].map((m) => m[0]).join('\n');
+  const each = (text: string, pattern: RegExp, what: string, check: (name: string) => void) => {
+    const names = [...new Set([...text.matchAll(pattern)].map((m) => m[1] ?? ''))];
+    t.ok(names.length > 0, `the README names ${what}`);
+    for (const name of names) check(name);
+  };
+  const images = (k8sDocuments().get('kustomization.yaml')?.[0]?.images ?? []) as Doc[];
+
+  each(code, /\bnpm (?:run )?(?!install\b|ci\b|run\b)([\w:-]+)/g, 'npm scripts', (name) => t.ok(pkg.scripts[name], `npm ${name} is a package.json script`));
+  each(code, /docker compose [^\n`]*?(?:--scale |logs (?:-f )?)(\w[\w-]*)/g, 'compose services', (name) => t.ok(name in services, `compose service ${name} exists`));
+  for (const name of interpolated(composeText)) t.match(readme, `\`${name}\``, `compose variable ${name} is documented`);
+  each(code, /\b(k8s\/[\w.-]+\.yaml)\b/g, 'manifests', (path) => t.ok(exists(path), `${path} exists`));
+  each(code, /\bjob[/ ]([a-z][\w-]*)/g, 'the Job', (name) => t.ok(named('Job').includes(name), `Job ${name} exists`));
+  each(code, /\bdeployment\/([a-z][\w-]*)/g, 'the Deployment', (name) => t.ok(named('Deployment').includes(name), `Deployment ${name} exists`));
+  each(readme, /ConfigMap `([\w-]+)`/g, 'the ConfigMap', (name) => t.ok(named('ConfigMap').includes(name), `ConfigMap ${name} exists`));
+  each(readme, /Secret `([\w-]+)`/g, 'the Secret', (name) => t.ok(named('Secret').includes(name), `Secret ${name} exists`));
+  each(code, /kustomize edit set image ([\w-]+)=/g, 'the image', (name) => t.ok(images.some((entry) => entry.name === name), `kustomize image ${name} exists`));
 });

@@ -1,5 +1,5 @@
 /**
- * Concurrent sends share batch statements (src/events/send-batcher.ts): what a batch must
+ * Concurrent sends share batch statements (src/messages/send-batcher.ts): what a batch must
  * keep true whatever it holds. Runs on PostgreSQL (recorded, to see the batching happen, and
  * with two service instances racing) and on PGlite.
  */
