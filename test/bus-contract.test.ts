@@ -13,6 +13,7 @@ import { keySlot } from '../src/bus/redis-cluster-fence.js';
 import { conversationChannel } from '../src/redis/names.js';
 import { createBus } from '../src/bus/factory.js';
 import { redisCli, startRedisCluster, startRedisServer } from './helpers/redis-server.js';
+import { within } from './helpers/within.js';
 
 /** What the contract checks beyond `Bus`: both implementations expose these. */
 interface TestBus extends Bus {
@@ -33,27 +34,12 @@ interface Backend {
   stopBroker?(channel: string): Promise<() => Promise<void>>;
 }
 
-const TIMEOUT_MS = 10_000;
 const RESTART_TIMEOUT_MS = 30_000;
 
 let nextConversation = 1;
 /** Every test gets channels of its own, so nothing one test publishes reaches another. */
 const freshChannel = (): string => conversationChannel(nextConversation++);
 
-/** Fails (rejects) if `promise` has not settled within `ms`; never a fixed wait. */
-async function within<T>(promise: Promise<T>, what: string, ms = TIMEOUT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 const settle = (promise: Promise<unknown>): Promise<'resolved' | 'rejected'> =>
   promise.then(

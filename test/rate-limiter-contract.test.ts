@@ -12,9 +12,9 @@ import { type RateLimiter, type RateLimiterKind, WINDOW_MS, windowStartOf } from
 import { createRedisRateLimiter } from '../src/ratelimit/rate-limiter-redis.js';
 import { rateLimitKey } from '../src/redis/names.js';
 import { redisCli, startRedisCluster, startRedisServer } from './helpers/redis-server.js';
+import { within } from './helpers/within.js';
 
 const SHARED_REDIS = { url: 'redis://127.0.0.1:6379', port: 6379 };
-const TIMEOUT_MS = 10_000;
 
 interface Backend {
   kind: RateLimiterKind;
@@ -40,20 +40,6 @@ function manualClock(): { now: () => number; windowStart: number; at(offsetMs: n
 
 const freshScope = (): string => `test-${randomUUID()}`;
 
-/** Fails (rejects) if `promise` has not settled within `ms`; never a fixed wait. */
-async function within<T>(promise: Promise<T>, what: string, ms = TIMEOUT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 function rateLimiterContract(name: string, setUp: (t: Test) => Promise<Backend>): void {
   t.test(name, async (t) => {
