@@ -3,8 +3,11 @@
  * keep true whatever it holds. Runs on PostgreSQL (recorded, to see the batching happen, and
  * with two service instances racing) and on PGlite.
  */
+import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import t, { type Test } from 'tap';
+import { createDatabase } from '../src/db/client.js';
+import { toNumber } from '../src/db/sql.js';
 import { call, createConversation, register, type Session } from './helpers/api.js';
 import { buildTestApp, testDatabase } from './helpers/app.js';
 import { freshPostgresDatabase, recordingPostgres } from './helpers/database.js';
@@ -109,6 +112,38 @@ t.test('PostgreSQL: concurrent sends share statements', async (t) => {
   await Promise.all(Array.from({ length: 50 }, (_, i) => send(app, alice, conversation, `burst ${i}`)));
   const statements = queries.filter((q) => q.sql.includes('insert into messages')).length - sendsBefore;
   t.ok(statements < 50, `50 concurrent sends took ${statements} statements`);
+});
+
+t.test('PostgreSQL: batches find client_ids by index however empty the table was at start', async (t) => {
+  const url = await freshPostgresDatabase(t, 'batchplan');
+  // One connection, so every batch runs in one server session, as on a long-lived pooled
+  // connection: there a prepared statement keeps the plan it settled on.
+  const database = createDatabase({ url, embeddedDir: '', poolSize: 1 });
+  t.teardown(() => database.close());
+  await database.migrate();
+  const app = await buildTestApp(t, { database });
+  const alice = await register(app);
+  const bob = await register(app);
+  const conversation = await createConversation(app, alice, [bob]);
+  const burst = (label: string) =>
+    Promise.all(Array.from({ length: 40 }, (_, i) => send(app, alice, conversation, `${label} ${i}`, `${label}-${i}`)));
+  // A fresh deployment's first batches, small and large, while messages is nearly empty…
+  for (let round = 0; round < 8; round += 1) await burst(`early${round}`);
+  // …then the table grows, and no ANALYZE runs (autovacuum off, or not yet due).
+  await database.query(sql`
+    insert into messages (conversation_id, sender_id, content, client_id, seq)
+    select ${conversation}, ${bob.user.id}, 'stored earlier', 'earlier-' || i, 1000000 + i from generate_series(1, 100000) i`);
+  /** Rows of messages read by sequential scans so far; flushed from this session first. */
+  const scanned = async () => {
+    await database.query(sql`select pg_stat_force_next_flush()`);
+    const [row] = await database.query<{ rows: unknown }>(sql`select seq_tup_read as rows from pg_stat_user_tables where relname = 'messages'`);
+    return toNumber(row?.rows);
+  };
+  const before = await scanned();
+  const late = await burst('late');
+  t.ok(late.every((r) => r.status === 201), 'stored');
+  const read = (await scanned()) - before;
+  t.ok(read < 1000, `40 sends among 100,000 stored messages read ${read} rows of messages sequentially`);
 });
 
 t.test('PGlite: the same', async (t) => {

@@ -15,14 +15,14 @@ export interface DatabaseHandle {
   readonly db: Database;
   readonly kind: 'postgres' | 'pglite';
   /** Rows of a raw statement, in the same shape on both drivers. */
-  query<T extends Row>(statement: SQL): Promise<T[]>;
+  query<T extends Row>(statement: SQL, options?: StatementOptions): Promise<T[]>;
   /**
    * Runs a statement with values for its `sql.placeholder(name)`s. The statement is turned
    * into SQL text once per handle (remembered by the statement object, so keep it in a
    * constant): for the hottest statements, whose per-call query building by drizzle showed
    * in profiles. Rows as `query` returns them.
    */
-  prepare<T extends Row>(statement: SQL): Prepared<T>;
+  prepare<T extends Row>(statement: SQL, options?: StatementOptions): Prepared<T>;
   /**
    * Runs `work` in one transaction; `query` inside it returns rows in the same shape as
    * `DatabaseHandle.query`. A thrown error rolls back.
@@ -33,6 +33,21 @@ export interface DatabaseHandle {
   /** True when a trivial query succeeds (readiness). */
   ping(): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/** How PostgreSQL plans a statement. */
+export interface StatementOptions {
+  /**
+   * Plan every call for its own values and the tables as they are at that moment. Without it
+   * a statement is prepared once per connection, and after five calls PostgreSQL may settle
+   * on one generic plan that it keeps until the tables' statistics change: a plan costed for
+   * ten rows per array parameter and for the tables as they were when it was made. On a fresh
+   * database (tables nearly empty, no statistics yet) that can be a plan that reads a whole
+   * table, still used once the table holds millions of rows. For statements that take a batch
+   * in array parameters and look rows up by key in growing tables; the price is planning on
+   * every call, shared by the batch's rows. PGlite plans every call anyway.
+   */
+  planEachCall?: boolean;
 }
 
 type Row = Record<string, unknown>;
@@ -74,13 +89,16 @@ function connectPostgres(url: string, poolSize: number): DatabaseHandle {
     // statements are parsed and planned once per connection, not once per message. drizzle's
     // execute() would send them unprepared. Statement texts are a fixed set: values are
     // always parameters.
-    query: async <T extends Row>(statement: SQL): Promise<T[]> => {
+    // planEachCall: an unnamed statement, which PostgreSQL plans for each call's values.
+    query: async <T extends Row>(statement: SQL, options?: StatementOptions): Promise<T[]> => {
       const { sql: text, params } = dialect.sqlToQuery(statement);
       // RowList is an Array subclass; its rows are typed by the caller's statement.
-      const rows: Row[] = await client.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true });
+      const rows: Row[] = await client.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: !options?.planEachCall });
       return rows as T[];
     },
-    prepare: compiledOnce(dialect, (text, params) => client.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true })),
+    prepare: compiledOnce(dialect, (text, params, options) =>
+      client.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: !options?.planEachCall }),
+    ),
     transaction: (work) =>
       db.transaction((tx) => work(async <T extends Row>(statement: SQL) => (await tx.execute<T>(statement)) as T[])),
     migrate: () => migratePostgresLocked(url),
@@ -96,6 +114,7 @@ function openPglite(dir: string): DatabaseHandle {
   return {
     db,
     kind: 'pglite',
+    // PGlite sends every statement unnamed: each call is planned for its values (planEachCall).
     query: async <T extends Row>(statement: SQL): Promise<T[]> => (await db.execute<T>(statement)).rows as T[],
     // Timestamps as text, as drizzle's own PGlite session reads them for `query`.
     prepare: compiledOnce(new PgDialect(), async (text, params) => (await client.query<Row>(text, params, pgliteRawRows)).rows),
@@ -111,9 +130,9 @@ const keepText = (value: string): string => value;
 const pgliteRawRows = { rowMode: 'object' as const, parsers: { [pgliteTypes.TIMESTAMP]: keepText, [pgliteTypes.TIMESTAMPTZ]: keepText } };
 
 /** `DatabaseHandle.prepare` over a driver's "text and parameters" call. */
-function compiledOnce(dialect: PgDialect, run: (text: string, params: unknown[]) => Promise<Row[]>) {
+function compiledOnce(dialect: PgDialect, run: (text: string, params: unknown[], options: StatementOptions | undefined) => Promise<Row[]>) {
   const compiled = new WeakMap<SQL, { text: string; params: unknown[] }>();
-  return <T extends Row>(statement: SQL): Prepared<T> => {
+  return <T extends Row>(statement: SQL, options?: StatementOptions): Prepared<T> => {
     let query = compiled.get(statement);
     if (!query) {
       const { sql: text, params } = dialect.sqlToQuery(statement);
@@ -121,7 +140,7 @@ function compiledOnce(dialect: PgDialect, run: (text: string, params: unknown[])
     }
     const { text, params } = query;
     // Rows are typed by the caller's statement.
-    return async (values) => (await run(text, fillPlaceholders(params, values))) as T[];
+    return async (values) => (await run(text, fillPlaceholders(params, values), options)) as T[];
   };
 }
 

@@ -149,7 +149,9 @@ export class SendBatcher {
 
   /** Runs the batch statement; the map is keyed by the request's 1-based position. */
   private async insert(requests: SendRequest[]): Promise<Map<number, StoredSend>> {
-    const rows = await this.database.prepare<{ ord: unknown; id: unknown; seq: unknown; timestamp: string }>(batchStatement)({
+    // Planned per batch: its best plan depends on the batch's size and on how many messages
+    // are stored, which a generic plan made on a fresh database would not follow (db/client.ts).
+    const rows = await this.database.prepare<{ ord: unknown; id: unknown; seq: unknown; timestamp: string }>(batchStatement, { planEachCall: true })({
       conversationIds: intArray(requests.map((r) => r.conversationId)),
       senderIds: intArray(requests.map((r) => r.senderId)),
       contents: textArray(requests.map((r) => r.content)),

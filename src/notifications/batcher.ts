@@ -84,7 +84,7 @@ export class NotificationBatcher {
 
   private upsert(batch: Pending[]): Promise<NotificationRecord[]> {
     // Rows are locked in (user, conversation) order, so two replicas flushing at once cannot deadlock.
-    return this.database.query<NotificationRecord>(sql`
+    const statement = sql`
       with batch as (
         select * from unnest(
           ${intArray(batch.map((b) => b.conversationId))}::int4[], ${intArray(batch.map((b) => b.senderId))}::int4[],
@@ -107,6 +107,9 @@ export class NotificationBatcher {
             updated_at = now(),
             text = (n.count + excluded.count) || ' new messages, the latest from '
                    || substring(excluded.text from ' from ([^ ]+)$')
-      returning ${notificationColumns}`);
+      returning ${notificationColumns}`;
+    // Planned per flush, as the send batch is: a generic plan made when participants was
+    // nearly empty would keep scanning it as memberships grow (db/client.ts: planEachCall).
+    return this.database.query<NotificationRecord>(statement, { planEachCall: true });
   }
 }

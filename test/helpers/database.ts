@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import type { SQL } from 'drizzle-orm';
+import { fillPlaceholders, type SQL } from 'drizzle-orm';
 import { PgDialect } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
-import { createDatabase, type DatabaseHandle } from '../../src/db/client.js';
+import { createDatabase, type DatabaseHandle, type Prepared, type StatementOptions } from '../../src/db/client.js';
 import * as schema from '../../src/db/schema/index.js';
 
 /** The server that test databases are created on (trust auth on this machine and in CI). */
@@ -38,7 +38,8 @@ export interface RecordedQuery {
  * The service's own PostgreSQL `DatabaseHandle` (src/db/client.ts, so statements run exactly as
  * the service sends them), with every statement recorded with its parameters: tests can then
  * EXPLAIN the SQL the service really runs instead of a hand-copied version of it. Raw
- * statements (`query`, `transaction`) are recorded on their way in; query-builder statements
+ * statements (`query`, `prepare`, `transaction`) are recorded on their way in, prepared ones
+ * with the values of each call; query-builder statements
  * (`db`) go through a drizzle instance of its own whose logger records them.
  */
 export function recordingPostgres(url: string, poolSize = 5): { database: DatabaseHandle; queries: RecordedQuery[] } {
@@ -58,7 +59,12 @@ export function recordingPostgres(url: string, poolSize = 5): { database: Databa
   const database: DatabaseHandle = {
     ...inner,
     db,
-    query: (statement) => (record(statement), inner.query(statement)),
+    query: (statement, options) => (record(statement), inner.query(statement, options)),
+    prepare: <T extends Record<string, unknown>>(statement: SQL, options?: StatementOptions): Prepared<T> => {
+      const run = inner.prepare<T>(statement, options);
+      const { sql: text, params } = dialect.sqlToQuery(statement);
+      return (values) => (queries.push({ sql: text, params: fillPlaceholders(params, values) }), run(values));
+    },
     transaction: (work) => inner.transaction((query) => work((statement) => (record(statement), query(statement)))),
     close: async () => {
       await Promise.all([inner.close(), builderClient.end({ timeout: 5 })]);
