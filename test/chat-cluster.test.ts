@@ -2,7 +2,9 @@
 import t from 'tap';
 import { startTopology } from './helpers/replicas.js';
 import { brokerRestartSuite, replicaKillSuite } from './suites/chat-faults.js';
-import { chatSuite, isolationSuite, orderingSuite } from './suites/chat.js';
+import { chatSuite } from './suites/chat.js';
+import { orderingSuite } from './suites/chat-ordering.js';
+import { isolationSuite } from './suites/chat-scale-out.js';
 
 t.test('three replicas on a 3-master Redis Cluster', async (t) => {
   const topology = await startTopology(t, { backend: 'cluster', replicas: 3 });

@@ -1,8 +1,8 @@
 /**
  * Readers for the deployment files (deploy/Dockerfile, docker-compose.yml, deploy/haproxy.cfg,
  * k8s/*.yaml, .dockerignore), the build's real output, and the health-check commands the files
- * run, for test/deploy-files.test.ts. No container engine: files are parsed, commands are run
- * with this Node against a listener of the test's own.
+ * run, for the deployment suites (test/suites/deploy-*.ts). No container engine: files are
+ * parsed, commands are run with this Node against a listener of the test's own.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';

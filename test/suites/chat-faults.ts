@@ -10,7 +10,7 @@ import type { Test } from 'tap';
 import { conversationChannel, userChannel } from '../../src/redis/names.js';
 import { eventually, type Replica, type Topology } from '../helpers/replicas.js';
 import { chatUrl, type ConversationEvent, notificationsUrl, WsClient } from '../helpers/ws-client.js';
-import { createConversation, fetchHistory, isAnswerTo, registerUsers, seqProblem, type Session } from './chat.js';
+import { createConversation, fetchHistory, isAnswerTo, registerUsers, seqProblem, type Session } from '../helpers/chat-api.js';
 
 /** How long a sender waits for the answer to one message; covers a broker restart. */
 const ANSWER_MS = 30_000;

@@ -6,7 +6,7 @@
 import type { Test } from 'tap';
 import { eventually, type Topology } from '../helpers/replicas.js';
 import { type EventOf, ofType, WAIT_MS } from '../helpers/ws-client.js';
-import { createConversation, isAnswerTo, openChat, registerUsers, sendMessages } from './chat.js';
+import { createConversation, isAnswerTo, openChat, registerUsers, sendMessages } from '../helpers/chat-api.js';
 
 /** A frame and the error code it must be answered with (several when any of them is right). */
 type Row = [what: string, frame: unknown, code: string | string[]];
