@@ -117,7 +117,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   if (!config.REDIS_URL) app.log.info('REDIS_URL unset: in-process bus, this node cannot be scaled out');
 
   await app.register(securityPlugin, { corsOrigin: config.CORS_ORIGIN, publicUrl: config.PUBLIC_URL });
-  await app.register(metricsPlugin);
+  await app.register(metricsPlugin, { databaseLoad: () => database.load });
   await app.register(infrastructurePlugin, { config, database, bus, storage, owned });
   await app.register(rateLimitPlugin, { limiter: rateLimiter });
   const links = createLinkSigner({ publicUrl: config.PUBLIC_URL, secret: config.JWT_SECRET, ttlSeconds: config.ATTACHMENT_URL_TTL_SECONDS });
@@ -128,13 +128,25 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     bus,
     logger: app.log,
     onPublishFailure: () => app.metrics.publishFailures.inc({ kind: 'notification' }),
+    batcherObserver: {
+      statement: app.metrics.timeStatement,
+      flushed: (entries, seconds, failed) => {
+        app.metrics.notificationFlushSize.observe(entries);
+        app.metrics.notificationFlushDuration.observe({ outcome: failed ? 'failed' : 'written' }, seconds);
+      },
+    },
   });
   writePath.onCommitted((event, actor) => {
     app.metrics.eventsPublished.inc({ kind: event.type });
     notifications.onConversationEvent(event, actor);
   });
   app.decorate('writePath', writePath);
-  app.decorate('messages', createMessageWrites({ writePath, database, links, maxMessageLength: config.MAX_MESSAGE_LENGTH }));
+  const sendObserver = {
+    statement: app.metrics.timeStatement,
+    batch: (size: number) => app.metrics.sendBatchSize.observe(size),
+    queued: (depth: number) => app.metrics.sendQueueDepth.set(depth),
+  };
+  app.decorate('messages', createMessageWrites({ writePath, database, links, maxMessageLength: config.MAX_MESSAGE_LENGTH, sendObserver }));
   app.decorate('attachments', createAttachmentService({ database, writePath, links }));
   app.decorate('notifications', notifications);
   // Once sockets and requests are done (onClose), and before the bus and the database close

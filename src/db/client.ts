@@ -32,7 +32,21 @@ export interface DatabaseHandle {
   migrate(): Promise<void>;
   /** True when a trivial query succeeds (readiness). */
   ping(): Promise<boolean>;
+  /** How busy the handle is right now (metrics: pool saturation). */
+  readonly load: DatabaseLoad;
   close(): Promise<void>;
+}
+
+/**
+ * Statements (through `query` and `prepare`) and transactions running or waiting for a
+ * connection: postgres.js does not expose its pool, so saturation is `inFlight / poolSize`,
+ * and `inFlight > poolSize` means callers are queueing for a connection.
+ */
+export interface DatabaseLoad {
+  readonly inFlight: number;
+  readonly poolSize: number;
+  /** Statements through `query` and `prepare` that failed, since the handle opened. */
+  readonly failures: number;
 }
 
 type Row = Record<string, unknown>;
@@ -51,6 +65,23 @@ export function createDatabase(options: DatabaseOptions): DatabaseHandle {
   return options.url ? connectPostgres(options.url, options.poolSize) : openPglite(options.embeddedDir);
 }
 
+/** Counts work in flight and failed statements for `DatabaseHandle.load`. */
+function loadCounter(poolSize: number) {
+  const load = { inFlight: 0, poolSize, failures: 0 };
+  const track = async <R>(work: () => Promise<R>, countFailure: boolean): Promise<R> => {
+    load.inFlight += 1;
+    try {
+      return await work();
+    } catch (error) {
+      if (countFailure) load.failures += 1;
+      throw error;
+    } finally {
+      load.inFlight -= 1;
+    }
+  };
+  return { load, track };
+}
+
 function connectPostgres(url: string, poolSize: number): DatabaseHandle {
   const client = postgres(url, {
     max: poolSize,
@@ -67,9 +98,11 @@ function connectPostgres(url: string, poolSize: number): DatabaseHandle {
   });
   const db = drizzlePostgres({ client, schema });
   const dialect = new PgDialect();
+  const { load, track } = loadCounter(poolSize);
   return {
     db,
     kind: 'postgres',
+    load,
     // Named prepared statements (postgres.js caches them per connection by text): the hot
     // statements are parsed and planned once per connection, not once per message. drizzle's
     // execute() would send them unprepared. Statement texts are a fixed set: values are
@@ -77,12 +110,13 @@ function connectPostgres(url: string, poolSize: number): DatabaseHandle {
     query: async <T extends Row>(statement: SQL): Promise<T[]> => {
       const { sql: text, params } = dialect.sqlToQuery(statement);
       // RowList is an Array subclass; its rows are typed by the caller's statement.
-      const rows: Row[] = await client.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true });
+      const rows: Row[] = await track(() => client.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true }), true);
       return rows as T[];
     },
-    prepare: compiledOnce(dialect, (text, params) => client.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true })),
+    prepare: compiledOnce(dialect, (text, params) => track(() => client.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true }), true)),
+    // A transaction holds one connection throughout; what its work throws is not the database's failure.
     transaction: (work) =>
-      db.transaction((tx) => work(async <T extends Row>(statement: SQL) => (await tx.execute<T>(statement)) as T[])),
+      track(() => db.transaction((tx) => work(async <T extends Row>(statement: SQL) => (await tx.execute<T>(statement)) as T[])), false),
     migrate: () => migratePostgresLocked(url),
     ping: () => pingWith(db),
     close: () => client.end({ timeout: 5 }),
@@ -93,14 +127,17 @@ function openPglite(dir: string): DatabaseHandle {
   if (!dir.startsWith('memory://')) mkdirSync(dir, { recursive: true });
   const client = new PGlite(dir);
   const db = drizzlePglite({ client, schema });
+  // PGlite is one connection.
+  const { load, track } = loadCounter(1);
   return {
     db,
     kind: 'pglite',
-    query: async <T extends Row>(statement: SQL): Promise<T[]> => (await db.execute<T>(statement)).rows as T[],
+    load,
+    query: async <T extends Row>(statement: SQL): Promise<T[]> => (await track(() => db.execute<T>(statement), true)).rows as T[],
     // Timestamps as text, as drizzle's own PGlite session reads them for `query`.
-    prepare: compiledOnce(new PgDialect(), async (text, params) => (await client.query<Row>(text, params, pgliteRawRows)).rows),
+    prepare: compiledOnce(new PgDialect(), async (text, params) => (await track(() => client.query<Row>(text, params, pgliteRawRows), true)).rows),
     transaction: (work) =>
-      db.transaction((tx) => work(async <T extends Row>(statement: SQL) => (await tx.execute<T>(statement)).rows as T[])),
+      track(() => db.transaction((tx) => work(async <T extends Row>(statement: SQL) => (await tx.execute<T>(statement)).rows as T[])), false),
     migrate: () => migrateEmbedded(db),
     ping: () => pingWith(db),
     close: () => client.close(),
