@@ -33,6 +33,7 @@ import type { RateLimiter } from './ratelimit/rate-limiter.js';
 import { rateLimitPlugin } from './ratelimit/plugin.js';
 import { securityPlugin } from './http/security.js';
 import { AccessLog } from './http/access-log.js';
+import { asyncApiDocument } from './http/asyncapi.js';
 import { webClientPlugin } from './http/web-client.js';
 import { realtimePlugin } from './realtime/plugin.js';
 import { Attachment, Message } from './contract/messages.js';
@@ -160,13 +161,19 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   for (const schema of [ErrorResponse, User, Attachment, Message, Conversation, Notification]) app.addSchema(schema);
   await app.register(swagger, {
     openapi: {
-      info: { title: 'Chat service', version: '1' },
+      info: {
+        title: 'Chat service',
+        version: '1',
+        description: 'REST API of the chat service. Its two WebSockets (`/ws/chat/{id}/`, `/ws/notifications/`) are described by the AsyncAPI document [/asyncapi.json](/asyncapi.json).',
+      },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
       security: [{ bearer: [] }],
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  const asyncApi = JSON.stringify(asyncApiDocument(config.PUBLIC_URL));
+  app.get('/asyncapi.json', { schema: { hide: true } }, async (_request, reply) => reply.type('application/json').send(asyncApi));
 
   await app.register(authPlugin, { secret: config.JWT_SECRET, expiresInSeconds: config.JWT_EXPIRES_IN_SECONDS });
   await app.register(healthRoutes);
