@@ -38,6 +38,7 @@ import { webClientPlugin } from './http/web-client.js';
 import { realtimePlugin } from './realtime/plugin.js';
 import { Attachment, Message } from './contract/messages.js';
 import { createStorage } from './storage/factory.js';
+import { s3UrlOrigin } from './storage/storage-s3.js';
 import type { Storage } from './storage/storage.js';
 import { User } from './contract/users.js';
 import { userRoutes } from './users/routes.js';
@@ -117,7 +118,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const rateLimiter = options.rateLimiter ?? own(createRateLimiter({ kind: config.REDIS_URL ? (config.REDIS_CLUSTER ? 'redis-cluster' : 'redis') : 'memory', redisUrl: config.REDIS_URL }));
   if (!config.REDIS_URL) app.log.info('REDIS_URL unset: in-process bus, this node cannot be scaled out');
 
-  await app.register(securityPlugin, { corsOrigin: config.CORS_ORIGIN, publicUrl: config.PUBLIC_URL });
+  // Redirected attachments are fetched from the bucket itself: the CSP names its origin.
+  const mediaOrigins =
+    config.S3_BUCKET && config.S3_SERVE_MODE === 'redirect'
+      ? [s3UrlOrigin({ bucket: config.S3_BUCKET, endpoint: config.S3_ENDPOINT, region: config.S3_REGION, forcePathStyle: config.S3_FORCE_PATH_STYLE })]
+      : [];
+  await app.register(securityPlugin, { corsOrigin: config.CORS_ORIGIN, publicUrl: config.PUBLIC_URL, mediaOrigins });
   await app.register(metricsPlugin, { databaseLoad: () => database.load });
   await app.register(infrastructurePlugin, { config, database, bus, storage, owned });
   await app.register(rateLimitPlugin, { limiter: rateLimiter });
