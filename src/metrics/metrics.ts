@@ -41,6 +41,11 @@ export function createMetrics(options: { databaseLoad?: () => DatabaseLoad } = {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [registry],
     }),
+    ready: new Gauge({
+      name: 'chat_ready',
+      help: '1 when this replica last answered /readyz with 200 (probes ask it every few seconds), 0 before its first answer and while not ready',
+      registers: [registry],
+    }),
     sendBatchSize: new Histogram({
       name: 'chat_send_batch_size',
       help: 'sends stored by one batch statement',

@@ -19,6 +19,8 @@ export const metricsPlugin = fp<{ databaseLoad?: () => DatabaseLoad }>(
       if (route && route !== '/metrics') {
         metrics.httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
         if (reply.statusCode === 503) metrics.unavailableResponses.inc();
+        // The load balancer's and the kubelet's probes keep this current.
+        if (route === '/readyz') metrics.ready.set(reply.statusCode === 200 ? 1 : 0);
       }
       done();
     });
