@@ -33,10 +33,12 @@ import type { RateLimiter } from './ratelimit/rate-limiter.js';
 import { rateLimitPlugin } from './ratelimit/plugin.js';
 import { securityPlugin } from './http/security.js';
 import { AccessLog } from './http/access-log.js';
+import { asyncApiDocument } from './http/asyncapi.js';
 import { webClientPlugin } from './http/web-client.js';
 import { realtimePlugin } from './realtime/plugin.js';
 import { Attachment, Message } from './contract/messages.js';
 import { createStorage } from './storage/factory.js';
+import { s3UrlOrigin } from './storage/storage-s3.js';
 import type { Storage } from './storage/storage.js';
 import { User } from './contract/users.js';
 import { userRoutes } from './users/routes.js';
@@ -116,8 +118,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const rateLimiter = options.rateLimiter ?? own(createRateLimiter({ kind: config.REDIS_URL ? (config.REDIS_CLUSTER ? 'redis-cluster' : 'redis') : 'memory', redisUrl: config.REDIS_URL }));
   if (!config.REDIS_URL) app.log.info('REDIS_URL unset: in-process bus, this node cannot be scaled out');
 
-  await app.register(securityPlugin, { corsOrigin: config.CORS_ORIGIN, publicUrl: config.PUBLIC_URL });
-  await app.register(metricsPlugin);
+  // Redirected attachments are fetched from the bucket itself: the CSP names its origin.
+  const mediaOrigins =
+    config.S3_BUCKET && config.S3_SERVE_MODE === 'redirect'
+      ? [s3UrlOrigin({ bucket: config.S3_BUCKET, endpoint: config.S3_ENDPOINT, region: config.S3_REGION, forcePathStyle: config.S3_FORCE_PATH_STYLE })]
+      : [];
+  await app.register(securityPlugin, { corsOrigin: config.CORS_ORIGIN, publicUrl: config.PUBLIC_URL, mediaOrigins });
+  await app.register(metricsPlugin, { databaseLoad: () => database.load });
   await app.register(infrastructurePlugin, { config, database, bus, storage, owned });
   await app.register(rateLimitPlugin, { limiter: rateLimiter });
   const links = createLinkSigner({ publicUrl: config.PUBLIC_URL, secret: config.JWT_SECRET, ttlSeconds: config.ATTACHMENT_URL_TTL_SECONDS });
@@ -128,13 +135,25 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     bus,
     logger: app.log,
     onPublishFailure: () => app.metrics.publishFailures.inc({ kind: 'notification' }),
+    batcherObserver: {
+      statement: app.metrics.timeStatement,
+      flushed: (entries, seconds, failed) => {
+        app.metrics.notificationFlushSize.observe(entries);
+        app.metrics.notificationFlushDuration.observe({ outcome: failed ? 'failed' : 'written' }, seconds);
+      },
+    },
   });
   writePath.onCommitted((event, actor) => {
     app.metrics.eventsPublished.inc({ kind: event.type });
     notifications.onConversationEvent(event, actor);
   });
   app.decorate('writePath', writePath);
-  app.decorate('messages', createMessageWrites({ writePath, database, links, maxMessageLength: config.MAX_MESSAGE_LENGTH }));
+  const sendObserver = {
+    statement: app.metrics.timeStatement,
+    batch: (size: number) => app.metrics.sendBatchSize.observe(size),
+    queued: (depth: number) => app.metrics.sendQueueDepth.set(depth),
+  };
+  app.decorate('messages', createMessageWrites({ writePath, database, links, maxMessageLength: config.MAX_MESSAGE_LENGTH, sendObserver }));
   app.decorate('attachments', createAttachmentService({ database, writePath, links }));
   app.decorate('notifications', notifications);
   // Once sockets and requests are done (onClose), and before the bus and the database close
@@ -148,13 +167,19 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   for (const schema of [ErrorResponse, User, Attachment, Message, Conversation, Notification]) app.addSchema(schema);
   await app.register(swagger, {
     openapi: {
-      info: { title: 'Chat service', version: '1' },
+      info: {
+        title: 'Chat service',
+        version: '1',
+        description: 'REST API of the chat service. Its two WebSockets (`/ws/chat/{id}/`, `/ws/notifications/`) are described by the AsyncAPI document [/asyncapi.json](/asyncapi.json).',
+      },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
       security: [{ bearer: [] }],
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  const asyncApi = JSON.stringify(asyncApiDocument(config.PUBLIC_URL));
+  app.get('/asyncapi.json', { schema: { hide: true } }, async (_request, reply) => reply.type('application/json').send(asyncApi));
 
   await app.register(authPlugin, { secret: config.JWT_SECRET, expiresInSeconds: config.JWT_EXPIRES_IN_SECONDS });
   await app.register(healthRoutes);

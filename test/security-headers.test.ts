@@ -1,8 +1,11 @@
 /** helmet's headers everywhere (without breaking /docs or the attachments' own CSP), and CORS from CORS_ORIGIN. */
+import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import t from 'tap';
 import { createMemoryBus } from '../src/bus/bus-memory.js';
 import { corsOrigins } from '../src/http/security.js';
-import { buildTestApp, testDatabase } from './helpers/app.js';
+import { createStorage } from '../src/storage/factory.js';
+import { buildTestApp, tempDir, testDatabase } from './helpers/app.js';
 
 t.test('security headers on API responses, and a CSP the Swagger UI works under', async (t) => {
   const { database } = await testDatabase(t, 'pglite');
@@ -78,3 +81,38 @@ t.test('CORS for the listed origins only', async (t) => {
   t.match(preflight.headers['access-control-allow-methods'], /POST/);
   t.match(preflight.headers['access-control-allow-headers'], /authorization/);
 });
+
+t.test('S3_SERVE_MODE=redirect: the CSP allows the bucket origin the presigned URLs point at', async (t) => {
+  const { database } = await testDatabase(t, 'pglite');
+  const cases: Array<{ env: Record<string, string>; label: string }> = [
+    { label: 'AWS, virtual-hosted', env: { S3_BUCKET: 'chat-attachments', S3_REGION: 'eu-central-1' } },
+    { label: 'AWS, path-style', env: { S3_BUCKET: 'chat-attachments', S3_REGION: 'eu-central-1', S3_FORCE_PATH_STYLE: 'true' } },
+    { label: 'AWS, a dotted bucket', env: { S3_BUCKET: 'chat.attachments', S3_REGION: 'us-east-1' } },
+    { label: 'MinIO, path-style', env: { S3_BUCKET: 'chat-attachments', S3_ENDPOINT: 'http://minio.example:9000', S3_FORCE_PATH_STYLE: 'true' } },
+    { label: 'R2, virtual-hosted', env: { S3_BUCKET: 'chat-attachments', S3_REGION: 'auto', S3_ENDPOINT: 'https://acct.r2.cloudflarestorage.com' } },
+  ];
+  for (const { env, label } of cases) {
+    // The origin as the SDK itself presigns it (offline: static credentials).
+    const client = new S3Client({
+      region: env.S3_REGION ?? 'us-east-1',
+      forcePathStyle: env.S3_FORCE_PATH_STYLE === 'true',
+      ...(env.S3_ENDPOINT ? { endpoint: env.S3_ENDPOINT } : {}),
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
+    const origin = new URL(await getSignedUrl(client, new GetObjectCommand({ Bucket: env.S3_BUCKET, Key: 'a/b.png' }), { expiresIn: 60 })).origin;
+    const storage = createStorage({ kind: 'local', local: { dir: tempDir(t) } });
+    const redirecting = await buildTestApp(t, { database, bus: createMemoryBus(), storage, env: { ...env, S3_SERVE_MODE: 'redirect' } });
+    const csp = directives(String((await redirecting.inject({ method: 'GET', url: '/healthz' })).headers['content-security-policy']));
+    for (const name of ['img-src', 'media-src', 'connect-src']) t.ok(csp[name]?.includes(origin), `${label}: ${name} allows ${origin}`);
+    t.ok(csp['connect-src']?.includes("'self'"), `${label}: connect-src keeps 'self'`);
+
+    const proxying = await buildTestApp(t, { database, bus: createMemoryBus(), storage, env: { ...env, S3_SERVE_MODE: 'proxy' } });
+    const strict = directives(String((await proxying.inject({ method: 'GET', url: '/healthz' })).headers['content-security-policy']));
+    t.notOk(Object.values(strict).flat().includes(origin), `${label}, proxy mode: the bucket is not allowed`);
+  }
+});
+
+/** A CSP header as its directives and their sources. */
+function directives(csp: string): Record<string, string[]> {
+  return Object.fromEntries(csp.split(';').map((part) => part.trim().split(/\s+/)).filter((words) => words[0]).map(([name = '', ...sources]) => [name, sources]));
+}

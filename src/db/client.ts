@@ -32,6 +32,8 @@ export interface DatabaseHandle {
   migrate(): Promise<void>;
   /** True when a trivial query succeeds (readiness). */
   ping(): Promise<boolean>;
+  /** How busy the handle is right now (metrics: pool saturation). */
+  readonly load: DatabaseLoad;
   close(): Promise<void>;
 }
 
@@ -50,6 +52,18 @@ export interface StatementOptions {
   planEachCall?: boolean;
 }
 
+/**
+ * Statements (through `query` and `prepare`) and transactions running or waiting for a
+ * connection: postgres.js does not expose its pool, so saturation is `inFlight / poolSize`,
+ * and `inFlight > poolSize` means callers are queueing for a connection.
+ */
+export interface DatabaseLoad {
+  readonly inFlight: number;
+  readonly poolSize: number;
+  /** Statements through `query` and `prepare` that failed, since the handle opened. */
+  readonly failures: number;
+}
+
 type Row = Record<string, unknown>;
 export type Query = <T extends Row>(statement: SQL) => Promise<T[]>;
 export type Prepared<T extends Row> = (values: Record<string, unknown>) => Promise<T[]>;
@@ -64,6 +78,23 @@ export interface DatabaseOptions {
 
 export function createDatabase(options: DatabaseOptions): DatabaseHandle {
   return options.url ? connectPostgres(options.url, options.poolSize) : openPglite(options.embeddedDir);
+}
+
+/** Counts work in flight and failed statements for `DatabaseHandle.load`. */
+function loadCounter(poolSize: number) {
+  const load = { inFlight: 0, poolSize, failures: 0 };
+  const track = async <R>(work: () => Promise<R>, countFailure: boolean): Promise<R> => {
+    load.inFlight += 1;
+    try {
+      return await work();
+    } catch (error) {
+      if (countFailure) load.failures += 1;
+      throw error;
+    } finally {
+      load.inFlight -= 1;
+    }
+  };
+  return { load, track };
 }
 
 function connectPostgres(url: string, poolSize: number): DatabaseHandle {
@@ -82,9 +113,11 @@ function connectPostgres(url: string, poolSize: number): DatabaseHandle {
   });
   const db = drizzlePostgres({ client, schema });
   const dialect = new PgDialect();
+  const { load, track } = loadCounter(poolSize);
   return {
     db,
     kind: 'postgres',
+    load,
     // Named prepared statements (postgres.js caches them per connection by text): the hot
     // statements are parsed and planned once per connection, not once per message. drizzle's
     // execute() would send them unprepared. Statement texts are a fixed set: values are
@@ -93,14 +126,15 @@ function connectPostgres(url: string, poolSize: number): DatabaseHandle {
     query: async <T extends Row>(statement: SQL, options?: StatementOptions): Promise<T[]> => {
       const { sql: text, params } = dialect.sqlToQuery(statement);
       // RowList is an Array subclass; its rows are typed by the caller's statement.
-      const rows: Row[] = await client.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: !options?.planEachCall });
+      const rows: Row[] = await track(() => client.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: !options?.planEachCall }), true);
       return rows as T[];
     },
     prepare: compiledOnce(dialect, (text, params, options) =>
-      client.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: !options?.planEachCall }),
+      track(() => client.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: !options?.planEachCall }), true),
     ),
+    // A transaction holds one connection throughout; what its work throws is not the database's failure.
     transaction: (work) =>
-      db.transaction((tx) => work(async <T extends Row>(statement: SQL) => (await tx.execute<T>(statement)) as T[])),
+      track(() => db.transaction((tx) => work(async <T extends Row>(statement: SQL) => (await tx.execute<T>(statement)) as T[])), false),
     migrate: () => migratePostgresLocked(url),
     ping: () => pingWith(db),
     close: () => client.end({ timeout: 5 }),
@@ -111,15 +145,18 @@ function openPglite(dir: string): DatabaseHandle {
   if (!dir.startsWith('memory://')) mkdirSync(dir, { recursive: true });
   const client = new PGlite(dir);
   const db = drizzlePglite({ client, schema });
+  // PGlite is one connection.
+  const { load, track } = loadCounter(1);
   return {
     db,
     kind: 'pglite',
+    load,
     // PGlite sends every statement unnamed: each call is planned for its values (planEachCall).
-    query: async <T extends Row>(statement: SQL): Promise<T[]> => (await db.execute<T>(statement)).rows as T[],
+    query: async <T extends Row>(statement: SQL): Promise<T[]> => (await track(() => db.execute<T>(statement), true)).rows as T[],
     // Timestamps as text, as drizzle's own PGlite session reads them for `query`.
-    prepare: compiledOnce(new PgDialect(), async (text, params) => (await client.query<Row>(text, params, pgliteRawRows)).rows),
+    prepare: compiledOnce(new PgDialect(), async (text, params) => (await track(() => client.query<Row>(text, params, pgliteRawRows), true)).rows),
     transaction: (work) =>
-      db.transaction((tx) => work(async <T extends Row>(statement: SQL) => (await tx.execute<T>(statement)).rows as T[])),
+      track(() => db.transaction((tx) => work(async <T extends Row>(statement: SQL) => (await tx.execute<T>(statement)).rows as T[])), false),
     migrate: () => migrateEmbedded(db),
     ping: () => pingWith(db),
     close: () => client.close(),

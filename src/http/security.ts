@@ -26,9 +26,12 @@ export const corsOrigins = (value: string | undefined): string[] =>
  * stricter CSP of their own. With CORS origins configured, resources may be embedded across
  * origins (an `<img>` of an attachment's signed link in a web client); otherwise same-origin.
  */
-export const securityPlugin = fp<{ corsOrigin: string | undefined; publicUrl: string }>(
-  async (app: FastifyInstance, { corsOrigin, publicUrl }) => {
+export const securityPlugin = fp<{ corsOrigin: string | undefined; publicUrl: string; mediaOrigins?: string[] }>(
+  async (app: FastifyInstance, { corsOrigin, publicUrl, mediaOrigins = [] }) => {
     const origins = corsOrigins(corsOrigin);
+    // With S3_SERVE_MODE=redirect an attachment link answers 302 to the bucket's origin: the
+    // page must be allowed to show (img, media) and fetch (connect) what it redirects to.
+    const media: Record<string, string[]> = mediaOrigins.length > 0 ? { mediaSrc: ["'self'", ...mediaOrigins], connectSrc: ["'self'", ...mediaOrigins] } : {};
     const headers = helmetHeaders({
       contentSecurityPolicy: {
         useDefaults: true,
@@ -36,7 +39,8 @@ export const securityPlugin = fp<{ corsOrigin: string | undefined; publicUrl: st
           upgradeInsecureRequests: null,
           // The web client shows attachments by their signed links, which live on PUBLIC_URL
           // (a page may be served under another name than that), and previews picked files as blob: URLs.
-          imgSrc: ["'self'", 'data:', 'blob:', new URL(publicUrl).origin],
+          imgSrc: ["'self'", 'data:', 'blob:', new URL(publicUrl).origin, ...mediaOrigins],
+          ...media,
         },
       },
       crossOriginResourcePolicy: { policy: origins.length > 0 ? 'cross-origin' : 'same-origin' },

@@ -5,6 +5,7 @@ import { isMember, isMemberSql } from '../conversations/membership.js';
 import type { DatabaseHandle } from '../db/client.js';
 import { intArray, toNumber } from '../db/sql.js';
 import { notFound } from '../domain/errors.js';
+import { timeStatement, type StatementTimer } from '../domain/observer.js';
 import { attachmentColumns, messageBaseColumns, messageView, type AttachmentRecord, type MessageRecord } from './views.js';
 
 /** A page request: the contract's query, as validated. */
@@ -74,11 +75,14 @@ export async function listMessages(
   userId: number,
   conversationId: number,
   page: PageRequest,
+  timer?: StatementTimer,
 ): Promise<MessagePage> {
   const { before, after } = page;
   const shape: PageShape =
     before === undefined ? (after === undefined ? 'newest' : 'after') : after === undefined ? 'before' : 'between';
-  const rows = await database.prepare<PageRow>(PAGE_STATEMENTS[shape])({ conversationId, userId, before, after, limit: page.limit + 1 });
+  const rows = await timeStatement(timer, 'history_page', () =>
+    database.prepare<PageRow>(PAGE_STATEMENTS[shape])({ conversationId, userId, before, after, limit: page.limit + 1 }),
+  );
   if (rows.length === 0 && !(await isMember(database, userId, conversationId))) throw notFound('conversation not found');
   const hasMore = rows.length > page.limit;
   const pageRows = rows.slice(0, page.limit);

@@ -7,7 +7,7 @@ import { toNumber } from '../db/sql.js';
 import type { AuthUser } from '../domain/auth-user.js';
 import { conflict, forbidden, notFound } from '../domain/errors.js';
 import { normalizeClientId, normalizeContent } from './content.js';
-import { SendBatcher } from './send-batcher.js';
+import { SendBatcher, type SendBatcherObserver } from './send-batcher.js';
 import { messageColumns, messageView, type MessageRecord } from './views.js';
 import type { WritePath } from './write-path.js';
 
@@ -25,6 +25,8 @@ export interface MessageWritesOptions {
   database: DatabaseHandle;
   links: AttachmentLinkSigner;
   maxMessageLength: number;
+  /** Batch sizes, queue depth and statement latency of sends (metrics). */
+  sendObserver?: SendBatcherObserver;
 }
 
 /** The message the actor may change, locked by the caller's transaction: 404 if absent, 403 if someone else's. */
@@ -38,7 +40,7 @@ export async function ownMessage(query: Query, actor: AuthUser, conversationId: 
 
 export function createMessageWrites(options: MessageWritesOptions): MessageWrites {
   const { writePath, database, links } = options;
-  const batcher = new SendBatcher(database);
+  const batcher = new SendBatcher(database, options.sendObserver);
 
   async function findByClientId(actor: AuthUser, conversationId: number, clientId: string): Promise<MessageView | undefined> {
     const [row] = await database.query<MessageRecord>(sql`

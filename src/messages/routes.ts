@@ -18,7 +18,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const { id } = request.params;
-      const page = await listMessages(app.database, app.links, request.user.id, id, request.query);
+      const page = await listMessages(app.database, app.links, request.user.id, id, request.query, app.metrics.timeStatement);
       const link = pageLinks(app.config.PUBLIC_URL, id, request.query, page);
       if (link) reply.header('link', link);
       return page.messages;

@@ -4,6 +4,7 @@ import type { DatabaseHandle } from '../db/client.js';
 import { EventKind } from '../db/schema/index.js';
 import { intArray, isoTime, textArray, toNumber } from '../db/sql.js';
 import { databaseErrorCode, DEADLOCK_DETECTED, UNIQUE_VIOLATION } from '../db/errors.js';
+import { timeStatement, type StatementTimer } from '../domain/observer.js';
 
 /** One send, validated and normalised, waiting for its batch. */
 export interface SendRequest {
@@ -24,6 +25,15 @@ interface Waiting {
   request: SendRequest;
   resolve(stored: StoredSend | undefined): void;
   reject(error: unknown): void;
+}
+
+/** What a batcher reports (metrics); every hook is optional. */
+export interface SendBatcherObserver {
+  /** Sends waiting for a statement, after each change of the queue. */
+  queued?(depth: number): void;
+  /** A batch statement is about to run with this many sends. */
+  batch?(size: number): void;
+  statement?: StatementTimer;
 }
 
 /** Sends per statement at most; more wait for the next one. */
@@ -84,11 +94,15 @@ const batchStatement = sql`
 export class SendBatcher {
   private queue: Waiting[] = [];
   private running = false;
-  constructor(private readonly database: DatabaseHandle) {}
+  constructor(
+    private readonly database: DatabaseHandle,
+    private readonly observer: SendBatcherObserver = {},
+  ) {}
 
   store(request: SendRequest): Promise<StoredSend | undefined> {
     return new Promise((resolve, reject) => {
       this.queue.push({ request, resolve, reject });
+      this.observer.queued?.(this.queue.length);
       if (!this.running) void this.run();
     });
   }
@@ -98,6 +112,8 @@ export class SendBatcher {
     try {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, MAX_BATCH);
+        this.observer.queued?.(this.queue.length);
+        this.observer.batch?.(batch.length);
         try {
           const stored = await this.insert(batch.map((w) => w.request));
           batch.forEach((waiting, index) => waiting.resolve(stored.get(index + 1)));
@@ -124,7 +140,7 @@ export class SendBatcher {
     const { conversationId, senderId, content, clientId } = request;
     let rows: { id: unknown; seq: unknown; timestamp: string }[];
     try {
-      rows = await this.database.query(sql`
+      rows = await timeStatement(this.observer.statement, 'send_one', () => this.database.query(sql`
         with conv as (
           update conversations c set last_seq = c.last_seq + 1, last_message_at = now()
            where c.id = ${conversationId}
@@ -137,7 +153,7 @@ export class SendBatcher {
         ev as (
           insert into conversation_events (conversation_id, seq, kind, message_id)
           select ${conversationId}, msg.seq, ${EventKind.messageCreated}, msg.id from msg)
-        select msg.id, msg.seq, ${isoTime(sql`msg.created_at`)} as timestamp from msg`);
+        select msg.id, msg.seq, ${isoTime(sql`msg.created_at`)} as timestamp from msg`));
     } catch (error) {
       // A client_id used before: the whole statement rolled back (no seq used).
       if (clientId !== null && databaseErrorCode(error) === UNIQUE_VIOLATION) return undefined;
@@ -151,12 +167,14 @@ export class SendBatcher {
   private async insert(requests: SendRequest[]): Promise<Map<number, StoredSend>> {
     // Planned per batch: its best plan depends on the batch's size and on how many messages
     // are stored, which a generic plan made on a fresh database would not follow (db/client.ts).
-    const rows = await this.database.prepare<{ ord: unknown; id: unknown; seq: unknown; timestamp: string }>(batchStatement, { planEachCall: true })({
-      conversationIds: intArray(requests.map((r) => r.conversationId)),
-      senderIds: intArray(requests.map((r) => r.senderId)),
-      contents: textArray(requests.map((r) => r.content)),
-      clientIds: textArray(requests.map((r) => r.clientId)),
-    });
+    const rows = await timeStatement(this.observer.statement, 'send_batch', () =>
+      this.database.prepare<{ ord: unknown; id: unknown; seq: unknown; timestamp: string }>(batchStatement, { planEachCall: true })({
+        conversationIds: intArray(requests.map((r) => r.conversationId)),
+        senderIds: intArray(requests.map((r) => r.senderId)),
+        contents: textArray(requests.map((r) => r.content)),
+        clientIds: textArray(requests.map((r) => r.clientId)),
+      }),
+    );
     const stored = new Map<number, StoredSend>();
     for (const row of rows) stored.set(toNumber(row.ord), { id: toNumber(row.id), seq: toNumber(row.seq), timestamp: row.timestamp });
     return stored;

@@ -1,11 +1,18 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { DatabaseLoad } from '../db/client.js';
+import type { StatementTimer } from '../domain/observer.js';
+
+/** Latency buckets for PostgreSQL statements and flushes: sub-millisecond to a stalled second. */
+const STATEMENT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 /**
  * The service's Prometheus metrics, on a registry of its own per app (tests build several
  * apps in one process, and the default registry is a global).
  */
-export function createMetrics() {
+export function createMetrics(options: { databaseLoad?: () => DatabaseLoad } = {}) {
+  const { databaseLoad } = options;
   const registry = new Registry();
+  let failuresSeen = 0;
   collectDefaultMetrics({ register: registry });
   const m = {
     registry,
@@ -34,8 +41,79 @@ export function createMetrics() {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [registry],
     }),
+    ready: new Gauge({
+      name: 'chat_ready',
+      help: '1 when this replica last answered /readyz with 200 (probes ask it every few seconds), 0 before its first answer and while not ready',
+      registers: [registry],
+    }),
+    sendBatchSize: new Histogram({
+      name: 'chat_send_batch_size',
+      help: 'sends stored by one batch statement',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+      registers: [registry],
+    }),
+    sendQueueDepth: new Gauge({ name: 'chat_send_queue_depth', help: 'sends waiting for the next batch statement', registers: [registry] }),
+    statementDuration: new Histogram({
+      name: 'chat_db_statement_duration_seconds',
+      help: 'latency of the hot PostgreSQL statements, by name',
+      labelNames: ['statement'] as const,
+      buckets: STATEMENT_BUCKETS,
+      registers: [registry],
+    }),
+    statementErrors: new Counter({ name: 'chat_db_statement_errors_total', help: 'hot statements that failed, by name', labelNames: ['statement'] as const, registers: [registry] }),
+    dbInFlight: new Gauge({
+      name: 'chat_db_queries_in_flight',
+      help: 'statements and transactions running or waiting for a connection (above chat_db_pool_size: queueing)',
+      registers: [registry],
+      collect() {
+        if (databaseLoad) this.set(databaseLoad().inFlight);
+      },
+    }),
+    dbPoolSize: new Gauge({
+      name: 'chat_db_pool_size',
+      help: 'PostgreSQL connections this replica may open (DATABASE_POOL_SIZE)',
+      registers: [registry],
+      collect() {
+        if (databaseLoad) this.set(databaseLoad().poolSize);
+      },
+    }),
+    dbErrors: new Counter({
+      name: 'chat_db_errors_total',
+      help: 'statements that failed (any statement, any reason: outages, timeouts, constraint races)',
+      registers: [registry],
+      collect() {
+        if (!databaseLoad) return;
+        const { failures } = databaseLoad();
+        if (failures > failuresSeen) this.inc(failures - failuresSeen);
+        failuresSeen = failures;
+      },
+    }),
+    notificationFlushSize: new Histogram({
+      name: 'chat_notification_flush_size',
+      help: '(conversation, sender) pairs written by one notification upsert',
+      buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000],
+      registers: [registry],
+    }),
+    notificationFlushDuration: new Histogram({
+      name: 'chat_notification_flush_seconds',
+      help: 'time to write one notification flush and hand its pushes to the bus',
+      labelNames: ['outcome'] as const,
+      buckets: STATEMENT_BUCKETS,
+      registers: [registry],
+    }),
+    replayLength: new Histogram({
+      name: 'chat_replay_events',
+      help: 'events one socket caught up on from the event log (a resume with last_seq, or a gap repair)',
+      buckets: [0, 1, 5, 10, 50, 100, 500, 1000, 5000, 10000],
+      registers: [registry],
+    }),
   };
-  return m;
+  /** The domain's statement timer, reported on this registry. */
+  const timeStatement: StatementTimer = (statement, seconds, failed) => {
+    m.statementDuration.observe({ statement }, seconds);
+    if (failed) m.statementErrors.inc({ statement });
+  };
+  return { ...m, timeStatement };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import type { DatabaseLoad } from '../db/client.js';
 import { createMetrics, type Metrics } from './metrics.js';
 
 declare module 'fastify' {
@@ -9,15 +10,17 @@ declare module 'fastify' {
 }
 
 /** `/metrics` for Prometheus, and HTTP latency by route template (never by raw URL: bounded labels). */
-export const metricsPlugin = fp(
-  async (app: FastifyInstance) => {
-    const metrics = createMetrics();
+export const metricsPlugin = fp<{ databaseLoad?: () => DatabaseLoad }>(
+  async (app: FastifyInstance, options) => {
+    const metrics = createMetrics(options);
     app.decorate('metrics', metrics);
     app.addHook('onResponse', (request, reply, done) => {
       const route = request.routeOptions.url;
       if (route && route !== '/metrics') {
         metrics.httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
         if (reply.statusCode === 503) metrics.unavailableResponses.inc();
+        // The load balancer's and the kubelet's probes keep this current.
+        if (route === '/readyz') metrics.ready.set(reply.statusCode === 200 ? 1 : 0);
       }
       done();
     });

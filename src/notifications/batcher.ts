@@ -3,6 +3,7 @@ import { sql } from 'drizzle-orm';
 import type { DatabaseHandle } from '../db/client.js';
 import { intArray, textArray } from '../db/sql.js';
 import { databaseErrorCode } from '../db/errors.js';
+import { timeStatement, type StatementTimer } from '../domain/observer.js';
 import { notificationColumns, type NotificationRecord } from './views.js';
 
 /**
@@ -22,6 +23,13 @@ interface Pending {
   count: number;
 }
 
+/** What a batcher reports (metrics); every hook is optional. */
+export interface NotificationBatcherObserver {
+  /** A flush of `entries` (conversation, sender) pairs ended after `seconds`, written or failed (to be retried). */
+  flushed?(entries: number, seconds: number, failed: boolean): void;
+  statement?: StatementTimer;
+}
+
 /**
  * Coalesces "new messages" notifications: everything gathered in one interval becomes one
  * upsert statement over all conversations and recipients, which keeps at most one unread row
@@ -36,6 +44,7 @@ export class NotificationBatcher {
     private readonly database: DatabaseHandle,
     private readonly deliver: (rows: NotificationRecord[]) => void,
     private readonly logger: Logger,
+    private readonly observer: NotificationBatcherObserver = {},
   ) {}
 
   add(conversationId: number, senderId: number, sender: string, messageId: number): void {
@@ -65,9 +74,13 @@ export class NotificationBatcher {
   }
 
   private async write(batch: Pending[]): Promise<void> {
+    const started = performance.now();
+    const flushed = (failed: boolean) => this.observer.flushed?.(batch.length, (performance.now() - started) / 1000, failed);
     try {
-      this.deliver(await this.upsert(batch));
+      this.deliver(await timeStatement(this.observer.statement, 'notification_upsert', () => this.upsert(batch)));
+      flushed(false);
     } catch (error) {
+      flushed(true);
       // Deadlock victims and outages: put the batch back (merged with newer ones) and retry.
       this.logger.warn({ err: error, code: databaseErrorCode(error) }, 'notification flush failed; will retry');
       for (const item of batch) {

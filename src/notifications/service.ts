@@ -8,7 +8,7 @@ import { toNumber } from '../db/sql.js';
 import type { ConversationEvent } from '../contract/events.js';
 import { notFound } from '../domain/errors.js';
 import type { NotificationServerEvent } from '../contract/events.js';
-import { NotificationBatcher } from './batcher.js';
+import { NotificationBatcher, type NotificationBatcherObserver } from './batcher.js';
 import { notificationColumns, notificationView, type NotificationRecord } from './views.js';
 import { type NotificationView } from '../contract/notifications.js';
 
@@ -33,6 +33,8 @@ export interface NotificationServiceOptions {
   logger: Logger;
   /** Counts a push the bus refused (metrics). */
   onPublishFailure?: () => void;
+  /** Flush sizes and latency of coalesced notifications (metrics). */
+  batcherObserver?: NotificationBatcherObserver;
 }
 
 export function createNotificationService(deps: NotificationServiceOptions): NotificationService {
@@ -48,7 +50,7 @@ export function createNotificationService(deps: NotificationServiceOptions): Not
   const pushRows = (rows: NotificationRecord[]) => {
     for (const row of rows) push(toNumber(row.user_id), { type: 'notification', message: notificationView(row) });
   };
-  const batcher = new NotificationBatcher(database, pushRows, logger);
+  const batcher = new NotificationBatcher(database, pushRows, logger, deps.batcherObserver);
 
   return {
     onConversationEvent(event, actor) {

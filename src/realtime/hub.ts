@@ -18,6 +18,8 @@ export interface HubCounters {
   delivered(count: number, publishedAt: number | undefined): void;
   /** The number of rooms (bus subscriptions) after one was opened or closed. */
   rooms(count: number): void;
+  /** Events one socket's catch-up replayed (a resume with `last_seq`, or a gap repair). */
+  replayed?(count: number): void;
 }
 
 interface Entry {
@@ -60,7 +62,8 @@ export class RoomHub {
     let entry = this.rooms.get(conversationId);
     if (!entry) {
       const { source, logger, scheduler } = this;
-      const room = new ConversationRoom({ conversationId, source, logger, scheduler, onDelivered: this.counters.delivered });
+      const { delivered: onDelivered, replayed: onReplayed } = this.counters;
+      const room = new ConversationRoom({ conversationId, source, logger, scheduler, onDelivered, onReplayed });
       const created: Entry = { room, refs: 0, typing: new Set(), ready: Promise.resolve(), discarded: false };
       this.rooms.set(conversationId, created);
       this.counters.rooms(this.rooms.size);

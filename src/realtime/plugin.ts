@@ -9,6 +9,7 @@ import { createHeartbeat } from './heartbeat.js';
 import { RoomHub } from './hub.js';
 import { notificationConnection } from './notification-connection.js';
 import { CloseCode } from '../contract/socket-codes.js';
+import { timeStatement } from '../domain/observer.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -34,7 +35,9 @@ export const realtimePlugin = fp(
       app.bus,
       {
         readEvents: async (conversationId, afterSeq, limit) => {
-          const events = await readEvents(app.database, app.links, conversationId, afterSeq, limit);
+          const events = await timeStatement(app.metrics.timeStatement, 'event_log_read', () =>
+            readEvents(app.database, app.links, conversationId, afterSeq, limit),
+          );
           app.metrics.eventLogReads.inc();
           app.metrics.eventLogEventsRead.inc(events.length);
           return events.map((event) => ({ seq: event.seq, json: JSON.stringify(event) }));
@@ -50,6 +53,7 @@ export const realtimePlugin = fp(
       {
         received: (kind) => app.metrics.eventsReceived.inc({ kind }),
         rooms: (count) => app.metrics.rooms.set(count),
+        replayed: (count) => app.metrics.replayLength.observe(count),
         delivered: (count, publishedAt) => {
           app.metrics.eventsDelivered.inc({ kind: 'conversation' }, count);
           if (publishedAt !== undefined) app.metrics.deliveryLatency.observe(Math.max(0, Date.now() - publishedAt) / 1000);

@@ -14,6 +14,8 @@ export interface ReplayerOptions {
   head(): number;
   /** Called once if the replayer gives up on its socket (gone, too far behind, replay failed); not after `leave()`. */
   onGone(): void;
+  /** How many events one catch-up (a resume, or a gap repair) sent from the log and the queue (metrics). */
+  onReplayed?(count: number): void;
 }
 
 /**
@@ -25,6 +27,8 @@ export interface ReplayerOptions {
  */
 export class Replayer {
   private replaying = false;
+  /** Events sent by the catch-up under way. */
+  private replayed = 0;
   private pending: EncodedEvent[] = [];
   private gone = false;
 
@@ -88,6 +92,7 @@ export class Replayer {
     await this.sink.drained();
     if (this.gone || !this.sink.send(event.json)) return false;
     this.lastSent = event.seq;
+    this.replayed += 1;
     return true;
   }
 
@@ -96,6 +101,7 @@ export class Replayer {
     if (this.replaying) return;
     const { source, conversationId, logger } = this.options;
     this.replaying = true;
+    this.replayed = 0;
     try {
       for (;;) {
         // Live events queued meanwhile that continue the socket's sequence go out directly.
@@ -125,6 +131,7 @@ export class Replayer {
       this.stop(CloseCode.internal, 'replay failed: reconnect with last_seq');
     } finally {
       this.replaying = false;
+      this.options.onReplayed?.(this.replayed);
     }
   }
 }

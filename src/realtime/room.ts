@@ -14,6 +14,8 @@ export interface RoomOptions {
   scheduler: Scheduler;
   /** Live events that went straight to sockets (not replays), with their publish time. */
   onDelivered?(count: number, publishedAt: number | undefined): void;
+  /** Events one socket's catch-up replayed (see `ReplayerOptions.onReplayed`). */
+  onReplayed?(count: number): void;
 }
 
 /**
@@ -62,6 +64,7 @@ export class ConversationRoom {
       logger,
       head: () => this.sequencer.head,
       onGone: () => this.members.delete(member),
+      onReplayed: this.options.onReplayed,
     });
     this.members.add(member);
     member.start();

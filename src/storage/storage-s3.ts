@@ -148,6 +148,19 @@ export function createS3Storage(options: S3StorageOptions): Storage {
   }
 }
 
+/**
+ * The origin presigned URLs of this bucket point at (scheme, host, port), as the SDK builds
+ * them: virtual-hosted (`bucket.host`) unless path-style is forced or the bucket name cannot
+ * be a host label over TLS, on `S3_ENDPOINT` or AWS's regional endpoint. The content security
+ * policy must allow it when attachments redirect there (S3_SERVE_MODE=redirect).
+ */
+export function s3UrlOrigin(options: Pick<S3StorageOptions, 'bucket' | 'endpoint' | 'region' | 'forcePathStyle'>): string {
+  const base = new URL(options.endpoint ?? `https://s3.${options.region}.amazonaws.com`);
+  const dnsLabel = /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(options.bucket) || (base.protocol === 'http:' && /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(options.bucket));
+  if (options.forcePathStyle || !dnsLabel) return base.origin;
+  return `${base.protocol}//${options.bucket}.${base.host}`;
+}
+
 function clientConfig(options: S3StorageOptions): S3ClientConfig {
   const { accessKeyId, secretAccessKey } = options;
   if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {

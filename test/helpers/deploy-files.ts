@@ -137,10 +137,14 @@ export function haproxyLines(path: string): string[] {
   return read(path).split('\n').map((line) => line.replace(/#.*/, '').trim()).filter(Boolean);
 }
 
-/** Every document of every k8s/*.yaml, by file. */
+/** Every document of every YAML file under k8s/ (folders included), by path under k8s/ (`deployment.yaml`, `migrate/job.yaml`). */
 export function k8sDocuments(): Map<string, Doc[]> {
   const files = new Map<string, Doc[]>();
-  for (const file of readdirSync(join(ROOT, 'k8s')).filter((name) => name.endsWith('.yaml')).sort()) {
+  const yamlFiles = (readdirSync(join(ROOT, 'k8s'), { recursive: true, withFileTypes: true }) as Dirent[])
+    .filter((entry) => entry.isFile() && entry.name.endsWith('.yaml'))
+    .map((entry) => relative(join(ROOT, 'k8s'), join(entry.parentPath, entry.name)))
+    .sort();
+  for (const file of yamlFiles) {
     const docs = parseAllDocuments(read(`k8s/${file}`)).map((doc) => {
       if (doc.errors.length > 0) throw new Error(`k8s/${file}: ${doc.errors[0]?.message}`);
       return doc.toJS() as Doc;
@@ -148,6 +152,19 @@ export function k8sDocuments(): Map<string, Doc[]> {
     files.set(file, docs.filter(Boolean));
   }
   return files;
+}
+
+/**
+ * The manifest files a kustomization under k8s/ (`''` for the base, `migrate`, …) applies,
+ * as paths under k8s/, following the kustomizations it lists as resources (`../config`).
+ */
+export function kustomizedFiles(files: Map<string, Doc[]>, dir: string): string[] {
+  const kustomization = files.get(join(dir, 'kustomization.yaml'))?.[0];
+  if (!kustomization) throw new Error(`k8s/${dir}: no kustomization.yaml`);
+  return ((kustomization.resources ?? []) as string[]).flatMap((resource) => {
+    const path = join(dir, resource);
+    return files.has(join(path, 'kustomization.yaml')) ? kustomizedFiles(files, path) : [path];
+  });
 }
 
 /** Longer than any answer of the app, far shorter than tap's timeout: a hung check fails, not the file. */

@@ -24,6 +24,15 @@ export function deployComposeSuite(t: Test, context: DeployContext): void {
     t.match(postgres.image, /^postgres:16/, 'PostgreSQL 16');
     t.match(redis.image, /^redis:7/, 'Redis 7');
     t.match(minio.image, /minio/, 'MinIO');
+    // Pinned by version: a release tag (x.y or x.y.z, or MinIO's RELEASE.<date>), never latest or a bare major.
+    for (const [name, service] of Object.entries(services)) {
+      if (service.build) {
+        t.match(service.image, /:local$/, `${name}: the image built here`);
+        continue;
+      }
+      const tag = /:([^/:@]+)$/.exec(String(service.image))?.[1] ?? '';
+      t.match(tag, /^(\d+\.\d+(\.\d+)?|RELEASE\.\d{4}-\d\d-\d\dT[\d-]+Z)(-[a-z][\w.]*)?$/, `${name}: ${service.image} is pinned to a release`);
+    }
     for (const [name, service] of Object.entries(services)) {
       const oneShot = service.restart === 'no';
       if (!oneShot) t.ok(service.healthcheck?.test, `${name}: healthcheck`);
@@ -70,6 +79,8 @@ export function deployComposeSuite(t: Test, context: DeployContext): void {
     t.match(config.S3_ENDPOINT, /^http:\/\/minio:9000/, 'S3 is the MinIO service');
     t.match(config.DATABASE_URL, /@postgres:5432\//, 'PostgreSQL is the postgres service');
     t.match(config.REDIS_URL, /^redis:\/\/redis:6379/, 'Redis is the redis service');
+    // HAProxy replaces X-Forwarded-For (checked below): one trusted hop, whose last entry is the client.
+    t.equal(raw.TRUST_PROXY, '1', 'TRUST_PROXY: the one proxy hop, HAProxy');
     t.same(chat.expose, [String(config.PORT)], 'replicas expose PORT to the network');
 
     // Each process waits for every service it connects to.

@@ -7,30 +7,41 @@ import { execFileSync } from 'node:child_process';
 import type { Test } from 'tap';
 import { parseAllDocuments } from 'yaml';
 import { known, loads, REQUIRED_IN_PRODUCTION, type DeployContext } from '../helpers/deploy-context.js';
-import { ROOT, k8sDocuments, type Doc } from '../helpers/deploy-files.js';
+import { ROOT, k8sDocuments, kustomizedFiles, type Doc } from '../helpers/deploy-files.js';
 
 export function deployK8sSuite(t: Test, context: DeployContext): void {
-  const { image, serves } = context;
+  const { image, serves, built } = context;
 
   t.test('k8s/: a kustomize base whose manifests agree with each other and with the code', async (t) => {
     const files = k8sDocuments();
     const kustomization = files.get('kustomization.yaml')?.[0];
-    if (!kustomization) throw new Error('k8s/kustomization.yaml is missing');
-    const resources = kustomization.resources as string[];
-    const all = [...files.entries()].filter(([file]) => file !== 'kustomization.yaml');
-    for (const resource of resources) t.ok(files.has(resource), `resource ${resource} exists`);
-    t.notOk(resources.includes('secret.example.yaml'), 'the Secret example is not applied');
-    t.same(all.map(([file]) => file).filter((file) => !resources.includes(file)), ['secret.example.yaml'], 'every other manifest is a resource');
-    const ofKind = (kind: string): Doc[] =>
-      all.filter(([file]) => resources.includes(file)).flatMap(([, docs]) => docs).filter((doc) => doc.kind === kind);
-    const one = (kind: string): Doc => {
-      const docs = ofKind(kind);
+    const migration = files.get('migrate/kustomization.yaml')?.[0];
+    if (!kustomization || !migration) throw new Error('k8s/kustomization.yaml or k8s/migrate/kustomization.yaml is missing');
+    // The base (what every image change re-applies), the migration Job apart, monitoring apart.
+    const resources = kustomizedFiles(files, '');
+    const migrateResources = kustomizedFiles(files, 'migrate');
+    const monitoringResources = kustomizedFiles(files, 'monitoring');
+    const applied = [...resources, ...migrateResources, ...monitoringResources];
+    const all = [...files.entries()].filter(([file]) => !file.endsWith('kustomization.yaml'));
+    for (const resource of applied) t.ok(files.has(resource), `resource ${resource} exists`);
+    t.notOk(applied.includes('secret.example.yaml'), 'the Secret example is not applied');
+    t.same(all.map(([file]) => file).filter((file) => !applied.includes(file)), ['secret.example.yaml'], 'every other manifest is applied by one kustomization');
+    const kinds = (paths: string[]): Doc[] => all.filter(([file]) => paths.includes(file)).flatMap(([, docs]) => docs);
+    const ofKind = (kind: string, paths = resources): Doc[] => kinds(paths).filter((doc) => doc.kind === kind);
+    const one = (kind: string, paths = resources): Doc => {
+      const docs = ofKind(kind, paths);
       t.equal(docs.length, 1, `one ${kind}`);
       return docs[0] ?? {};
     };
     const configMap = one('ConfigMap');
     const secret = files.get('secret.example.yaml')?.[0] ?? {};
-    const [deployment, job, service, ingress, hpa, pdb] = ['Deployment', 'Job', 'Service', 'Ingress', 'HorizontalPodAutoscaler', 'PodDisruptionBudget'].map(one) as Doc[] as [Doc, Doc, Doc, Doc, Doc, Doc];
+    const [deployment, service, ingress, hpa, pdb] = ['Deployment', 'Service', 'Ingress', 'HorizontalPodAutoscaler', 'PodDisruptionBudget'].map((kind) => one(kind)) as [Doc, Doc, Doc, Doc, Doc];
+    // Jobs are immutable: the base, re-applied with every new image, must not hold one.
+    t.same(ofKind('Job'), [], 'no Job in the base');
+    const job = one('Job', migrateResources);
+    t.same(ofKind('ConfigMap', migrateResources), [configMap], 'the migration applies the same ConfigMap (a first install has no other yet)');
+    t.same(kinds(migrateResources).map((doc) => doc.kind).sort(), ['ConfigMap', 'Job'], 'and nothing else');
+    t.same(migration.images, kustomization.images, 'the migration runs the image the base runs');
 
     // Variables: all known, the required ones set, and the set loads.
     t.equal(secret.kind, 'Secret');
@@ -74,6 +85,8 @@ export function deployK8sSuite(t: Test, context: DeployContext): void {
     }
 
     // Probes: routes the service answers 200 on, on the container port, which is PORT.
+    const podLabels = deployment.spec.template.metadata.labels as Record<string, string>;
+    const jobLabels = job.spec.template.metadata.labels as Record<string, string>;
     const pod = deployment.spec.template.spec as Doc;
     const container = pod.containers[0] as Doc;
     const ports = container.ports as Doc[];
@@ -89,6 +102,30 @@ export function deployK8sSuite(t: Test, context: DeployContext): void {
       await serves(t, get?.path, probe);
     }
 
+    // A replica that migrates at start listens only afterwards: its startup probe must outlast the
+    // longest migration, or the Job is the one path and replicas listen at once.
+    const startup = container.startupProbe as Doc;
+    const startupWindow = (startup.periodSeconds ?? 10) * (startup.failureThreshold ?? 3);
+    if (config.MIGRATE_ON_START) {
+      t.ok(startupWindow >= job.spec.activeDeadlineSeconds, `MIGRATE_ON_START: startup window ${startupWindow} s >= the longest migration (${job.spec.activeDeadlineSeconds} s)`);
+    } else {
+      t.pass(`MIGRATE_ON_START=false: migrations run in the Job only; the startup probe (${startupWindow} s) covers the process start`);
+    }
+    t.ok(job.spec.activeDeadlineSeconds > 0, 'the Job has a deadline (kubectl wait covers it)');
+
+    // /metrics is collected: scrape annotations on the pods, and a PodMonitor for the operator.
+    const scrape = (deployment.spec.template.metadata.annotations ?? {}) as Record<string, string>;
+    t.equal(scrape['prometheus.io/scrape'], 'true', 'pods: prometheus.io/scrape');
+    t.equal(Number(scrape['prometheus.io/port']), config.PORT, 'pods: prometheus.io/port is PORT');
+    await serves(t, scrape['prometheus.io/path'], 'pods: prometheus.io/path');
+    const podMonitor = one('PodMonitor', monitoringResources);
+    t.ok(Object.entries(podMonitor.spec.selector.matchLabels as Record<string, string>).every(([key, value]) => podLabels[key] === value), 'PodMonitor selects the pods');
+    t.notOk(Object.entries(podMonitor.spec.selector.matchLabels as Record<string, string>).every(([key, value]) => jobLabels[key] === value), 'and not the Job');
+    for (const endpoint of podMonitor.spec.podMetricsEndpoints as Doc[]) {
+      t.equal(portOf(endpoint.port), config.PORT, `PodMonitor scrapes the container port ${endpoint.port}`);
+      await serves(t, endpoint.path, 'PodMonitor path');
+    }
+
     // The grace period outlasts preStop + the drain.
     const preStop = container.lifecycle?.preStop as Doc | undefined;
     // Either the native sleep action or `exec: sleep N`.
@@ -100,12 +137,10 @@ export function deployK8sSuite(t: Test, context: DeployContext): void {
     t.ok(grace > sleep + drain, `terminationGracePeriodSeconds ${grace} > preStop ${sleep} + drain ${drain}`);
 
     // Service, Ingress, HPA, PDB point at the pods and each other.
-    const podLabels = deployment.spec.template.metadata.labels as Record<string, string>;
     const selects = (selector: Record<string, string>) => Object.entries(selector).every(([key, value]) => podLabels[key] === value);
     t.ok(selects(deployment.spec.selector.matchLabels), 'Deployment selector matches its pods');
     t.ok(selects(service.spec.selector), 'Service selects the pods');
     t.ok(selects(pdb.spec.selector.matchLabels), 'PDB selects the pods');
-    const jobLabels = job.spec.template.metadata.labels as Record<string, string>;
     t.notOk(Object.entries(service.spec.selector).every(([key, value]) => jobLabels[key] === value), 'the Service does not select the Job');
     t.not(service.spec.sessionAffinity, 'ClientIP', 'no Service affinity');
     const servicePort = (service.spec.ports as Doc[])[0] ?? {};
@@ -117,9 +152,13 @@ export function deployK8sSuite(t: Test, context: DeployContext): void {
       t.ok(backend.port.name === servicePort.name || backend.port.number === servicePort.port, 'on its port');
     }
     const routed = (url: string) => paths.some((path) => (path.pathType === 'Exact' ? url === path.path : url === path.path || url.startsWith(`${path.path.replace(/\/$/, '')}/`)));
-    for (const url of ['/api/auth/login/', '/ws/chat/1/', '/ws/notifications/', '/media/attachments/1/a.png', '/docs/', '/openapi.json']) {
+    for (const url of ['/', '/api/auth/login/', '/ws/chat/1/', '/ws/notifications/', '/media/attachments/1/a.png', '/docs/', '/openapi.json', '/asyncapi.json']) {
       t.ok(routed(url), `Ingress serves ${url}`);
     }
+    // The web client: its page and every file the build writes for it.
+    const webFiles = built.filter((file) => file.path.startsWith('dist/web/')).map((file) => `/${file.path.slice('dist/web/'.length)}`);
+    t.ok(webFiles.length >= 3, `the build writes the web client (${webFiles.join(', ')})`);
+    for (const url of webFiles) t.ok(routed(url), `Ingress serves the web client's ${url}`);
     for (const url of ['/metrics', '/readyz']) t.notOk(routed(url), `Ingress keeps ${url} inside the cluster`);
     for (const path of paths.filter((p) => p.pathType === 'Exact')) await serves(t, path.path, `Ingress ${path.path}`);
     const annotations = ingress.metadata.annotations as Record<string, string>;
@@ -136,18 +175,25 @@ export function deployK8sSuite(t: Test, context: DeployContext): void {
     t.ok(pdb.spec.maxUnavailable !== undefined || pdb.spec.minAvailable < hpa.spec.minReplicas, 'the PDB lets a drain proceed');
 
     // kustomize itself, when kubectl is here.
-    let kubectl: string | undefined;
-    try {
-      kubectl = execFileSync('kubectl', ['kustomize', `${ROOT}/k8s`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      t.comment('kubectl is not installed: kustomize build not run');
-    }
-    if (kubectl) {
-      const built = parseAllDocuments(kubectl).map((doc) => doc.toJS() as Doc);
-      t.same(built.map((doc) => doc.kind).sort(), ['ConfigMap', 'Deployment', 'HorizontalPodAutoscaler', 'Ingress', 'Job', 'PodDisruptionBudget', 'Service'], 'kustomize builds the base');
-      const tagged = `${kustomization.images[0].newName}:${kustomization.images[0].newTag}`;
-      t.ok(built.filter((doc) => doc.kind === 'Deployment' || doc.kind === 'Job').every((doc) => doc.spec.template.spec.containers[0].image === tagged), `image set to ${tagged}`);
+    const tagged = `${kustomization.images[0].newName}:${kustomization.images[0].newTag}`;
+    const expected: Record<string, string[]> = {
+      k8s: ['ConfigMap', 'Deployment', 'HorizontalPodAutoscaler', 'Ingress', 'PodDisruptionBudget', 'Service'],
+      'k8s/migrate': ['ConfigMap', 'Job'],
+      'k8s/monitoring': ['PodMonitor'],
+    };
+    for (const [dir, kindsBuilt] of Object.entries(expected)) {
+      let kubectl: string | undefined;
+      try {
+        kubectl = execFileSync('kubectl', ['kustomize', `${ROOT}/${dir}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        t.comment('kubectl is not installed: kustomize build not run');
+        break;
+      }
+      const kustomized = parseAllDocuments(kubectl).map((doc) => doc.toJS() as Doc);
+      t.same(kustomized.map((doc) => doc.kind).sort(), kindsBuilt, `kustomize builds ${dir}/`);
+      const workloads = kustomized.filter((doc) => doc.kind === 'Deployment' || doc.kind === 'Job');
+      t.ok(workloads.every((doc) => doc.spec.template.spec.containers[0].image === tagged), `${dir}/: image set to ${tagged}`);
     }
   });
 }

@@ -27,7 +27,16 @@ export function deployReadmeSuite(t: Test): void {
     each(code, /\bnpm (?:run )?(?!install\b|ci\b|run\b)([\w:-]+)/g, 'npm scripts', (name) => t.ok(pkg.scripts[name], `npm ${name} is a package.json script`));
     each(code, /docker compose [^\n`]*?(?:--scale |logs (?:-f )?)(\w[\w-]*)/g, 'compose services', (name) => t.ok(name in services, `compose service ${name} exists`));
     for (const name of interpolated(composeText)) t.match(readme, `\`${name}\``, `compose variable ${name} is documented`);
-    each(code, /\b(k8s\/[\w.-]+\.yaml)\b/g, 'manifests', (path) => t.ok(exists(path), `${path} exists`));
+    each(code, /\b(k8s\/[\w./-]+\.yaml)\b/g, 'manifests', (path) => t.ok(exists(path), `${path} exists`));
+    each(code, /kubectl apply -k (k8s\/[\w/-]*)/g, 'kustomizations', (dir) => t.ok(exists(`${dir.replace(/\/$/, '')}/kustomization.yaml`), `${dir} is a kustomization`));
+    // The documented release gates the rollout on the migration: the Job completes before the base is applied.
+    const step = (command: string) => code.indexOf(command);
+    const release = ['kubectl delete job chat-migrate', 'kubectl apply -k k8s/migrate/', 'kubectl wait --for=condition=complete job/chat-migrate', 'kubectl apply -k k8s/\n', 'kubectl rollout status deployment/'];
+    t.ok(release.every((command) => step(command) >= 0), 'the README shows the release sequence');
+    t.same([...release].sort((a, b) => step(a) - step(b)), release, 'in this order: delete the old Job, migrate, wait, roll out');
+    for (const dir of ['', 'migrate/']) {
+      t.ok(code.includes(`(cd k8s${dir ? `/${dir.slice(0, -1)}` : ''} && kustomize edit set image`), `the image is set in k8s/${dir}`);
+    }
     each(code, /\bjob[/ ]([a-z][\w-]*)/g, 'the Job', (name) => t.ok(named('Job').includes(name), `Job ${name} exists`));
     each(code, /\bdeployment\/([a-z][\w-]*)/g, 'the Deployment', (name) => t.ok(named('Deployment').includes(name), `Deployment ${name} exists`));
     each(readme, /ConfigMap `([\w-]+)`/g, 'the ConfigMap', (name) => t.ok(named('ConfigMap').includes(name), `ConfigMap ${name} exists`));
