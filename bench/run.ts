@@ -18,6 +18,7 @@ import type { StackContext } from './stack/stack.js';
 import { fanoutWorkload } from './workloads/fanout.js';
 import { historyWorkload } from './workloads/history.js';
 import { idleWorkload } from './workloads/idle.js';
+import { soakWorkload } from './workloads/soak.js';
 import { uploadWorkload } from './workloads/upload.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -34,6 +35,7 @@ function runWorkload(workload: Workload, context: StackContext | null, options: 
   if (!context) throw new Error('no stack context');
   if (workload === 'fanout') return fanoutWorkload(context, options);
   if (workload === 'idle') return idleWorkload(context, options);
+  if (workload === 'soak') return soakWorkload(context, options);
   return historyWorkload(context, options);
 }
 

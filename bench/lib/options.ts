@@ -1,8 +1,10 @@
 /** The command line of `npm run bench -- [options]`. */
 import { parseArgs } from 'node:util';
 
-export const WORKLOADS = ['fanout', 'idle', 'history', 'upload'] as const;
+export const WORKLOADS = ['fanout', 'idle', 'history', 'upload', 'soak'] as const;
 export type Workload = (typeof WORKLOADS)[number];
+/** What runs without --only: the soak takes ten minutes, so it is asked for by name. */
+export const DEFAULT_WORKLOADS: readonly Workload[] = ['fanout', 'idle', 'history', 'upload'];
 
 export interface Options {
   only: Workload[];
@@ -21,20 +23,25 @@ export interface Options {
   /** history: concurrent connections per replica. */
   connections: number;
   uploadMb: number;
+  /** soak: the sustained fan-out rate (msg/s) and how long it is held (s). */
+  soakRate: number;
+  soakDurationS: number;
 }
 
 export const USAGE = `usage: npm run bench -- [options]   (one JSON report on stdout, progress on stderr)
-  --only LIST          workloads, comma separated [fanout,idle,history,upload]
+  --only LIST          workloads, comma separated [fanout,idle,history,upload]; soak only when named
   --rates LIST         fanout step rates, msg/s [250,500,1000,1500,2000,2500,3000,4000,5000,6000]
   --rate R             fanout steady rate for p50/p99, msg/s [50]
   --duration S         seconds per fanout run (steady, each step) and of the history reads [10]
   --n N                idle: sockets opened on replica 1 [2000]
-  --users U            fanout/idle users [200]
-  --conversations C    fanout/idle conversations, sizes cycling 2,3,4 [100]
+  --users U            fanout/idle/soak users [200]
+  --conversations C    fanout/idle/soak conversations, sizes cycling 2,3,4 [100]
   --p99 MS             step: a step fails above this p99 (or on any loss) [100]
   --refine K           step: bisections after the first failed rate [2]
   --connections N      history: connections per replica [10]
   --upload-mb MB       upload: file size passed to measureUploadMemory [500]
+  --soak-rate R        soak: sustained fan-out rate, msg/s [500]
+  --soak-duration S    soak: seconds the rate is held, reported in 10 s windows [600]
 Environment: BENCH_PG_URL [postgres://postgres@127.0.0.1:5432/postgres] (admin URL; a bench_<random>
 database is created on that server and dropped at the end), BENCH_REDIS_URL (use this Redis instead
 of starting a redis-server on a free loopback port).`;
@@ -65,7 +72,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
       strict: true,
       allowPositionals: false,
       options: {
-        only: { type: 'string', default: WORKLOADS.join(',') },
+        only: { type: 'string', default: DEFAULT_WORKLOADS.join(',') },
         rates: { type: 'string', default: '250,500,1000,1500,2000,2500,3000,4000,5000,6000' },
         rate: { type: 'string', default: '50' },
         duration: { type: 'string', default: '10' },
@@ -76,6 +83,8 @@ export function parseOptions(argv: string[]): Options | 'help' {
         refine: { type: 'string', default: '2' },
         connections: { type: 'string', default: '10' },
         'upload-mb': { type: 'string', default: '500' },
+        'soak-rate': { type: 'string', default: '500' },
+        'soak-duration': { type: 'string', default: '600' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -104,5 +113,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
     refine: int('refine', v.refine, 0),
     connections: int('connections', v.connections, 1),
     uploadMb: positive('upload-mb', v['upload-mb']),
+    soakRate: positive('soak-rate', v['soak-rate']),
+    soakDurationS: positive('soak-duration', v['soak-duration']),
   };
 }

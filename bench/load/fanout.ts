@@ -32,8 +32,31 @@ export interface RunReport {
   late_after_drain: number;
 }
 
+/**
+ * Sees one run's sends and first deliveries as they happen (the soak's timeline). Offsets are
+ * milliseconds from the run's time zero, by when the message was due; called synchronously
+ * from the send loop and the socket handlers, so it must be cheap.
+ */
+export interface RunObserver {
+  /** Once, before the first message is due, with the run's time zero (performance.now() clock). */
+  started?(startMs: number): void;
+  /** A message due at `offsetMs` went out; `recipients` sockets (the sender included) expect it. */
+  sent?(offsetMs: number, recipients: number): void;
+  /** A recipient's first copy of the message due at `offsetMs`, `latencyMs` after it was due. */
+  delivered?(offsetMs: number, latencyMs: number): void;
+}
+
+export interface RunOptions {
+  rate: number;
+  durationS: number;
+  drainMs?: number;
+  observer?: RunObserver;
+}
+
 interface RunState {
   prefix: string;
+  start: number;
+  observer: RunObserver | undefined;
   due: Float64Array;
   seen: Uint32Array;
   latencies: number[];
@@ -49,7 +72,7 @@ export interface Fanout {
   onEvent(member: Member, event: ServerEvent): void;
   /** Makes sure every socket has been joined to its room before anything is measured. */
   warmUp(members: readonly Member[]): Promise<void>;
-  run(members: readonly Member[], options: { rate: number; durationS: number; drainMs?: number }): Promise<RunReport>;
+  run(members: readonly Member[], options: RunOptions): Promise<RunReport>;
 }
 
 export function createFanout(): Fanout {
@@ -90,6 +113,7 @@ export function createFanout(): Fanout {
     const now = performance.now();
     current.seen[i]! |= bit;
     current.latencies.push(now - current.due[i]!);
+    current.observer?.delivered?.(current.due[i]! - current.start, now - current.due[i]!);
     current.received++;
     current.lastReceive = now;
   }
@@ -113,10 +137,13 @@ export function createFanout(): Fanout {
     if (missing > 0) throw new Error(`warm-up: ${missing} sockets never received an event`);
   }
 
-  async function run(members: readonly Member[], { rate, durationS, drainMs = 5000 }: { rate: number; durationS: number; drainMs?: number }): Promise<RunReport> {
+  async function run(members: readonly Member[], { rate, durationS, drainMs = 5000, observer }: RunOptions): Promise<RunReport> {
     const total = Math.max(1, Math.round(rate * durationS));
+    const start = performance.now() + 5;
     const state: RunState = {
       prefix: `r${++runs}-`,
+      start,
+      observer,
       due: new Float64Array(total),
       seen: new Uint32Array(total),
       latencies: [],
@@ -130,7 +157,7 @@ export function createFanout(): Fanout {
     const lags: number[] = [];
     let expected = 0;
     let sent = 0;
-    const start = performance.now() + 5;
+    observer?.started?.(start);
     await new Promise<void>((resolve) => {
       const tick = (): void => {
         const now = performance.now();
@@ -140,6 +167,7 @@ export function createFanout(): Fanout {
           state.due[sent] = start + (sent * 1000) / rate;
           lags.push(now - state.due[sent]!);
           expected += member.conversation.members.length; // the sender gets its own echo too
+          observer?.sent?.(state.due[sent]! - start, member.conversation.members.length);
           member.socket.sendChat(`${sent}${PADDING}`, state.prefix + sent);
         }
         if (sent < total) setTimeout(tick, 1);

@@ -5,10 +5,10 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { log } from '../lib/log.js';
 import type { Options } from '../lib/options.js';
-import { createFanout } from '../load/fanout.js';
+import { createFanout, type Fanout } from '../load/fanout.js';
 import { type StepReport, stepSearch } from '../load/step.js';
 import { closeAll, connectMembers, createWorld, type Member } from '../load/world.js';
-import { type StackContext, startStack } from '../stack/stack.js';
+import { type Stack, type StackContext, startStack } from '../stack/stack.js';
 
 export interface FanoutResult {
   users: number;
@@ -54,16 +54,27 @@ function compactStep(s: StepReport) {
   };
 }
 
+/**
+ * The fan-out world on `stack`: users, conversations of sizes 2-4, every member's socket open
+ * on replica (slot mod 2) and joined to its room. `onMembers` gets the sockets as soon as they
+ * exist, so the caller can close them even if the warm-up fails.
+ */
+export async function openFanoutWorld(stack: Stack, options: Pick<Options, 'users' | 'conversations'>, label: string, onMembers: (members: Member[]) => void): Promise<{ fanout: Fanout; members: Member[] }> {
+  log(`${label}: set-up, ${options.users} users, ${options.conversations} conversations`);
+  const world = await createWorld(stack.urls, { users: options.users, conversations: options.conversations, kMin: 2, kMax: 4 });
+  const fanout = createFanout();
+  const members = await connectMembers(world, stack.urls, fanout.onEvent);
+  onMembers(members);
+  await fanout.warmUp(members);
+  log(`${label}: ${members.length} sockets open and joined across ${stack.urls.length} replicas`);
+  return { fanout, members };
+}
+
 export async function fanoutWorkload(context: StackContext, options: Options): Promise<FanoutResult> {
   const stack = await startStack(context, 'fanout');
   let members: Member[] = [];
   try {
-    log(`fanout: set-up, ${options.users} users, ${options.conversations} conversations`);
-    const world = await createWorld(stack.urls, { users: options.users, conversations: options.conversations, kMin: 2, kMax: 4 });
-    const fanout = createFanout();
-    members = await connectMembers(world, stack.urls, fanout.onEvent);
-    await fanout.warmUp(members);
-    log(`fanout: ${members.length} sockets open and joined across ${stack.urls.length} replicas`);
+    const { fanout } = await openFanoutWorld(stack, options, 'fanout', (open) => (members = open));
 
     log(`fanout: steady ${options.rate} msg/s for ${options.durationS} s`);
     const steady = await fanout.run(members, { rate: options.rate, durationS: options.durationS });
