@@ -36,6 +36,7 @@ import { AccessLog } from './http/access-log.js';
 import { webClientPlugin } from './http/web-client.js';
 import { realtimePlugin } from './realtime/plugin.js';
 import { Attachment, Message } from './contract/messages.js';
+import { createSessionStores, type SessionStores } from './sessions/factory.js';
 import { createStorage } from './storage/factory.js';
 import type { Storage } from './storage/storage.js';
 import { User } from './contract/users.js';
@@ -49,6 +50,20 @@ export interface AppOptions {
   bus?: Bus;
   storage?: Storage;
   rateLimiter?: RateLimiter;
+  sessionStores?: SessionStores;
+}
+
+/**
+ * Fastify's trustProxy from TRUST_PROXY: unset trusts nobody (the peer address is the client),
+ * a number trusts that many hops, otherwise a list of addresses and CIDRs.
+ */
+export function trustProxyOption(value: string | undefined): ((address: string, hop: number) => boolean) | string[] | false {
+  if (value === undefined) return false;
+  if (/^\d+$/.test(value)) {
+    const hops = Number(value);
+    return (_address, hop) => hop < hops;
+  }
+  return value.split(',').map((part) => part.trim()).filter(Boolean);
 }
 
 declare module 'fastify' {
@@ -73,7 +88,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     logController: new AccessLog(),
     genReqId: (request) => requestId(request.headers['x-request-id']),
     requestIdHeader: false,
-    trustProxy: true,
+    trustProxy: trustProxyOption(config.TRUST_PROXY),
     forceCloseConnections: 'idle',
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -114,6 +129,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         : createStorage({ kind: 'local', local: { dir: join(config.DATA_DIR, 'files') } }),
     );
   const rateLimiter = options.rateLimiter ?? own(createRateLimiter({ kind: config.REDIS_URL ? (config.REDIS_CLUSTER ? 'redis-cluster' : 'redis') : 'memory', redisUrl: config.REDIS_URL }));
+  const sessionStores =
+    options.sessionStores ?? own(createSessionStores({ kind: config.REDIS_URL ? (config.REDIS_CLUSTER ? 'redis-cluster' : 'redis') : 'memory', redisUrl: config.REDIS_URL }));
   if (!config.REDIS_URL) app.log.info('REDIS_URL unset: in-process bus, this node cannot be scaled out');
 
   await app.register(securityPlugin, { corsOrigin: config.CORS_ORIGIN, publicUrl: config.PUBLIC_URL });
@@ -146,21 +163,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   for (const schema of [ErrorResponse, User, Attachment, Message, Conversation, Notification]) app.addSchema(schema);
-  await app.register(swagger, {
-    openapi: {
-      info: { title: 'Chat service', version: '1' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
-      security: [{ bearer: [] }],
-    },
-  });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  if (config.API_DOCS) await registerApiDocs(app);
 
-  await app.register(authPlugin, { secret: config.JWT_SECRET, expiresInSeconds: config.JWT_EXPIRES_IN_SECONDS });
+  await app.register(authPlugin, { secret: config.JWT_SECRET, expiresInSeconds: config.JWT_EXPIRES_IN_SECONDS, tickets: sessionStores.tickets });
   await app.register(healthRoutes);
   await app.register(mediaRoutes);
   await app.register(webClientPlugin);
-  await app.register(realtimePlugin);
+  await app.register(realtimePlugin, { socketSlots: sessionStores.socketSlots });
   await app.register(
     async (api) => {
       await api.register(authRoutes);
@@ -176,4 +185,17 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     { prefix: '/api' },
   );
   return app;
+}
+
+/** /docs and /openapi.json (API_DOCS=false leaves both out). */
+async function registerApiDocs(app: FastifyInstance): Promise<void> {
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Chat service', version: '1' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 }

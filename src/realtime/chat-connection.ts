@@ -9,7 +9,7 @@ import { encodeTyping } from './hub.js';
 import { type ClientFrame, frameErrorEvent, parseFrame } from './protocol.js';
 import type { ConversationRoom, MemberHandle } from './room.js';
 import { CloseCode, type EventSink, socketSink } from './sink.js';
-import { tokenOf } from './token.js';
+import { openSocketSession, type SocketSession } from './socket-session.js';
 
 /**
  * Frames queued behind the one being handled. At this many the socket stops reading (TCP
@@ -23,7 +23,10 @@ const MAX_QUEUED_FRAMES = 64;
  * one commit's latency; at this many it waits for the oldest.
  */
 const MAX_SENDS_IN_FLIGHT = 32;
-/** Typing "true" is forwarded at most this often per socket; "false" always goes. */
+/**
+ * Typing "true" is forwarded at most this often per socket, and "false" only after a
+ * forwarded "true": alternating the two yields at most one pair per interval.
+ */
 const TYPING_INTERVAL_MS = 1000;
 
 const positiveId = (raw: string | undefined): number | null => {
@@ -46,6 +49,8 @@ export class ChatConnection {
   private room: ConversationRoom | undefined;
   private member: MemberHandle | undefined;
   private lastTypingAt = 0;
+  private typingShown = false;
+  private session: SocketSession | null = null;
   private readonly sendsInFlight = new Set<Promise<void>>();
   private readonly sink: EventSink;
   private readonly onTyping = (from: number, json: string) => {
@@ -73,8 +78,11 @@ export class ChatConnection {
   private async start(request: FastifyRequest): Promise<void> {
     const { app } = this;
     const query = request.query as Record<string, string | undefined>;
-    this.user = app.verifyToken(tokenOf(request));
-    if (!this.user) return this.close(CloseCode.unauthorized, 'invalid or expired token');
+    const session = await openSocketSession(app, app.socketSlots, request, this.sink);
+    if (!session) return this.cleanup();
+    this.session = session;
+    if (this.closed) return this.cleanup();
+    this.user = { id: session.claims.userId, username: session.claims.username };
     const conversationId = positiveId((request.params as { id?: string }).id);
     if (conversationId === null) return this.close(CloseCode.forbidden, 'no such conversation');
     let fromSeq: number | undefined;
@@ -156,18 +164,21 @@ export class ChatConnection {
         return;
       }
       case 'edit_message':
+        await app.limitWrites('edit', user.id);
         // After this socket's earlier sends: its frames take effect in the order it sent them.
         await Promise.all(this.sendsInFlight);
         await app.messages.edit(user, this.conversationId, frame.message_id, frame.content);
         return;
       case 'delete_message':
+        await app.limitWrites('edit', user.id);
         await Promise.all(this.sendsInFlight);
         app.removeStoredFiles(await app.messages.delete(user, this.conversationId, frame.message_id));
         return;
       case 'typing': {
         const now = Date.now();
-        if (frame.is_typing && now - this.lastTypingAt < TYPING_INTERVAL_MS) return;
-        this.lastTypingAt = frame.is_typing ? now : 0;
+        if (frame.is_typing ? now - this.lastTypingAt < TYPING_INTERVAL_MS : !this.typingShown) return;
+        if (frame.is_typing) this.lastTypingAt = now;
+        this.typingShown = frame.is_typing;
         const json = JSON.stringify({ type: 'user.typing', user: user.username, is_typing: frame.is_typing, conversation_id: this.conversationId });
         // Live only, so a bus that cannot publish (broker down) is the client's `unavailable`, not a bug.
         await app.bus.publish(conversationChannel(this.conversationId), encodeTyping(user.id, json)).catch((error: unknown) => {
@@ -187,6 +198,7 @@ export class ChatConnection {
   private cleanup(): void {
     this.closed = true;
     this.queue.length = 0;
+    this.session?.end();
     if (this.member) {
       this.member.leave();
       this.member = undefined;
