@@ -6,6 +6,7 @@
  * are in test/client-reconnect.test.ts.
  */
 import { once } from 'node:events';
+import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import t, { type Test } from 'tap';
@@ -509,13 +510,23 @@ t.test('a rate-limited service (MESSAGE_RATE_LIMIT=2): 429 with retryAfter, Send
   t.same(invalidFrames(bob.wire.frames, chatEventValidator), [], 'every frame validates');
 });
 
-/** A scripted peer on loopback: each connection gets the handler for its index. */
+/**
+ * A scripted peer on loopback: each connection gets the handler for its index. It also answers
+ * `POST /api/auth/ws-ticket/` (tickets `ticket-1`, `ticket-2`, … for the bearer `scripted`).
+ */
 async function scriptedPeer(
   t: Test,
   handlers: Array<(socket: PeerSocket, url: URL) => void>,
 ): Promise<{ base: string; urls: URL[]; closeCodes: Array<number | undefined>; frames: string[][] }> {
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await once(server, 'listening');
+  let tickets = 0;
+  const http = createHttpServer((request, response) => {
+    const ok = request.method === 'POST' && request.url === '/api/auth/ws-ticket/' && request.headers.authorization === 'Bearer scripted';
+    response.writeHead(ok ? 201 : 401, { 'content-type': 'application/json' });
+    response.end(JSON.stringify(ok ? { ticket: `ticket-${++tickets}`, expires_in: 30 } : { statusCode: 401, error: 'Unauthorized', message: 'no' }));
+  });
+  http.listen(0, '127.0.0.1');
+  await once(http, 'listening');
+  const server = new WebSocketServer({ server: http });
   const urls: URL[] = [];
   const closeCodes: Array<number | undefined> = [];
   const frames: string[][] = [];
@@ -533,7 +544,10 @@ async function scriptedPeer(
     () =>
       new Promise<void>((resolve) => {
         for (const client of server.clients) client.terminate();
-        server.close(() => resolve());
+        server.close(() => {
+          http.closeAllConnections();
+          http.close(() => resolve());
+        });
       }),
   );
   return { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, urls, closeCodes, frames };
@@ -578,7 +592,8 @@ t.test('scripted peer: a seq gap reconnects with last_seq and is filled; duplica
   t.equal(peer.urls.length, 2, 'one reconnect, for the gap');
   t.equal(peer.urls[0]!.searchParams.get('last_seq'), '0', 'first connection: last_seq=0');
   t.equal(peer.urls[1]!.searchParams.get('last_seq'), '2', 'the reconnect resumes after the last delivered seq: last_seq=2');
-  t.equal(peer.urls[1]!.searchParams.get('token'), 'scripted', 'with the token');
+  t.equal(peer.urls[1]!.searchParams.get('ticket'), 'ticket-2', 'with a fresh ticket');
+  t.equal(peer.urls[1]!.searchParams.get('token'), null, 'and no token in the URL');
   t.equal(peer.urls[1]!.pathname, `/ws/chat/${CONVERSATION}/`);
   await poll('the first connection to be closed', async () => peer.closeCodes[0] !== undefined);
   t.equal(peer.closeCodes[0], 4000, 'the client dropped the gapped connection itself (4000)');
@@ -617,4 +632,47 @@ t.test('scripted peer: a send lost with its connection is resent (same client_id
   );
   t.same(R.seqs(), [1]);
   t.equal(peer.urls[1]!.searchParams.get('last_seq'), '0', 'resumed from last_seq 0 (nothing delivered yet)');
+});
+
+t.test('sessions: sockets use tickets, logout / logoutAll / changePassword / deleteAccount, and 4401 reaches onUnauthorized', async (t) => {
+  const { base } = await startServer(t);
+  let unauthorized = 0;
+  const alice = await newUser(base, { onUnauthorized: () => unauthorized++ });
+  const bob = await newUser(base);
+  const conversation = await alice.client.createConversation([bob.id]);
+
+  const A = openChat(t, alice, conversation.id, 0, 'alice');
+  const N = openNotifications(t, alice);
+  await A.reach('open');
+  await N.reach('open');
+  const urls = alice.wire.attempts.map((attempt) => attempt.url);
+  t.ok(urls.length >= 2 && urls.every((url) => url.searchParams.get('ticket') !== null), 'every socket URL carries a ticket');
+  t.ok(urls.every((url) => url.searchParams.get('token') === null && !url.href.includes(alice.client.token!)), 'and no token');
+
+  const second = new ChatClient({ baseUrl: base, backoff: QUICK });
+  await second.login(alice.username, PASSWORD);
+  await alice.client.logout();
+  t.equal(alice.client.token, undefined, 'logout forgets the token');
+  await A.until('closed', () => A.closed !== undefined);
+  await N.until('closed', () => N.closed !== undefined);
+  t.equal(A.closed?.code, 4401, 'the chat socket closed with 4401');
+  t.equal(N.closed?.code, 4401, 'the notification socket too');
+  t.equal(unauthorized, 2, 'onUnauthorized heard both');
+  t.equal((await second.me()).username, alice.username, 'another session of the same user goes on');
+
+  t.match(await rejection(second.changePassword('wrong password', 'new password 1')), { statusCode: 403 }, 'a wrong current password → ApiError 403');
+  const before = second.token;
+  await second.changePassword(PASSWORD, 'new password 1');
+  t.not(second.token, before, 'changePassword carries on with a new token');
+  t.equal((await second.me()).username, alice.username);
+  const third = new ChatClient({ baseUrl: base, backoff: QUICK });
+  await third.login(alice.username, 'new password 1');
+  await second.logoutAll();
+  t.match(await rejection(third.me()), { statusCode: 401 }, 'logoutAll ends every session');
+
+  const fourth = new ChatClient({ baseUrl: base, backoff: QUICK });
+  await fourth.login(alice.username, 'new password 1');
+  t.match(await rejection(fourth.deleteAccount('wrong password')), { statusCode: 403 }, 'deleteAccount with a wrong password → 403');
+  await fourth.deleteAccount('new password 1');
+  t.match(await rejection(fourth.login(alice.username, 'new password 1')), { statusCode: 401 }, 'the account is gone');
 });
