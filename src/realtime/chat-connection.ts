@@ -23,10 +23,7 @@ const MAX_QUEUED_FRAMES = 64;
  * one commit's latency; at this many it waits for the oldest.
  */
 const MAX_SENDS_IN_FLIGHT = 32;
-/**
- * Typing "true" is forwarded at most this often per socket, and "false" only after a
- * forwarded "true": alternating the two yields at most one pair per interval.
- */
+/** Typing "true" is forwarded at most this often per socket (see `typing()`). */
 const TYPING_INTERVAL_MS = 1000;
 
 const positiveId = (raw: string | undefined): number | null => {
@@ -50,6 +47,7 @@ export class ChatConnection {
   private member: MemberHandle | undefined;
   private lastTypingAt = 0;
   private typingShown = false;
+  private typingTimer: ReturnType<typeof setTimeout> | undefined;
   private session: SocketSession | null = null;
   private readonly sendsInFlight = new Set<Promise<void>>();
   private readonly sink: EventSink;
@@ -174,19 +172,47 @@ export class ChatConnection {
         await Promise.all(this.sendsInFlight);
         app.removeStoredFiles(await app.messages.delete(user, this.conversationId, frame.message_id));
         return;
-      case 'typing': {
-        const now = Date.now();
-        if (frame.is_typing ? now - this.lastTypingAt < TYPING_INTERVAL_MS : !this.typingShown) return;
-        if (frame.is_typing) this.lastTypingAt = now;
-        this.typingShown = frame.is_typing;
-        const json = JSON.stringify({ type: 'user.typing', user: user.username, is_typing: frame.is_typing, conversation_id: this.conversationId });
-        // Live only, so a bus that cannot publish (broker down) is the client's `unavailable`, not a bug.
-        await app.bus.publish(conversationChannel(this.conversationId), encodeTyping(user.id, json)).catch((error: unknown) => {
-          throw unavailable('bus', error);
-        });
-        return;
-      }
+      case 'typing':
+        return this.typing(frame.is_typing);
     }
+  }
+
+  /**
+   * At most one "true" per interval is forwarded, and "false" only when "true" was: a "true"
+   * that comes too soon waits for the end of the interval (a "false" meanwhile cancels it), so
+   * the others see the latest state, a little late at worst, and alternating costs one pair.
+   */
+  private async typing(isTyping: boolean): Promise<void> {
+    clearTimeout(this.typingTimer);
+    this.typingTimer = undefined;
+    if (!isTyping) {
+      if (!this.typingShown) return;
+      this.typingShown = false;
+      return this.publishTyping(false);
+    }
+    const wait = this.lastTypingAt + TYPING_INTERVAL_MS - Date.now();
+    if (wait <= 0) {
+      this.lastTypingAt = Date.now();
+      this.typingShown = true;
+      return this.publishTyping(true);
+    }
+    if (this.typingShown) return;
+    this.typingTimer = setTimeout(() => {
+      this.typingTimer = undefined;
+      if (this.closed) return;
+      this.lastTypingAt = Date.now();
+      this.typingShown = true;
+      this.publishTyping(true).catch((error: unknown) => this.report(error, undefined));
+    }, wait);
+  }
+
+  private async publishTyping(isTyping: boolean): Promise<void> {
+    const user = this.user!;
+    const json = JSON.stringify({ type: 'user.typing', user: user.username, is_typing: isTyping, conversation_id: this.conversationId });
+    // Live only, so a bus that cannot publish (broker down) is the client's `unavailable`, not a bug.
+    await this.app.bus.publish(conversationChannel(this.conversationId), encodeTyping(user.id, json)).catch((error: unknown) => {
+      throw unavailable('bus', error);
+    });
   }
 
   private close(code: number, reason: string): void {
@@ -198,6 +224,7 @@ export class ChatConnection {
   private cleanup(): void {
     this.closed = true;
     this.queue.length = 0;
+    clearTimeout(this.typingTimer);
     this.session?.end();
     if (this.member) {
       this.member.leave();
