@@ -155,6 +155,7 @@ export class SessionCache {
 
 const counts = (sessions: UserSessions, claims: TokenClaims): boolean =>
   sessions.exists &&
-  claims.issuedAtMs > sessions.validAfterMs &&
+  // 0: never cut off, so a token with no issue time (iat) counts until one happens.
+  (sessions.validAfterMs === 0 || claims.issuedAtMs > sessions.validAfterMs) &&
   // A token without an id cannot be revoked alone: its logout moved validAfter instead.
   (claims.jti === undefined || !sessions.revoked.has(claims.jti));
