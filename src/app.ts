@@ -37,6 +37,7 @@ import { asyncApiDocument } from './http/asyncapi.js';
 import { webClientPlugin } from './http/web-client.js';
 import { realtimePlugin } from './realtime/plugin.js';
 import { Attachment, Message } from './contract/messages.js';
+import { createSessionStores, type SessionStores } from './sessions/factory.js';
 import { createStorage } from './storage/factory.js';
 import { s3UrlOrigin } from './storage/storage-s3.js';
 import type { Storage } from './storage/storage.js';
@@ -51,6 +52,20 @@ export interface AppOptions {
   bus?: Bus;
   storage?: Storage;
   rateLimiter?: RateLimiter;
+  sessionStores?: SessionStores;
+}
+
+/**
+ * Fastify's trustProxy from TRUST_PROXY: unset trusts nobody (the peer address is the client),
+ * a number trusts that many hops, otherwise a list of addresses and CIDRs.
+ */
+export function trustProxyOption(value: string | undefined): ((address: string, hop: number) => boolean) | string[] | false {
+  if (value === undefined) return false;
+  if (/^\d+$/.test(value)) {
+    const hops = Number(value);
+    return (_address, hop) => hop < hops;
+  }
+  return value.split(',').map((part) => part.trim()).filter(Boolean);
 }
 
 declare module 'fastify' {
@@ -75,7 +90,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     logController: new AccessLog(),
     genReqId: (request) => requestId(request.headers['x-request-id']),
     requestIdHeader: false,
-    trustProxy: true,
+    trustProxy: trustProxyOption(config.TRUST_PROXY),
     forceCloseConnections: 'idle',
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -116,6 +131,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         : createStorage({ kind: 'local', local: { dir: join(config.DATA_DIR, 'files') } }),
     );
   const rateLimiter = options.rateLimiter ?? own(createRateLimiter({ kind: config.REDIS_URL ? (config.REDIS_CLUSTER ? 'redis-cluster' : 'redis') : 'memory', redisUrl: config.REDIS_URL }));
+  const sessionStores =
+    options.sessionStores ?? own(createSessionStores({ kind: config.REDIS_URL ? (config.REDIS_CLUSTER ? 'redis-cluster' : 'redis') : 'memory', redisUrl: config.REDIS_URL }));
   if (!config.REDIS_URL) app.log.info('REDIS_URL unset: in-process bus, this node cannot be scaled out');
 
   // Redirected attachments are fetched from the bucket itself: the CSP names its origin.
@@ -165,27 +182,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   for (const schema of [ErrorResponse, User, Attachment, Message, Conversation, Notification]) app.addSchema(schema);
-  await app.register(swagger, {
-    openapi: {
-      info: {
-        title: 'Chat service',
-        version: '1',
-        description: 'REST API of the chat service. Its two WebSockets (`/ws/chat/{id}/`, `/ws/notifications/`) are described by the AsyncAPI document [/asyncapi.json](/asyncapi.json).',
-      },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
-      security: [{ bearer: [] }],
-    },
-  });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  const asyncApi = JSON.stringify(asyncApiDocument(config.PUBLIC_URL));
-  app.get('/asyncapi.json', { schema: { hide: true } }, async (_request, reply) => reply.type('application/json').send(asyncApi));
+  if (config.API_DOCS) await registerApiDocs(app);
 
-  await app.register(authPlugin, { secret: config.JWT_SECRET, expiresInSeconds: config.JWT_EXPIRES_IN_SECONDS });
+  await app.register(authPlugin, { secret: config.JWT_SECRET, expiresInSeconds: config.JWT_EXPIRES_IN_SECONDS, tickets: sessionStores.tickets });
   await app.register(healthRoutes);
   await app.register(mediaRoutes);
   await app.register(webClientPlugin);
-  await app.register(realtimePlugin);
+  await app.register(realtimePlugin, { socketSlots: sessionStores.socketSlots });
   await app.register(
     async (api) => {
       await api.register(authRoutes);
@@ -201,4 +204,23 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     { prefix: '/api' },
   );
   return app;
+}
+
+/** /docs, /openapi.json and /asyncapi.json (API_DOCS=false leaves them out). */
+async function registerApiDocs(app: FastifyInstance): Promise<void> {
+  await app.register(swagger, {
+    openapi: {
+      info: {
+        title: 'Chat service',
+        version: '1',
+        description: 'REST API of the chat service. Its two WebSockets (`/ws/chat/{id}/`, `/ws/notifications/`) are described by the AsyncAPI document [/asyncapi.json](/asyncapi.json).',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  const asyncApi = JSON.stringify(asyncApiDocument(app.config.PUBLIC_URL));
+  app.get('/asyncapi.json', { schema: { hide: true } }, async (_request, reply) => reply.type('application/json').send(asyncApi));
 }

@@ -45,7 +45,7 @@ const folder = (file: string) => file.split('/')[0]!;
 /** Files of a folder, and what each imports, for the rules below. */
 const filesIn = (...folders: string[]) => [...graph].filter(([file]) => folders.includes(folder(file)));
 
-const INFRASTRUCTURE = ['db', 'bus', 'storage', 'redis', 'ratelimit'];
+const INFRASTRUCTURE = ['db', 'bus', 'storage', 'redis', 'ratelimit', 'sessions'];
 const FEATURES = ['messages', 'conversations', 'attachments', 'notifications', 'users', 'auth'];
 const ENTRY_POINTS = ['http', 'realtime', 'health', 'metrics'];
 /** HTTP and socket entry points inside feature folders: they may use Fastify and http/. */
@@ -108,7 +108,7 @@ t.test('the domain imports no HTTP or socket code, and no Fastify', async (t) =>
 
 t.test('only the backends import their drivers', async (t) => {
   const drivers: Record<string, string[]> = {
-    ioredis: ['bus', 'ratelimit'],
+    ioredis: ['bus', 'ratelimit', 'sessions'],
     postgres: ['db'],
     '@electric-sql/pglite': ['db'],
     '@aws-sdk/client-s3': ['storage'],

@@ -14,7 +14,8 @@ const WINDOW_MARGIN_MS = 5000;
 t.test('login attempts from one IP are limited across two replicas sharing Redis', async (t) => {
   const redis = await startRedisServer(t);
   const { database } = await testDatabase(t, 'pglite');
-  const env = { REDIS_URL: redis.url, AUTH_RATE_LIMIT: String(LIMIT) };
+  // inject() connects from 127.0.0.1: trusted as the load balancer, so X-Forwarded-For counts.
+  const env = { REDIS_URL: redis.url, AUTH_RATE_LIMIT: String(LIMIT), TRUST_PROXY: '127.0.0.1' };
   // Separate apps with their own rate limiters (built from REDIS_URL), like two processes.
   const replicas = [
     await buildTestApp(t, { database, bus: createMemoryBus(), env }),

@@ -4,6 +4,7 @@
  * lost with its connection (resent with the same client_id after the reconnect).
  */
 import { once } from 'node:events';
+import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
 import { WebSocketServer, type WebSocket as PeerSocket } from 'ws';
@@ -11,13 +12,23 @@ import { ChatClient } from '../src/client/index.js';
 import { bounded, ChatRecorder, chatEventValidator, poll } from './helpers/client-harness.js';
 import { QUICK } from './helpers/client-service.js';
 
-/** A scripted peer on loopback: each connection gets the handler for its index. */
+/**
+ * A scripted peer on loopback: each connection gets the handler for its index. It also answers
+ * `POST /api/auth/ws-ticket/` (tickets `ticket-1`, `ticket-2`, … for the bearer `scripted`).
+ */
 async function scriptedPeer(
   t: Test,
   handlers: Array<(socket: PeerSocket, url: URL) => void>,
 ): Promise<{ base: string; urls: URL[]; closeCodes: Array<number | undefined>; frames: string[][] }> {
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await once(server, 'listening');
+  let tickets = 0;
+  const http = createHttpServer((request, response) => {
+    const ok = request.method === 'POST' && request.url === '/api/auth/ws-ticket/' && request.headers.authorization === 'Bearer scripted';
+    response.writeHead(ok ? 201 : 401, { 'content-type': 'application/json' });
+    response.end(JSON.stringify(ok ? { ticket: `ticket-${++tickets}`, expires_in: 30 } : { statusCode: 401, error: 'Unauthorized', message: 'no' }));
+  });
+  http.listen(0, '127.0.0.1');
+  await once(http, 'listening');
+  const server = new WebSocketServer({ server: http });
   const urls: URL[] = [];
   const closeCodes: Array<number | undefined> = [];
   const frames: string[][] = [];
@@ -35,7 +46,10 @@ async function scriptedPeer(
     () =>
       new Promise<void>((resolve) => {
         for (const client of server.clients) client.terminate();
-        server.close(() => resolve());
+        server.close(() => {
+          http.closeAllConnections();
+          http.close(() => resolve());
+        });
       }),
   );
   return { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, urls, closeCodes, frames };
@@ -80,7 +94,8 @@ t.test('scripted peer: a seq gap reconnects with last_seq and is filled; duplica
   t.equal(peer.urls.length, 2, 'one reconnect, for the gap');
   t.equal(peer.urls[0]!.searchParams.get('last_seq'), '0', 'first connection: last_seq=0');
   t.equal(peer.urls[1]!.searchParams.get('last_seq'), '2', 'the reconnect resumes after the last delivered seq: last_seq=2');
-  t.equal(peer.urls[1]!.searchParams.get('token'), 'scripted', 'with the token');
+  t.equal(peer.urls[1]!.searchParams.get('ticket'), 'ticket-2', 'with a fresh ticket');
+  t.equal(peer.urls[1]!.searchParams.get('token'), null, 'and no token in the URL');
   t.equal(peer.urls[1]!.pathname, `/ws/chat/${CONVERSATION}/`);
   await poll('the first connection to be closed', async () => peer.closeCodes[0] !== undefined);
   t.equal(peer.closeCodes[0], 4000, 'the client dropped the gapped connection itself (4000)');

@@ -74,3 +74,18 @@ t.test('the README documents every variable with its default', async (t) => {
     if (row && fallback !== undefined) t.match(row, `\`${String(fallback)}\``, `${name} default documented`);
   }
 });
+
+t.test('issue 12: limits have defaults, TRUST_PROXY takes hops or addresses, API_DOCS a boolean', async (t) => {
+  const config = loadConfig({ DATA_DIR: dataDir() });
+  t.equal(config.TRUST_PROXY, undefined, 'nobody trusted by default');
+  t.equal(config.API_DOCS, true);
+  t.equal(config.MAX_SOCKETS_PER_USER, 20);
+  t.equal(config.EDIT_RATE_LIMIT, 60);
+  t.equal(config.USER_SEARCH_MIN_PREFIX, 1);
+  t.equal(loadConfig({ DATA_DIR: dataDir(), TRUST_PROXY: '2' }).TRUST_PROXY, '2');
+  t.equal(loadConfig({ DATA_DIR: dataDir(), TRUST_PROXY: '10.0.0.0/8, ::1' }).TRUST_PROXY, '10.0.0.0/8, ::1');
+  t.equal(loadConfig({ DATA_DIR: dataDir(), API_DOCS: 'false' }).API_DOCS, false);
+  for (const [name, value] of [['TRUST_PROXY', 'everyone'], ['API_DOCS', 'maybe'], ['MAX_SOCKETS_PER_USER', '-1']] as const) {
+    t.throws(() => loadConfig({ DATA_DIR: dataDir(), [name]: value }), { name: 'ConfigError', message: new RegExp(`${name}: `) }, `${name}=${value}`);
+  }
+});

@@ -231,3 +231,37 @@ t.test('the embedded defaults: start, open the page, chat', async (t) => {
   await screenshot(alice, '10-embedded');
   t.same(errors(), [], 'no script errors');
 });
+
+t.test('sessions in the browser: sockets use tickets, log out, log out everywhere returns every tab to the login', async (t) => {
+  const topology = await startTopology(t, { backend: 'embedded' });
+  const node = topology.replicas[0]!;
+  const { alice, bob, bobName, errors } = await twoPeople(t, node.url, node.url);
+  const socketUrls: string[] = [];
+  for (const page of [alice, bob]) page.on('websocket', (socket) => socketUrls.push(socket.url()));
+  await alice.getByTestId('new-participants').fill(bobName);
+  await alice.getByTestId('start-conversation').click();
+  await send(alice, 'before logging out');
+  await bob.locator('[data-testid=conversation]').first().click();
+  await messageWithText(bob, 'before logging out').waitFor();
+  t.ok(socketUrls.length >= 2, `${socketUrls.length} sockets opened`);
+  t.ok(socketUrls.every((url) => /[?&]ticket=/.test(url) && !/[?&]token=/.test(url)), 'each with a ticket, none with a token');
+
+  // Log out: the token is refused by the service, not only forgotten by the page.
+  const aliceToken = await tokenOf(alice);
+  await alice.getByTestId('logout').click();
+  await alice.getByTestId('login-form').waitFor();
+  await screenshot(alice, '20-alice-logged-out');
+  t.equal((await fetch(`${node.url}/api/users/me/`, { headers: { authorization: `Bearer ${aliceToken}` } })).status, 401, 'the logged-out token is refused');
+
+  // Bob has a second session elsewhere; logging out everywhere from it returns this tab to the login (4401).
+  const elsewhere = await fetch(`${node.url}/api/auth/login/`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: bobName, password: 'correct horse battery' }),
+  });
+  const { token: otherToken } = (await elsewhere.json()) as { token: string };
+  t.equal((await fetch(`${node.url}/api/auth/logout-all/`, { method: 'POST', headers: { authorization: `Bearer ${otherToken}` } })).status, 204);
+  await bob.getByTestId('login-form').waitFor();
+  await screenshot(bob, '21-bob-logged-out-everywhere');
+  t.same(errors(), [], 'no script errors');
+});

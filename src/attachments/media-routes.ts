@@ -64,7 +64,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox = async (app) => {
     reply: FastifyReply,
   ) => {
     const { id } = request.params;
-    const access = authorize(request, id);
+    const access = await authorize(request, id);
     const row = await findServable(app.database, id, access.via === 'token' ? access.user.id : null);
     // A deleted message's attachment rows are gone; is_deleted is the belt to those braces.
     if (!row || row.is_deleted || (access.via === 'token' && !row.member)) throw notFound('attachment not found');
@@ -120,7 +120,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.head('/media/attachments/:id/*', { schema }, serve);
 
   /** A valid signed link, else a bearer token (checked for membership later), else 401/403. */
-  function authorize(request: FastifyRequest<{ Querystring: { expires?: string; sig?: string } }>, id: number): Access {
+  async function authorize(request: FastifyRequest<{ Querystring: { expires?: string; sig?: string } }>, id: number): Promise<Access> {
     const { expires, sig } = request.query;
     if (expires !== undefined && sig !== undefined && /^\d{1,15}$/.test(expires)) {
       const expiresAt = Number(expires);
@@ -128,9 +128,9 @@ export const mediaRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
     const header = request.headers.authorization;
     if (header !== undefined) {
-      const user = app.verifyToken(bearerToken(header));
-      if (!user) throw unauthenticated();
-      return { via: 'token', user };
+      const claims = app.verifyToken(bearerToken(header));
+      if (!claims || !(await app.sessions.isValid(claims))) throw unauthenticated();
+      return { via: 'token', user: { id: claims.userId, username: claims.username } };
     }
     throw forbidden(expires !== undefined || sig !== undefined ? 'invalid or expired link' : 'a signed link or a bearer token is required');
   }

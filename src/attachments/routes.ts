@@ -2,12 +2,16 @@ import multipart from '@fastify/multipart';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import { invalid } from '../domain/errors.js';
+import { invalid, rateLimited } from '../domain/errors.js';
 import { HttpError } from '../http/errors.js';
 import { errors, MessageParams } from '../http/schemas.js';
 import { ObjectTooLargeError } from '../storage/storage.js';
 import { sanitizeFilename } from './disposition.js';
 import { storeUpload, UploadSourceError } from './upload.js';
+import { UploadGate } from './upload-gate.js';
+
+/** Seconds a client refused for too many parallel uploads waits: one upload takes about that. */
+const UPLOAD_BUSY_RETRY_SECONDS = 1;
 
 /**
  * A multipart body carries the file plus boundaries and part headers. Beyond this allowance
@@ -26,6 +30,7 @@ const tooLarge = (maxBytes: number) => new HttpError(413, `file: larger than the
 /** REST for a message's attachments: list, and a streamed multipart upload. */
 export const attachmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const maxBytes = app.config.MAX_ATTACHMENT_BYTES;
+  const gate = new UploadGate(app.config.MAX_UPLOADS_PER_USER, app.config.MAX_UPLOADS);
   // In this plugin's scope only: no other route accepts multipart bodies.
   await app.register(multipart, {
     limits: {
@@ -59,17 +64,24 @@ export const attachmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/conversations/:id/messages/:mid/attachments/',
     {
+      config: { writeRateLimit: 'upload' },
       schema: {
         tags: ['attachments'],
         summary: 'multipart/form-data with one file in the field `file`',
         consumes: ['multipart/form-data'],
         params: MessageParams,
-        response: { 201: Type.Ref('Attachment'), ...errors(400, 401, 403, 404, 409, 413, 415) },
+        response: { 201: Type.Ref('Attachment'), ...errors(400, 401, 403, 404, 409, 413, 415, 429) },
       },
     },
     async (request, reply) => {
       const { id, mid } = request.params;
+      let release: (() => void) | null = null;
       try {
+        release = gate.tryEnter(request.user.id);
+        if (!release) {
+          app.metrics.rateLimited.inc({ scope: 'upload_concurrency' });
+          throw rateLimited(UPLOAD_BUSY_RETRY_SECONDS);
+        }
         // Everything that can be refused without the body is refused before reading it.
         await app.attachments.checkCanAttach(request.user, id, mid);
         if (!request.isMultipart()) throw new HttpError(415, 'body: expected multipart/form-data with a field `file`');
@@ -114,6 +126,8 @@ export const attachmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
       } catch (error) {
         discardRemainingBody(request);
         throw error;
+      } finally {
+        release?.();
       }
     },
   );

@@ -5,8 +5,12 @@ import { type ClosedInfo, ReconnectingSocket, type ReconnectOptions, type Socket
 
 export interface ChatSocketOptions extends ReconnectOptions {
   baseUrl: string;
-  /** Read at every (re)connect, so a refreshed token is picked up. */
-  token: () => string | undefined;
+  /**
+   * A fresh single-use ticket for every (re)connect (`POST /api/auth/ws-ticket/`), so no
+   * long-lived token appears in a URL. An empty one connects without credentials (the service
+   * then closes with 4401); a rejection with `statusCode` 401 ends the socket (4401).
+   */
+  ticket: () => Promise<string>;
   conversationId: number;
   /**
    * Resume point: events after it are replayed first. Pass the conversation's `last_seq`
@@ -65,10 +69,10 @@ export class ChatSocket extends Emitter<ChatSocketEvents> {
     this.conversationId = options.conversationId;
     this.seq = options.lastSeq;
     const base = `${webSocketBase(options.baseUrl)}/ws/chat/${options.conversationId}/`;
-    this.socket = new ReconnectingSocket(() => {
+    this.socket = new ReconnectingSocket(async () => {
       const query = new URLSearchParams();
-      const token = options.token();
-      if (token) query.set('token', token);
+      const ticket = await options.ticket();
+      if (ticket) query.set('ticket', ticket);
       if (this.seq !== undefined) query.set('last_seq', String(this.seq));
       return `${base}?${query}`;
     }, options);

@@ -11,29 +11,56 @@
 import { ChatSocket } from './chat-socket.js';
 import { NotificationSocket } from './notification-socket.js';
 import type { ReconnectOptions } from './reconnecting-socket.js';
+import { ApiError } from './errors.js';
 import { RestClient, type RestClientOptions } from './rest.js';
 
-export interface ChatClientOptions extends RestClientOptions, ReconnectOptions {}
+export interface ChatClientOptions extends RestClientOptions, ReconnectOptions {
+  /**
+   * Called once each time the service refuses the session: a REST call answered 401 or a
+   * socket closed with 4401 (logged out, logged out everywhere, password changed, account
+   * deleted). An app returns to its login screen here.
+   */
+  onUnauthorized?: () => void;
+}
+
+/** Socket close code for a refused token or ticket. */
+const UNAUTHORIZED = 4401;
 
 export class ChatClient extends RestClient {
   constructor(private readonly options: ChatClientOptions) {
     super(options);
   }
 
-  /** Opens (and keeps open) the conversation's socket. */
+  /** Opens (and keeps open) the conversation's socket; it connects with single-use tickets. */
   chat(conversationId: number, options: { lastSeq?: number } = {}): ChatSocket {
-    return new ChatSocket({ ...this.socketOptions(), conversationId, lastSeq: options.lastSeq });
+    const socket = new ChatSocket({ ...this.socketOptions(), conversationId, lastSeq: options.lastSeq });
+    socket.on('closed', ({ code }) => code === UNAUTHORIZED && this.unauthorized());
+    return socket;
   }
 
-  /** Opens (and keeps open) the caller's notification socket. */
+  /** Opens (and keeps open) the caller's notification socket; it connects with single-use tickets. */
   notifications(): NotificationSocket {
-    return new NotificationSocket(this.socketOptions());
+    const socket = new NotificationSocket(this.socketOptions());
+    socket.on('closed', ({ code }) => code === UNAUTHORIZED && this.unauthorized());
+    return socket;
+  }
+
+  protected override unauthorized(): void {
+    this.options.onUnauthorized?.();
   }
 
   private socketOptions() {
     return {
       baseUrl: this.baseUrl,
-      token: () => this.token,
+      ticket: async () => {
+        try {
+          return (await this.wsTicket()).ticket;
+        } catch (error) {
+          // Refused (401): connect with no credentials, so the service's own 4401 ends the socket.
+          if (error instanceof ApiError && error.statusCode === 401) return '';
+          throw error;
+        }
+      },
       backoff: this.options.backoff,
       WebSocket: this.options.WebSocket,
       stableMs: this.options.stableMs,

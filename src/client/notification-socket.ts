@@ -5,7 +5,8 @@ import { type ClosedInfo, ReconnectingSocket, type ReconnectOptions, type Socket
 
 export interface NotificationSocketOptions extends ReconnectOptions {
   baseUrl: string;
-  token: () => string | undefined;
+  /** A fresh single-use ticket for every (re)connect; a 401 rejection ends the socket (4401). */
+  ticket: () => Promise<string>;
 }
 
 interface NotificationSocketEvents {
@@ -29,9 +30,9 @@ export class NotificationSocket extends Emitter<NotificationSocketEvents> {
   constructor(options: NotificationSocketOptions) {
     super();
     const url = `${webSocketBase(options.baseUrl)}/ws/notifications/`;
-    this.socket = new ReconnectingSocket(() => {
-      const token = options.token();
-      return token ? `${url}?token=${encodeURIComponent(token)}` : url;
+    this.socket = new ReconnectingSocket(async () => {
+      const ticket = await options.ticket();
+      return ticket ? `${url}?ticket=${encodeURIComponent(ticket)}` : url;
     }, options);
     this.socket.on('state', (state) => this.emit('state', state));
     this.socket.on('closed', (info) => this.emit('closed', info));

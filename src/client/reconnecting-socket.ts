@@ -34,15 +34,22 @@ const CLIENT_CLOSED = 1000;
 /** Ours, when the client drops a connection to open a fresh one (a sequence gap). */
 const CLIENT_RESTART = 4000;
 
+/** A refusal while computing the URL (a ticket request answered 401): the socket ends as if closed with 4401. */
+const UNAUTHORIZED = 4401;
+
 /**
  * A WebSocket that comes back by itself: after any close it did not ask for, it waits a
  * jittered, exponentially growing delay and connects again, to a URL computed anew each time
- * (so it can carry the resume point).
+ * (so it can carry the resume point and a fresh single-use ticket). A URL that cannot be
+ * computed (no answer) counts as a failed attempt; one refused with status 401 ends the
+ * socket with 4401.
  */
 export class ReconnectingSocket extends Emitter<Events> {
   private socket: WebSocket | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private attempt = 0;
+  /** Counts connects, so a URL that arrives after a newer connect (or a close) is dropped. */
+  private attempts = 0;
   private openedAt = 0;
   private current: SocketState = 'connecting';
   private readonly backoff: BackoffOptions;
@@ -50,7 +57,7 @@ export class ReconnectingSocket extends Emitter<Events> {
   private readonly stableMs: number;
 
   constructor(
-    private readonly url: () => string,
+    private readonly url: () => string | Promise<string>,
     options: ReconnectOptions = {},
   ) {
     super();
@@ -84,6 +91,7 @@ export class ReconnectingSocket extends Emitter<Events> {
 
   close(): void {
     if (this.current === 'closed') return;
+    this.attempts += 1;
     this.drop(CLIENT_CLOSED, 'client closed');
     this.finish({ code: CLIENT_CLOSED, reason: 'client closed' });
   }
@@ -99,9 +107,26 @@ export class ReconnectingSocket extends Emitter<Events> {
 
   private connect(): void {
     this.setState('connecting');
+    const attempt = ++this.attempts;
+    Promise.resolve()
+      .then(() => this.url())
+      .then(
+        (url) => {
+          // Closed or restarted while the URL was being made: this attempt is void.
+          if (attempt === this.attempts && this.current === 'connecting') this.open(url);
+        },
+        (error: unknown) => {
+          if (attempt !== this.attempts || this.current !== 'connecting') return;
+          if ((error as { statusCode?: unknown } | null)?.statusCode === 401) this.finish({ code: UNAUTHORIZED, reason: 'unauthorized' });
+          else this.retryLater();
+        },
+      );
+  }
+
+  private open(url: string): void {
     let socket: WebSocket;
     try {
-      socket = new this.WebSocketImpl(this.url());
+      socket = new this.WebSocketImpl(url);
     } catch {
       // A malformed URL is not a network blip, but the caller chose it: treat it like a failed attempt.
       this.retryLater();

@@ -1,7 +1,7 @@
 import type { AttachmentView, MessagePageQuery as MessagePageParams, MessageView } from '../contract/messages.js';
 import type { ConversationView } from '../contract/conversations.js';
 import type { NotificationQuery as NotificationParams, NotificationView } from '../contract/notifications.js';
-import type { Session, UserView } from '../contract/users.js';
+import type { Session, UserView, WsTicketView } from '../contract/users.js';
 import { ApiError, NetworkError } from './errors.js';
 
 export type { Session } from '../contract/users.js';
@@ -38,6 +38,38 @@ export class RestClient {
 
   async login(username: string, password: string): Promise<Session> {
     return this.startSession('login', username, password);
+  }
+
+  /** Ends this session: the token is refused from now on (its sockets close with 4401). */
+  async logout(): Promise<void> {
+    await this.request('POST', '/api/auth/logout/');
+    this.token = undefined;
+  }
+
+  /** Ends every session of the user, this one included. */
+  async logoutAll(): Promise<void> {
+    await this.request('POST', '/api/auth/logout-all/');
+    this.token = undefined;
+  }
+
+  /** Every earlier token is refused; the client carries on with the new one. A wrong current password → ApiError 403. */
+  async changePassword(currentPassword: string, newPassword: string): Promise<Session> {
+    const session = await this.request<Session>('POST', '/api/users/me/password/', {
+      body: { current_password: currentPassword, new_password: newPassword },
+    });
+    this.token = session.token;
+    return session;
+  }
+
+  /** Deletes the account for good (its messages are erased). A wrong password → ApiError 403. */
+  async deleteAccount(password: string): Promise<void> {
+    await this.request('DELETE', '/api/users/me/', { body: { password } });
+    this.token = undefined;
+  }
+
+  /** A single-use socket ticket, valid for `expires_in` seconds. */
+  wsTicket(): Promise<WsTicketView> {
+    return this.request('POST', '/api/auth/ws-ticket/');
   }
 
   me(): Promise<UserView> {
@@ -106,6 +138,9 @@ export class RestClient {
     return updated;
   }
 
+  /** Called when the service refuses the token (a 401 answer or a socket closed with 4401). */
+  protected unauthorized(): void {}
+
   private async startSession(kind: 'register' | 'login', username: string, password: string): Promise<Session> {
     const session = await this.request<Session>('POST', `/api/auth/${kind}/`, { body: { username, password }, anonymous: true });
     this.token = session.token;
@@ -143,6 +178,7 @@ export class RestClient {
       json = undefined;
     }
     if (!response.ok) {
+      if (response.status === 401 && !options.anonymous) this.unauthorized();
       const problem = (json ?? {}) as { error?: string; message?: string };
       const retryAfter = response.headers.get('retry-after');
       throw new ApiError(

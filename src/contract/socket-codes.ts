@@ -21,6 +21,8 @@ export const CloseCode = {
   badRequest: 4400,
   unauthorized: 4401,
   forbidden: 4403,
+  /** More sockets than MAX_SOCKETS_PER_USER: the client may retry later. */
+  tooManySockets: 4429,
   /** The client read too slowly; it reconnects and resumes with `last_seq`. */
   slowConsumer: 4008,
 } as const;

@@ -13,3 +13,16 @@ export const Credentials = Type.Object({
 });
 export const Session = Type.Object({ token: Type.String(), user: Type.Ref('User') });
 export type Session = { token: string; user: UserView };
+
+export const WsTicket = Type.Object({
+  ticket: Type.String({ description: 'single use, for `?ticket=` on either socket' }),
+  expires_in: Type.Integer({ description: 'seconds it stays valid' }),
+});
+export type WsTicketView = Static<typeof WsTicket>;
+
+export const ChangePassword = Type.Object({
+  current_password: Type.String({ minLength: 1, maxLength: 256 }),
+  new_password: Type.String({ minLength: 8, maxLength: 256 }),
+});
+
+export const DeleteAccount = Type.Object({ password: Type.String({ minLength: 1, maxLength: 256 }) });

@@ -20,10 +20,11 @@ export const conversationRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/conversations/',
     {
+      config: { writeRateLimit: 'conversation' },
       schema: {
         tags: ['conversations'],
         body: CreateConversation,
-        response: { 201: Type.Ref('Conversation'), ...errors(400, 401) },
+        response: { 201: Type.Ref('Conversation'), ...errors(400, 401, 429) },
       },
     },
     async (request, reply) => {

@@ -59,7 +59,7 @@ export async function createConversation(
   const names = [...new Set(references.filter((r): r is string => typeof r === 'string').map((n) => n.toLowerCase()))];
   const found = await database.query<{ id: number; username: string }>(sql`
     select id, username from users
-     where id = any(${`{${ids.join(',')}}`}::int4[]) or lower(username) = any(${toTextArray(names)}::text[])`);
+     where deleted_at is null and (id = any(${`{${ids.join(',')}}`}::int4[]) or lower(username) = any(${toTextArray(names)}::text[]))`);
   const byId = new Map(found.map((u) => [toNumber(u.id), u.username]));
   const byName = new Map(found.map((u) => [u.username.toLowerCase(), toNumber(u.id)]));
   if (!byId.has(creator.id)) throw unauthenticated();

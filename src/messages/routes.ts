@@ -51,11 +51,12 @@ export const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.patch(
     '/conversations/:id/messages/:mid/',
     {
+      config: { writeRateLimit: 'edit' },
       schema: {
         tags: ['messages'],
         params: MessageParams,
         body: EditMessage,
-        response: { 200: Type.Ref('Message'), ...errors(400, 401, 403, 404, 409) },
+        response: { 200: Type.Ref('Message'), ...errors(400, 401, 403, 404, 409, 429) },
       },
     },
     async (request) => app.messages.edit(request.user, request.params.id, request.params.mid, request.body.content),
@@ -63,7 +64,10 @@ export const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.delete(
     '/conversations/:id/messages/:mid/',
-    { schema: { tags: ['messages'], params: MessageParams, response: { 204: Type.Null(), ...errors(401, 403, 404) } } },
+    {
+      config: { writeRateLimit: 'edit' },
+      schema: { tags: ['messages'], params: MessageParams, response: { 204: Type.Null(), ...errors(401, 403, 404, 429) } },
+    },
     async (request, reply) => {
       const removed = await app.messages.delete(request.user, request.params.id, request.params.mid);
       app.removeStoredFiles(removed);

@@ -10,7 +10,7 @@ import { type ClientFrame, frameErrorEvent, parseFrame } from './protocol.js';
 import type { ConversationRoom, MemberHandle } from './room.js';
 import { CloseCode } from '../contract/socket-codes.js';
 import { type EventSink, socketSink } from './sink.js';
-import { tokenOf } from './token.js';
+import { openSocketSession, type SocketSession } from './socket-session.js';
 
 /**
  * Frames queued behind the one being handled. At this many the socket stops reading (TCP
@@ -24,7 +24,7 @@ const MAX_QUEUED_FRAMES = 64;
  * one commit's latency; at this many it waits for the oldest.
  */
 const MAX_SENDS_IN_FLIGHT = 32;
-/** Typing "true" is forwarded at most this often per socket; "false" always goes. */
+/** Typing "true" is forwarded at most this often per socket (see `typing()`). */
 const TYPING_INTERVAL_MS = 1000;
 
 const positiveId = (raw: string | undefined): number | null => {
@@ -47,6 +47,9 @@ export class ChatConnection {
   private room: ConversationRoom | undefined;
   private member: MemberHandle | undefined;
   private lastTypingAt = 0;
+  private typingShown = false;
+  private typingTimer: ReturnType<typeof setTimeout> | undefined;
+  private session: SocketSession | null = null;
   private readonly sendsInFlight = new Set<Promise<void>>();
   private readonly sink: EventSink;
   private readonly onTyping = (from: number, json: string) => {
@@ -74,8 +77,11 @@ export class ChatConnection {
   private async start(request: FastifyRequest): Promise<void> {
     const { app } = this;
     const query = request.query as Record<string, string | undefined>;
-    this.user = app.verifyToken(tokenOf(request));
-    if (!this.user) return this.close(CloseCode.unauthorized, 'invalid or expired token');
+    const session = await openSocketSession(app, app.socketSlots, request, this.sink);
+    if (!session) return this.cleanup();
+    this.session = session;
+    if (this.closed) return this.cleanup();
+    this.user = { id: session.claims.userId, username: session.claims.username };
     const conversationId = positiveId((request.params as { id?: string }).id);
     if (conversationId === null) return this.close(CloseCode.forbidden, 'no such conversation');
     let fromSeq: number | undefined;
@@ -157,26 +163,57 @@ export class ChatConnection {
         return;
       }
       case 'edit_message':
+        await app.limitWrites('edit', user.id);
         // After this socket's earlier sends: its frames take effect in the order it sent them.
         await Promise.all(this.sendsInFlight);
         await app.messages.edit(user, this.conversationId, frame.message_id, frame.content);
         return;
       case 'delete_message':
+        await app.limitWrites('edit', user.id);
         await Promise.all(this.sendsInFlight);
         app.removeStoredFiles(await app.messages.delete(user, this.conversationId, frame.message_id));
         return;
-      case 'typing': {
-        const now = Date.now();
-        if (frame.is_typing && now - this.lastTypingAt < TYPING_INTERVAL_MS) return;
-        this.lastTypingAt = frame.is_typing ? now : 0;
-        const json = JSON.stringify({ type: 'user.typing', user: user.username, is_typing: frame.is_typing, conversation_id: this.conversationId });
-        // Live only, so a bus that cannot publish (broker down) is the client's `unavailable`, not a bug.
-        await app.bus.publish(conversationChannel(this.conversationId), encodeTyping(user.id, json)).catch((error: unknown) => {
-          throw unavailable('bus', error);
-        });
-        return;
-      }
+      case 'typing':
+        return this.typing(frame.is_typing);
     }
+  }
+
+  /**
+   * At most one "true" per interval is forwarded, and "false" only when "true" was: a "true"
+   * that comes too soon waits for the end of the interval (a "false" meanwhile cancels it), so
+   * the others see the latest state, a little late at worst, and alternating costs one pair.
+   */
+  private async typing(isTyping: boolean): Promise<void> {
+    clearTimeout(this.typingTimer);
+    this.typingTimer = undefined;
+    if (!isTyping) {
+      if (!this.typingShown) return;
+      this.typingShown = false;
+      return this.publishTyping(false);
+    }
+    const wait = this.lastTypingAt + TYPING_INTERVAL_MS - Date.now();
+    if (wait <= 0) {
+      this.lastTypingAt = Date.now();
+      this.typingShown = true;
+      return this.publishTyping(true);
+    }
+    if (this.typingShown) return;
+    this.typingTimer = setTimeout(() => {
+      this.typingTimer = undefined;
+      if (this.closed) return;
+      this.lastTypingAt = Date.now();
+      this.typingShown = true;
+      this.publishTyping(true).catch((error: unknown) => this.report(error, undefined));
+    }, wait);
+  }
+
+  private async publishTyping(isTyping: boolean): Promise<void> {
+    const user = this.user!;
+    const json = JSON.stringify({ type: 'user.typing', user: user.username, is_typing: isTyping, conversation_id: this.conversationId });
+    // Live only, so a bus that cannot publish (broker down) is the client's `unavailable`, not a bug.
+    await this.app.bus.publish(conversationChannel(this.conversationId), encodeTyping(user.id, json)).catch((error: unknown) => {
+      throw unavailable('bus', error);
+    });
   }
 
   private close(code: number, reason: string): void {
@@ -188,6 +225,8 @@ export class ChatConnection {
   private cleanup(): void {
     this.closed = true;
     this.queue.length = 0;
+    clearTimeout(this.typingTimer);
+    this.session?.end();
     if (this.member) {
       this.member.leave();
       this.member = undefined;

@@ -10,17 +10,21 @@ import { RoomHub } from './hub.js';
 import { notificationConnection } from './notification-connection.js';
 import { CloseCode } from '../contract/socket-codes.js';
 import { timeStatement } from '../domain/observer.js';
+import type { SocketSlots } from '../sessions/socket-slots.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
     rooms: RoomHub;
+    /** MAX_SOCKETS_PER_USER's count, across replicas on Redis. */
+    socketSlots: SocketSlots;
   }
 }
 
 /** The WebSocket half of API.md: `/ws/chat/{id}/` and `/ws/notifications/`. */
-export const realtimePlugin = fp(
-  async (app: FastifyInstance) => {
+export const realtimePlugin = fp<{ socketSlots: SocketSlots }>(
+  async (app: FastifyInstance, options) => {
     const { config } = app;
+    app.decorate('socketSlots', options.socketSlots);
     await app.register(websocket, {
       options: { maxPayload: config.WS_MAX_PAYLOAD_BYTES },
       // On shutdown, sockets are told to go elsewhere (1001) and resume there by seq; the
@@ -76,5 +80,5 @@ export const realtimePlugin = fp(
     app.addHook('preClose', async () => heartbeat.stop());
     app.addHook('onClose', async () => rooms.close());
   },
-  { name: 'realtime', dependencies: ['infrastructure'] },
+  { name: 'realtime', dependencies: ['infrastructure', 'auth'] },
 );

@@ -13,3 +13,16 @@ export const userChannel = (userId: number): string => `${KEY_PREFIX}{user:${use
 /** Fixed-window counter for a rate limit; the window start is part of the key so keys expire. */
 export const rateLimitKey = (scope: string, subject: string, windowStart: number): string =>
   `${KEY_PREFIX}{rl:${scope}:${subject}}:${windowStart}`;
+
+/**
+ * Session changes (logout, logout-all, password change, account deletion): every replica
+ * listens, drops its cached view of that user's tokens and re-checks the user's sockets.
+ * One channel for all users: such changes are rare, and every replica needs every one.
+ */
+export const sessionsChannel = `${KEY_PREFIX}{sessions}:changes`;
+
+/** A single-use socket ticket; it expires by itself. */
+export const ticketKey = (ticket: string): string => `${KEY_PREFIX}{ticket:${ticket}}`;
+
+/** The user's open sockets across replicas: a sorted set of socket ids scored by lease expiry. */
+export const socketSlotsKey = (userId: number): string => `${KEY_PREFIX}{user:${userId}}:sockets`;

@@ -30,9 +30,22 @@ function showLogin(notice?: string): void {
 
 function showWorkspace(session: Session): void {
   clear(root);
-  workspace = new Workspace(client, session.user, () => showLogin(), () => showLogin('Your session has expired; please log in again.'));
+  workspace = new Workspace(client, session.user, (everywhere) => void logout(everywhere), () => showLogin('Your session has expired; please log in again.'));
   root.append(workspace.element);
   void workspace.start();
+}
+
+/** Ends the session on the service too: its token is refused from then on, on every replica. */
+async function logout(everywhere: boolean): Promise<void> {
+  // The workspace's sockets go first, so their 4401 is not mistaken for an expired session.
+  workspace?.destroy();
+  workspace = undefined;
+  try {
+    await (everywhere ? client.logoutAll() : client.logout());
+  } catch {
+    // Already refused or unreachable: the local session ends all the same.
+  }
+  showLogin();
 }
 
 async function boot(): Promise<void> {

@@ -23,7 +23,8 @@ export class Workspace {
   constructor(
     private readonly client: ChatClient,
     private readonly me: UserView,
-    private readonly logout: () => void,
+    /** Ends the session on the service (`everywhere`: every session of the user), then shows the login. */
+    private readonly logout: (everywhere: boolean) => void,
     private readonly expired: () => void,
   ) {
     const participants = h('input', { placeholder: 'usernames, comma separated', dir: 'auto', 'data-testid': 'new-participants', required: true });
@@ -55,7 +56,8 @@ export class Workspace {
         h('strong', {}, 'Chat'),
         this.status,
         h('span', { class: 'me', dir: 'auto', 'data-testid': 'me' }, me.username),
-        h('button', { type: 'button', class: 'secondary', 'data-testid': 'logout', onclick: () => this.logout() }, 'Log out'),
+        h('button', { type: 'button', class: 'secondary', 'data-testid': 'logout', onclick: () => this.logout(false) }, 'Log out'),
+        h('button', { type: 'button', class: 'secondary', 'data-testid': 'logout-all', onclick: () => this.logout(true) }, 'Log out everywhere'),
       ),
       h(
         'aside',

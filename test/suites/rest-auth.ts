@@ -184,7 +184,8 @@ export function restAuthSuite(t: Test, context: RestContext): void {
     // Signed with the right secret, for a user id that does not exist (a reset database).
     const ghost = signJwt({ sub: String(MAX_INT4), username: 'ghost', exp: nowSeconds() + 600 }, secret);
     expectError(t, await api('POST', '/api/conversations/', { token: ghost, body: { participants: [alice.user.id] } }), 401, undefined, 'ghost creates a conversation');
-    t.same((await api('GET', '/api/conversations/', { token: ghost })).json, [], 'a ghost has no conversations');
+    // API.md, version 2: a token of a user that does not exist is refused.
+    expectError(t, await api('GET', '/api/conversations/', { token: ghost }), 401, undefined, 'a ghost lists nothing: refused');
     for (const [method, path] of [['GET', '/api/conversations/1/messages/'], ['POST', '/api/conversations/1/messages/'], ['PATCH', '/api/conversations/1/messages/1/']] as const) {
       const response = await api(method, path, { token: ghost, body: method === 'GET' ? undefined : { content: 'boo' } });
       t.ok([401, 404].includes(response.status), `ghost ${method} ${path}: ${response.status}`);
