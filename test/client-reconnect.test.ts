@@ -60,6 +60,7 @@ t.test('two replicas on Redis behind a TCP proxy', async (t) => {
     await A.reachSeq(2);
 
     const attemptsBefore = alice.wire.attempts.length;
+    const triesBefore = alice.wire.ticketRequests.length;
     const acceptedBefore = proxy.accepted();
     const statesBefore = A.states.length;
     await r0.kill('SIGKILL');
@@ -69,8 +70,9 @@ t.test('two replicas on Redis behind a TCP proxy', async (t) => {
     for (let i = 3; i <= 5; i++) await bob.client.sendMessage(conversation.id, `while away ${i}`);
 
     const failed = 5;
-    await A.until(`${failed} attempts after the kill`, () => alice.wire.attempts.length >= attemptsBefore + failed);
-    const attempts = alice.wire.attempts.slice(attemptsBefore, attemptsBefore + failed);
+    // Each try asks for a socket ticket first; with the service gone, that request is the try.
+    await A.until(`${failed} attempts after the kill`, () => alice.wire.ticketRequests.length >= triesBefore + failed);
+    const attempts = alice.wire.ticketRequests.slice(triesBefore, triesBefore + failed).map((at) => ({ at }));
     // random() = 1: the delay before retry k (0-based) is exactly min(640, 40·2^k); an attempt
     // starts no earlier than that after the previous one ended (timers never fire early).
     const expected = [40, 80, 160, 320, 640];

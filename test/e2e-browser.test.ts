@@ -10,6 +10,7 @@ import { startTopology, type Replica } from './helpers/replicas.js';
 import { startS3Server } from './helpers/s3-server.js';
 import { startTcpProxy } from './helpers/tcp-proxy.js';
 import { randomName } from './helpers/api.js';
+import { poll } from './helpers/client-harness.js';
 
 const PASSWORD = 'correct horse battery';
 const PAGE_SIZE = 30;
@@ -243,6 +244,8 @@ t.test('sessions in the browser: sockets use tickets, log out, log out everywher
   await send(alice, 'before logging out');
   await bob.locator('[data-testid=conversation]').first().click();
   await messageWithText(bob, 'before logging out').waitFor();
+  // Bob's page shows the message from its history read; his chat socket may open just after.
+  await poll('both chat sockets to open', async () => socketUrls.length >= 2);
   t.ok(socketUrls.length >= 2, `${socketUrls.length} sockets opened`);
   t.ok(socketUrls.every((url) => /[?&]ticket=/.test(url) && !/[?&]token=/.test(url)), 'each with a ticket, none with a token');
 

@@ -38,7 +38,19 @@ export interface Attempt {
 export class Wire {
   readonly attempts: Attempt[] = [];
   readonly frames: string[] = [];
+  /**
+   * When each socket ticket was asked for (`POST /api/auth/ws-ticket/`): every connect try
+   * starts with one, so while the service is unreachable these are the tries (no socket is
+   * opened without a ticket).
+   */
+  readonly ticketRequests: number[] = [];
   readonly WebSocket: WebSocketConstructor;
+  /** The platform fetch, recording ticket requests. */
+  readonly fetch: typeof fetch = (input, init) => {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    if (init?.method === 'POST' && new URL(url).pathname === '/api/auth/ws-ticket/') this.ticketRequests.push(performance.now());
+    return globalThis.fetch(input, init);
+  };
 
   constructor() {
     const wire = this;
@@ -231,7 +243,7 @@ export interface ClientUser {
 /** A registered user with a client of their own, whose WebSocket records what it sees. */
 export async function newClientUser(baseUrl: string, options: Partial<ChatClientOptions> = {}): Promise<ClientUser> {
   const wire = new Wire();
-  const client = new ChatClient({ baseUrl, WebSocket: wire.WebSocket, ...options });
+  const client = new ChatClient({ baseUrl, WebSocket: wire.WebSocket, fetch: wire.fetch, ...options });
   const session = await client.register(randomName('cl'), 'correct horse battery');
   return { client, wire, id: session.user.id, username: session.user.username };
 }
