@@ -11,6 +11,7 @@ import { authPlugin } from './auth/plugin.js';
 import { authRoutes } from './auth/routes.js';
 import type { Bus } from './bus/bus.js';
 import { createBus } from './bus/factory.js';
+import { createPublishRetry } from './bus/publish-retry.js';
 import type { Config } from './config.js';
 import { conversationRoutes } from './conversations/routes.js';
 import { Conversation } from './contract/conversations.js';
@@ -122,13 +123,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(rateLimitPlugin, { limiter: rateLimiter });
   const links = createLinkSigner({ publicUrl: config.PUBLIC_URL, secret: config.JWT_SECRET, ttlSeconds: config.ATTACHMENT_URL_TTL_SECONDS });
   app.decorate('links', links);
-  const writePath = createWritePath({ database, bus, logger: app.log, onPublishFailure: () => app.metrics.publishFailures.inc({ kind: 'conversation' }) });
-  const notifications = createNotificationService({
-    database,
+  const publisher = createPublishRetry({
     bus,
     logger: app.log,
-    onPublishFailure: () => app.metrics.publishFailures.inc({ kind: 'notification' }),
+    onFailure: (kind) => app.metrics.publishFailures.inc({ kind }),
+    onDropped: (kind) => app.metrics.publishDropped.inc({ kind }),
   });
+  app.decorate('publisher', publisher);
+  const writePath = createWritePath({ database, publisher, logger: app.log });
+  const notifications = createNotificationService({ database, publisher, logger: app.log });
   writePath.onCommitted((event, actor) => {
     app.metrics.eventsPublished.inc({ kind: event.type });
     notifications.onConversationEvent(event, actor);
@@ -143,6 +146,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.addHook('onClose', async () => {
     await writePath.settle();
     await notifications.close();
+    await publisher.flush();
+    publisher.close();
   });
 
   for (const schema of [ErrorResponse, User, Attachment, Message, Conversation, Notification]) app.addSchema(schema);

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Bus } from '../bus/bus.js';
+import type { RetryingPublisher } from '../bus/publish-retry.js';
 import type { Config } from '../config.js';
 import type { Database, DatabaseHandle } from '../db/client.js';
 import type { AttachmentLinkSigner } from '../attachments/links.js';
@@ -14,6 +15,8 @@ declare module 'fastify' {
     /** drizzle on either driver. */
     db: Database;
     bus: Bus;
+    /** Durable events' publishes, retried until they go through. */
+    publisher: RetryingPublisher;
     storage: Storage;
     links: AttachmentLinkSigner;
     writePath: WritePath;

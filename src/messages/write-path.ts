@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { Logger } from '../domain/logger.js';
-import type { Bus } from '../bus/bus.js';
+import type { RetryingPublisher } from '../bus/publish-retry.js';
 import type { ConversationEvent } from '../contract/events.js';
 import { isMemberSql } from '../conversations/membership.js';
 import type { DatabaseHandle, Query } from '../db/client.js';
@@ -60,27 +60,22 @@ export interface WritePath {
 
 export interface WritePathOptions {
   database: DatabaseHandle;
-  bus: Bus;
+  /** At least once: a failed publish is retried (rooms drop repeats by seq). */
+  publisher: RetryingPublisher;
   logger: Logger;
-  /** Counts a publish the bus refused (metrics). */
-  onPublishFailure?: () => void;
 }
 
 export function createWritePath(options: WritePathOptions): WritePath {
-  const { database, bus, logger } = options;
+  const { database, publisher, logger } = options;
   const listeners: CommittedListener[] = [];
   const publishing = new Set<Promise<void>>();
   const running = new Set<Promise<void>>();
   const ignore = () => {};
 
   const committed = (event: ConversationEvent, actor: AuthUser): void => {
-    const published: Promise<void> = bus
-      .publish(conversationChannel(event.conversation_id), encodeEvent(event))
-      .catch((error: unknown) => {
-        // The event is durable; sockets repair the gap from PostgreSQL.
-        options.onPublishFailure?.();
-        logger.warn({ err: error, conversationId: event.conversation_id, seq: event.seq }, 'publish failed');
-      })
+    // Never rejects: a failed publish waits in the publisher's retry queue.
+    const published: Promise<void> = publisher
+      .publish(conversationChannel(event.conversation_id), encodeEvent(event), 'conversation')
       .finally(() => publishing.delete(published));
     publishing.add(published);
     for (const listener of listeners) {
@@ -135,6 +130,7 @@ export function createWritePath(options: WritePathOptions): WritePath {
     async settle() {
       await Promise.all(running);
       await Promise.all(publishing);
+      await publisher.flush();
     },
   };
 }

@@ -1,7 +1,7 @@
 import type { Logger } from '../domain/logger.js';
 import { type SQL, sql } from 'drizzle-orm';
 import type { AuthUser } from '../domain/auth-user.js';
-import type { Bus } from '../bus/bus.js';
+import type { RetryingPublisher } from '../bus/publish-retry.js';
 import { userChannel } from '../redis/names.js';
 import type { DatabaseHandle } from '../db/client.js';
 import { toNumber } from '../db/sql.js';
@@ -29,21 +29,16 @@ export interface NotificationService {
 
 export interface NotificationServiceOptions {
   database: DatabaseHandle;
-  bus: Bus;
+  /** At least once: a failed push is retried (a repeat carries the same row, with its id). */
+  publisher: RetryingPublisher;
   logger: Logger;
-  /** Counts a push the bus refused (metrics). */
-  onPublishFailure?: () => void;
 }
 
 export function createNotificationService(deps: NotificationServiceOptions): NotificationService {
-  const { database, bus, logger } = deps;
+  const { database, publisher, logger } = deps;
 
   const push = (userId: number, event: UserEvent) => {
-    bus.publish(userChannel(userId), JSON.stringify(event)).catch((error: unknown) => {
-      // The row is durable and listed over REST; only the live push was lost.
-      deps.onPublishFailure?.();
-      logger.warn({ err: error, userId }, 'notification push failed');
-    });
+    void publisher.publish(userChannel(userId), JSON.stringify(event), 'notification');
   };
   const pushRows = (rows: NotificationRecord[]) => {
     for (const row of rows) push(toNumber(row.user_id), { type: 'notification', message: notificationView(row) });
