@@ -32,6 +32,7 @@ import { createNotificationService, type NotificationService } from './notificat
 import { createRateLimiter } from './ratelimit/factory.js';
 import type { RateLimiter } from './ratelimit/rate-limiter.js';
 import { rateLimitPlugin } from './ratelimit/plugin.js';
+import { failOpen } from './ratelimit/fail-open.js';
 import { securityPlugin } from './http/security.js';
 import { AccessLog } from './http/access-log.js';
 import { webClientPlugin } from './http/web-client.js';
@@ -120,7 +121,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(securityPlugin, { corsOrigin: config.CORS_ORIGIN, publicUrl: config.PUBLIC_URL });
   await app.register(metricsPlugin);
   await app.register(infrastructurePlugin, { config, database, bus, storage, owned });
-  await app.register(rateLimitPlugin, { limiter: rateLimiter });
+  const limiter = failOpen(rateLimiter, { logger: app.log, onUnavailable: (scope) => app.metrics.rateLimiterUnavailable.inc({ scope }) });
+  await app.register(rateLimitPlugin, { limiter });
   const links = createLinkSigner({ publicUrl: config.PUBLIC_URL, secret: config.JWT_SECRET, ttlSeconds: config.ATTACHMENT_URL_TTL_SECONDS });
   app.decorate('links', links);
   const publisher = createPublishRetry({

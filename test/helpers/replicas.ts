@@ -217,8 +217,9 @@ export async function startReplica(t: Test, name: string, env: Record<string, st
       NODE_ENV: 'production',
       LOG_LEVEL: 'warn',
       DATA_DIR: dataDir,
-      MESSAGE_RATE_LIMIT: '0',
-      AUTH_RATE_LIMIT: '0',
+      // The limits on, as in production, high enough that the tests' own traffic is never limited.
+      MESSAGE_RATE_LIMIT: '1000000',
+      AUTH_RATE_LIMIT: '1000000',
       SHUTDOWN_TIMEOUT_MS: '3000',
       // Several files run at once against one PostgreSQL (max_connections 100): keep pools small.
       DATABASE_POOL_SIZE: '4',
