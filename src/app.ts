@@ -94,7 +94,19 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const own = <T extends { close(): Promise<void> }>(part: T): T => (owned.push(part), part);
   const database =
     options.database ??
-    own(createDatabase({ url: config.DATABASE_URL, embeddedDir: join(config.DATA_DIR, 'pglite'), poolSize: config.DATABASE_POOL_SIZE }));
+    own(
+      createDatabase({
+        url: config.DATABASE_URL,
+        embeddedDir: join(config.DATA_DIR, 'pglite'),
+        poolSize: config.DATABASE_POOL_SIZE,
+        timeouts: {
+          statementMs: config.DATABASE_STATEMENT_TIMEOUT_MS,
+          lockMs: config.DATABASE_LOCK_TIMEOUT_MS,
+          idleInTransactionMs: config.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+          connectMs: config.DATABASE_CONNECT_TIMEOUT_MS,
+        },
+      }),
+    );
   const bus =
     options.bus ??
     own(createBus({ kind: config.REDIS_URL ? (config.REDIS_CLUSTER ? 'redis-cluster' : 'redis') : 'memory', redisUrl: config.REDIS_URL, logger: app.log }));

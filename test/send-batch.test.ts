@@ -4,7 +4,10 @@
  * with two service instances racing) and on PGlite.
  */
 import type { FastifyInstance } from 'fastify';
+import postgres from 'postgres';
 import t, { type Test } from 'tap';
+import { httpAnswer } from '../src/http/errors.js';
+import { SendBatcher } from '../src/messages/send-batcher.js';
 import { call, createConversation, register, type Session } from './helpers/api.js';
 import { buildTestApp, testDatabase } from './helpers/app.js';
 import { freshPostgresDatabase, recordingPostgres } from './helpers/database.js';
@@ -133,4 +136,66 @@ t.test('two service instances race the same client_ids: one message each, no seq
   const messages = await history(a, alice, conversation);
   t.equal(messages.length, 50, '50 distinct client_ids, 50 messages');
   checkOrder(t, messages, 'after the races');
+});
+
+t.test('a conversation row locked elsewhere holds only its own sends; the queue is bounded', async (t) => {
+  const url = await freshPostgresDatabase(t, 'batchlock');
+  const app = await buildTestApp(t, { env: { DATABASE_URL: url, MIGRATE_ON_START: 'true' } });
+  const alice = await register(app);
+  const bob = await register(app);
+  const hot = await createConversation(app, alice, [bob]);
+  const other = await createConversation(app, alice, [bob]);
+  t.equal((await send(app, alice, hot, 'before')).status, 201);
+
+  // Another session holds the hot conversation's row (a stuck transaction, a slow replica).
+  const holder = postgres(url, { max: 1, onnotice: () => {} });
+  t.teardown(() => holder.end({ timeout: 1 }));
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const holding = holder.begin(async (tx) => {
+    await tx`select id from conversations where id = ${hot} for update`;
+    await released;
+  });
+  await new Promise((resolve) => setTimeout(resolve, 100));
+
+  const hotSends = [send(app, alice, hot, 'hot 1', 'h1'), send(app, bob, hot, 'hot 2', 'h2')];
+  const started = Date.now();
+  const elsewhere = await Promise.all(Array.from({ length: 5 }, (_, i) => send(app, alice, other, `other ${i}`)));
+  const tookMs = Date.now() - started;
+  t.same(elsewhere.map((r) => r.status), [201, 201, 201, 201, 201], 'sends to other conversations are stored while the row is held');
+  t.ok(tookMs < 2_000, `without waiting for the lock (${tookMs} ms)`);
+  t.same(await Promise.race([Promise.all(hotSends).then(() => 'stored'), new Promise((resolve) => setTimeout(() => resolve('waiting'), 300))]), 'waiting', 'the hot conversation\'s sends wait for its lock');
+
+  release();
+  await holding;
+  const stored = await Promise.all(hotSends);
+  t.same(stored.map((r) => [r.status, r.json.seq]), [[201, 2], [201, 3]], 'then are stored, in the order they were sent');
+  checkOrder(t, await history(app, alice, hot), 'the hot conversation');
+  checkOrder(t, await history(app, alice, other), 'the other conversation');
+});
+
+t.test('the send queue is bounded: past it a send is refused as unavailable (503)', async (t) => {
+  const url = await freshPostgresDatabase(t, 'batchbound');
+  const app = await buildTestApp(t, { env: { DATABASE_URL: url, MIGRATE_ON_START: 'true' } });
+  const alice = await register(app);
+  const bob = await register(app);
+  const conversation = await createConversation(app, alice, [bob]);
+  const batcher = new SendBatcher(app.database, 3);
+  const holder = postgres(url, { max: 1, onnotice: () => {} });
+  t.teardown(() => holder.end({ timeout: 1 }));
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const holding = holder.begin(async (tx) => {
+    await tx`select id from conversations where id = ${conversation} for update`;
+    await released;
+  });
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const request = (i: number) => ({ conversationId: conversation, senderId: alice.user.id, content: `m${i}`, clientId: `q${i}` });
+  const queued = [0, 1, 2].map((i) => batcher.store(request(i)));
+  await t.rejects(batcher.store(request(3)), { name: 'DomainError', message: /unavailable/ }, 'the fourth is refused at once');
+  const status = httpAnswer(await batcher.store(request(4)).catch((error: unknown) => error));
+  t.match(status, { status: 503, headers: { 'retry-after': /\d+/ } }, 'REST answers it 503 with Retry-After');
+  release();
+  await holding;
+  t.same((await Promise.all(queued)).map((s) => s?.seq), [1, 2, 3], 'the queued ones are stored');
 });

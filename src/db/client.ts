@@ -45,25 +45,44 @@ export interface DatabaseOptions {
   /** PGlite data directory, or `memory://` for a throwaway database. */
   embeddedDir: string;
   poolSize: number;
+  /** PostgreSQL session limits (0: none); a statement past one fails, and the caller answers 503. */
+  timeouts?: DatabaseTimeouts;
 }
+
+export interface DatabaseTimeouts {
+  statementMs: number;
+  lockMs: number;
+  idleInTransactionMs: number;
+  connectMs: number;
+}
+
+const DEFAULT_TIMEOUTS: DatabaseTimeouts = { statementMs: 15_000, lockMs: 5_000, idleInTransactionMs: 30_000, connectMs: 5_000 };
 
 export function createDatabase(options: DatabaseOptions): DatabaseHandle {
-  return options.url ? connectPostgres(options.url, options.poolSize) : openPglite(options.embeddedDir);
+  return options.url ? connectPostgres(options.url, options.poolSize, options.timeouts ?? DEFAULT_TIMEOUTS) : openPglite(options.embeddedDir);
 }
 
-function connectPostgres(url: string, poolSize: number): DatabaseHandle {
+function connectPostgres(url: string, poolSize: number, timeouts: DatabaseTimeouts): DatabaseHandle {
   const client = postgres(url, {
     max: poolSize,
     onnotice: () => {},
     // A dead server must surface as an error (503) quickly, not as a hung request.
-    connect_timeout: 5,
+    connect_timeout: timeouts.connectMs / 1000,
     // postgres.js waits up to 20 s between reconnect attempts (3^n/100 s) and holds queued
     // queries meanwhile: with the server down, a request took 16 s+ to get its 503. Capped at
     // half a second (jittered), a request fails fast and recovery is noticed at once.
     backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, 0.5),
     idle_timeout: 60,
     // UTC sessions: timestamps arrive as `...+00` text that isoFrom() formats cheaply.
-    connection: { application_name: 'chat-service', TimeZone: 'UTC' },
+    // Session limits as start-up parameters: a stuck statement or lock wait ends as an error
+    // instead of holding a connection (and the sends queued behind it) indefinitely.
+    connection: {
+      application_name: 'chat-service',
+      TimeZone: 'UTC',
+      statement_timeout: timeouts.statementMs,
+      lock_timeout: timeouts.lockMs,
+      idle_in_transaction_session_timeout: timeouts.idleInTransactionMs,
+    },
   });
   const db = drizzlePostgres({ client, schema });
   const dialect = new PgDialect();
