@@ -32,11 +32,14 @@ t.test('session limits are set, and a lock wait past lock_timeout is a 503', asy
   t.teardown(() => holder.end({ timeout: 1 }));
   let release!: () => void;
   const released = new Promise<void>((resolve) => (release = resolve));
+  let held!: () => void;
+  const locked = new Promise<void>((resolve) => (held = resolve));
   const holding = holder.begin(async (tx) => {
     await tx`select id from conversations where id = ${conversation} for update`;
+    held();
     await released;
   });
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  await locked;
 
   const started = Date.now();
   const [edit, sent, elsewhere] = await Promise.all([

@@ -152,11 +152,14 @@ t.test('a conversation row locked elsewhere holds only its own sends; the queue 
   t.teardown(() => holder.end({ timeout: 1 }));
   let release!: () => void;
   const released = new Promise<void>((resolve) => (release = resolve));
+  let held!: () => void;
+  const locked = new Promise<void>((resolve) => (held = resolve));
   const holding = holder.begin(async (tx) => {
     await tx`select id from conversations where id = ${hot} for update`;
+    held();
     await released;
   });
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  await locked;
 
   const hotSends = [send(app, alice, hot, 'hot 1', 'h1'), send(app, bob, hot, 'hot 2', 'h2')];
   const started = Date.now();
@@ -185,11 +188,14 @@ t.test('the send queue is bounded: past it a send is refused as unavailable (503
   t.teardown(() => holder.end({ timeout: 1 }));
   let release!: () => void;
   const released = new Promise<void>((resolve) => (release = resolve));
+  let held!: () => void;
+  const locked = new Promise<void>((resolve) => (held = resolve));
   const holding = holder.begin(async (tx) => {
     await tx`select id from conversations where id = ${conversation} for update`;
+    held();
     await released;
   });
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  await locked;
   const request = (i: number) => ({ conversationId: conversation, senderId: alice.user.id, content: `m${i}`, clientId: `q${i}` });
   const queued = [0, 1, 2].map((i) => batcher.store(request(i)));
   await t.rejects(batcher.store(request(3)), { name: 'DomainError', message: /unavailable/ }, 'the fourth is refused at once');

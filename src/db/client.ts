@@ -6,6 +6,7 @@ import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import { migrateEmbedded, migratePostgresLocked } from './migrate.js';
+import { withConflictRetry } from './retry.js';
 import * as schema from './schema/index.js';
 
 /** One type for both drivers: features never know which one they run on. */
@@ -59,7 +60,8 @@ export interface DatabaseTimeouts {
 const DEFAULT_TIMEOUTS: DatabaseTimeouts = { statementMs: 15_000, lockMs: 5_000, idleInTransactionMs: 30_000, connectMs: 5_000 };
 
 export function createDatabase(options: DatabaseOptions): DatabaseHandle {
-  return options.url ? connectPostgres(options.url, options.poolSize, options.timeouts ?? DEFAULT_TIMEOUTS) : openPglite(options.embeddedDir);
+  const handle = options.url ? connectPostgres(options.url, options.poolSize, options.timeouts ?? DEFAULT_TIMEOUTS) : openPglite(options.embeddedDir);
+  return withConflictRetry(handle);
 }
 
 function connectPostgres(url: string, poolSize: number, timeouts: DatabaseTimeouts): DatabaseHandle {

@@ -81,8 +81,13 @@ export function createNotificationService(deps: NotificationServiceOptions): Not
     },
 
     async markAllRead(userId) {
+      // Rows locked in (user, conversation) order, as the batcher's upsert locks them: the two
+      // cannot deadlock.
       const rows = await database.query(sql`
-        update notifications set is_read = true where user_id = ${userId} and not is_read returning id`);
+        with locked as (
+          select id from notifications
+           where user_id = ${userId} and not is_read order by conversation_id, id for update)
+        update notifications n set is_read = true from locked where n.id = locked.id returning n.id`);
       push(userId, { type: 'notification.read', all: true });
       return rows.length;
     },
