@@ -36,6 +36,20 @@ export interface Infrastructure {
   owned: { close(): Promise<void> }[];
 }
 
+/**
+ * Closes every part in order; one that throws is logged and the rest are still closed (a
+ * failing Redis quit must not leave the database pool open and the process hanging).
+ */
+export async function closeAll(parts: { close(): Promise<void> }[], log: { error(obj: unknown, msg?: string): void }): Promise<void> {
+  for (const part of parts) {
+    try {
+      await part.close();
+    } catch (error) {
+      log.error({ err: error }, 'closing a part failed; closing the others');
+    }
+  }
+}
+
 /** Shared decorators for every feature plugin; the backends themselves never see Fastify. */
 export const infrastructurePlugin = fp<Infrastructure>(
   async (app: FastifyInstance, { config, database, bus, storage, owned }) => {
@@ -59,9 +73,7 @@ export const infrastructurePlugin = fp<Infrastructure>(
     void storage.ping().then((reachable) => {
       if (!reachable) app.log.warn('storage: the attachment store does not answer; uploads and downloads will fail until it does');
     });
-    app.addHook('onClose', async () => {
-      for (const part of owned.reverse()) await part.close();
-    });
+    app.addHook('onClose', async () => closeAll([...owned].reverse(), app.log));
   },
   { name: 'infrastructure' },
 );

@@ -7,7 +7,7 @@ import type { DatabaseHandle, Query } from '../db/client.js';
 import type { EventKind } from '../db/schema/index.js';
 import { toNumber } from '../db/sql.js';
 import type { AuthUser } from '../domain/auth-user.js';
-import { notFound } from '../domain/errors.js';
+import { notFound, unavailable } from '../domain/errors.js';
 import { conversationChannel } from '../redis/names.js';
 import { encodeEvent } from './event-codec.js';
 
@@ -48,6 +48,12 @@ export interface WritePath {
   committed(event: ConversationEvent, actor: AuthUser): void;
   /** Counts `write` among the writes `settle` waits for. */
   track<R>(write: Promise<R>): Promise<R>;
+  /**
+   * Throws `unavailable` once `settle` has been called (shutdown): a write that starts after
+   * its snapshot could commit after the bus closed and miss its publish. Every write calls it
+   * before it starts; `sequenced` does so itself.
+   */
+  admit(): void;
   /** Runs after each commit; a throwing listener is logged, never fatal. */
   onCommitted(listener: CommittedListener): void;
   /**
@@ -71,6 +77,10 @@ export function createWritePath(options: WritePathOptions): WritePath {
   const publishing = new Set<Promise<void>>();
   const running = new Set<Promise<void>>();
   const ignore = () => {};
+  let sealed = false;
+  const admit = (): void => {
+    if (sealed) throw unavailable('service (shutting down)');
+  };
 
   const committed = (event: ConversationEvent, actor: AuthUser): void => {
     // Never rejects: a failed publish waits in the publisher's retry queue.
@@ -110,6 +120,11 @@ export function createWritePath(options: WritePathOptions): WritePath {
 
   return {
     sequenced(actor, conversationId, change) {
+      try {
+        admit();
+      } catch (error) {
+        return Promise.reject(error);
+      }
       return track(
         (async () => {
           const done = await database.transaction(async (query) => {
@@ -126,8 +141,10 @@ export function createWritePath(options: WritePathOptions): WritePath {
     },
     committed,
     track,
+    admit,
     onCommitted: (listener) => void listeners.push(listener),
     async settle() {
+      sealed = true;
       await Promise.all(running);
       await Promise.all(publishing);
       await publisher.flush();

@@ -93,6 +93,6 @@ export function createNotificationService(deps: NotificationServiceOptions): Not
     },
 
     flush: () => batcher.flush(),
-    close: () => batcher.flush(),
+    close: () => batcher.close(),
   };
 }
