@@ -68,6 +68,7 @@ export const ConfigSchema = Type.Object({
   WS_MAX_BUFFERED_BYTES: Int(MiB, 16 * 1024, 256 * MiB, 'unsent bytes per socket before it is closed as a slow consumer'),
   WS_HEARTBEAT_MS: Int(30_000, 1000, 600_000, 'ping interval; a socket silent for two intervals is dropped'),
   CORS_ORIGIN: Type.Optional(Type.String({ description: 'comma-separated allowed origins; unset: same origin only' })),
+  READINESS_DATABASE_GRACE_MS: Int(10_000, 0, 600_000, 'how long PostgreSQL may not answer before /readyz fails (a shared blip takes no pod out)'),
   SHUTDOWN_TIMEOUT_MS: Int(10_000, 100, 600_000, 'longest graceful drain on SIGTERM'),
   SHUTDOWN_DELAY_MS: Int(0, 0, 600_000, 'on SIGTERM, fail readiness this long before refusing connections (0 behind a Kubernetes preStop sleep)'),
 });
