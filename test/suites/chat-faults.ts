@@ -128,7 +128,7 @@ class ResumingClient {
   }
 }
 
-interface TrafficStats {
+export interface TrafficStats {
   sent: number;
   acked: Set<string>;
   /** `unavailable` answers: the message was not stored, the sender moves on. */
@@ -167,7 +167,7 @@ async function sendUntil(client: ResumingClient, prefix: string, stop: () => boo
   }
 }
 
-interface Traffic {
+export interface Traffic {
   clients: ResumingClient[];
   senders: ResumingClient[];
   stats: TrafficStats;
@@ -183,7 +183,7 @@ interface Traffic {
  * A conversation with one sender per replica plus one observer per replica, all connected
  * with `last_seq=0`, senders sending until stopped.
  */
-async function startTraffic(t: Test, topology: Topology, prefix: string): Promise<Traffic> {
+export async function startTraffic(t: Test, topology: Topology, prefix: string): Promise<Traffic> {
   const count = topology.replicas.length;
   const users = await registerUsers(topology, count + 1, prefix);
   const observer = users[count]!;
@@ -216,7 +216,7 @@ async function startTraffic(t: Test, topology: Topology, prefix: string): Promis
 }
 
 /** After the traffic: the database and every client agree, and nothing acknowledged is missing or doubled. */
-async function verifyTraffic(t: Test, topology: Topology, traffic: Traffic): Promise<void> {
+export async function verifyTraffic(t: Test, topology: Topology, traffic: Traffic): Promise<void> {
   const live = topology.replicas.find((replica) => replica.running)!;
   const history = await fetchHistory(live, traffic.conversationId, traffic.owner.token);
   const total = history.length;
