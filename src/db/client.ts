@@ -6,7 +6,7 @@ import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import { migrateEmbedded, migratePostgresLocked } from './migrate.js';
-import { withConflictRetry } from './retry.js';
+import { retryConflicts } from './retry.js';
 import * as schema from './schema/index.js';
 
 /** One type for both drivers: features never know which one they run on. */
@@ -153,4 +153,22 @@ async function pingWith(db: Database): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * The handle with every statement and transaction retried on 40P01/40001 (a bounded number
+ * of times, db/retry.ts). A statement outside a transaction and a whole transaction are
+ * rolled back by PostgreSQL when chosen as the victim, so nothing runs twice; what still
+ * fails after the last try is classified `unavailable` (503), never a 500.
+ */
+function withConflictRetry(handle: DatabaseHandle): DatabaseHandle {
+  return {
+    ...handle,
+    query: (statement) => retryConflicts(() => handle.query(statement)),
+    prepare: <T extends Row>(statement: SQL): Prepared<T> => {
+      const prepared = handle.prepare<T>(statement);
+      return (values) => retryConflicts(() => prepared(values));
+    },
+    transaction: (work) => retryConflicts(() => handle.transaction(work)),
+  };
 }

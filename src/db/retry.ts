@@ -1,4 +1,3 @@
-import type { DatabaseHandle, Prepared } from './client.js';
 import { databaseErrorCode, DEADLOCK_DETECTED, SERIALIZATION_FAILURE } from './errors.js';
 
 /** Tries per statement or transaction when PostgreSQL picks it as a deadlock or serialization victim. */
@@ -22,22 +21,4 @@ export async function retryConflicts<R>(work: () => Promise<R>, attempts = CONFL
       await new Promise((resolve) => setTimeout(resolve, Math.random() * CONFLICT_JITTER_MS * attempt));
     }
   }
-}
-
-/**
- * The handle with every statement and transaction retried on 40P01/40001 (a bounded number
- * of times). A statement outside a transaction and a whole transaction are rolled back by
- * PostgreSQL when chosen as the victim, so nothing runs twice; what still fails after the
- * last try is classified `unavailable` (503), never a 500.
- */
-export function withConflictRetry(handle: DatabaseHandle): DatabaseHandle {
-  return {
-    ...handle,
-    query: (statement) => retryConflicts(() => handle.query(statement)),
-    prepare: <T extends Record<string, unknown>>(statement: Parameters<DatabaseHandle['prepare']>[0]): Prepared<T> => {
-      const prepared = handle.prepare<T>(statement);
-      return (values) => retryConflicts(() => prepared(values));
-    },
-    transaction: (work) => retryConflicts(() => handle.transaction(work)),
-  };
 }
