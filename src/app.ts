@@ -11,6 +11,7 @@ import { authPlugin } from './auth/plugin.js';
 import { authRoutes } from './auth/routes.js';
 import type { Bus } from './bus/bus.js';
 import { createBus } from './bus/factory.js';
+import { createPublishRetry } from './bus/publish-retry.js';
 import type { Config } from './config.js';
 import { conversationRoutes } from './conversations/routes.js';
 import { Conversation } from './contract/conversations.js';
@@ -31,6 +32,7 @@ import { createNotificationService, type NotificationService } from './notificat
 import { createRateLimiter } from './ratelimit/factory.js';
 import type { RateLimiter } from './ratelimit/rate-limiter.js';
 import { rateLimitPlugin } from './ratelimit/plugin.js';
+import { failOpen } from './ratelimit/fail-open.js';
 import { securityPlugin } from './http/security.js';
 import { AccessLog } from './http/access-log.js';
 import { asyncApiDocument } from './http/asyncapi.js';
@@ -109,7 +111,19 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const own = <T extends { close(): Promise<void> }>(part: T): T => (owned.push(part), part);
   const database =
     options.database ??
-    own(createDatabase({ url: config.DATABASE_URL, embeddedDir: join(config.DATA_DIR, 'pglite'), poolSize: config.DATABASE_POOL_SIZE }));
+    own(
+      createDatabase({
+        url: config.DATABASE_URL,
+        embeddedDir: join(config.DATA_DIR, 'pglite'),
+        poolSize: config.DATABASE_POOL_SIZE,
+        timeouts: {
+          statementMs: config.DATABASE_STATEMENT_TIMEOUT_MS,
+          lockMs: config.DATABASE_LOCK_TIMEOUT_MS,
+          idleInTransactionMs: config.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+          connectMs: config.DATABASE_CONNECT_TIMEOUT_MS,
+        },
+      }),
+    );
   const bus =
     options.bus ??
     own(createBus({ kind: config.REDIS_URL ? (config.REDIS_CLUSTER ? 'redis-cluster' : 'redis') : 'memory', redisUrl: config.REDIS_URL, logger: app.log }));
@@ -143,15 +157,22 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(securityPlugin, { corsOrigin: config.CORS_ORIGIN, publicUrl: config.PUBLIC_URL, mediaOrigins });
   await app.register(metricsPlugin, { databaseLoad: () => database.load });
   await app.register(infrastructurePlugin, { config, database, bus, storage, owned });
-  await app.register(rateLimitPlugin, { limiter: rateLimiter });
+  const limiter = failOpen(rateLimiter, { logger: app.log, onUnavailable: (scope) => app.metrics.rateLimiterUnavailable.inc({ scope }) });
+  await app.register(rateLimitPlugin, { limiter });
   const links = createLinkSigner({ publicUrl: config.PUBLIC_URL, secret: config.JWT_SECRET, ttlSeconds: config.ATTACHMENT_URL_TTL_SECONDS });
   app.decorate('links', links);
-  const writePath = createWritePath({ database, bus, logger: app.log, onPublishFailure: () => app.metrics.publishFailures.inc({ kind: 'conversation' }) });
-  const notifications = createNotificationService({
-    database,
+  const publisher = createPublishRetry({
     bus,
     logger: app.log,
-    onPublishFailure: () => app.metrics.publishFailures.inc({ kind: 'notification' }),
+    onFailure: (kind) => app.metrics.publishFailures.inc({ kind }),
+    onDropped: (kind) => app.metrics.publishDropped.inc({ kind }),
+  });
+  app.decorate('publisher', publisher);
+  const writePath = createWritePath({ database, publisher, logger: app.log });
+  const notifications = createNotificationService({
+    database,
+    publisher,
+    logger: app.log,
     batcherObserver: {
       statement: app.metrics.timeStatement,
       flushed: (entries, seconds, failed) => {
@@ -179,6 +200,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.addHook('onClose', async () => {
     await writePath.settle();
     await notifications.close();
+    await publisher.flush();
+    publisher.close();
   });
 
   for (const schema of [ErrorResponse, User, Attachment, Message, Conversation, Notification]) app.addSchema(schema);

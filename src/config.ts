@@ -34,6 +34,10 @@ export const ConfigSchema = Type.Object({
     Type.String({ pattern: '^postgres(ql)?://', description: 'PostgreSQL; unset: embedded PGlite in DATA_DIR' }),
   ),
   DATABASE_POOL_SIZE: Int(10, 1, 500, 'PostgreSQL connections per replica'),
+  DATABASE_STATEMENT_TIMEOUT_MS: Int(15_000, 0, 3_600_000, 'statement_timeout of every PostgreSQL session; 0 = none'),
+  DATABASE_LOCK_TIMEOUT_MS: Int(5_000, 0, 3_600_000, 'lock_timeout: longest wait for a row lock; 0 = none'),
+  DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: Int(30_000, 0, 3_600_000, 'idle_in_transaction_session_timeout; 0 = none'),
+  DATABASE_CONNECT_TIMEOUT_MS: Int(5_000, 100, 600_000, 'longest wait for a PostgreSQL connection to open'),
   MIGRATE_ON_START: Bool(true, 'apply migrations at start (under an advisory lock)'),
   REDIS_URL: Type.Optional(
     Type.String({ pattern: '^rediss?://', description: 'Redis; unset: in-process bus, one node only' }),
@@ -79,6 +83,7 @@ export const ConfigSchema = Type.Object({
   WS_MAX_BUFFERED_BYTES: Int(MiB, 16 * 1024, 256 * MiB, 'unsent bytes per socket before it is closed as a slow consumer'),
   WS_HEARTBEAT_MS: Int(30_000, 1000, 600_000, 'ping interval; a socket silent for two intervals is dropped'),
   CORS_ORIGIN: Type.Optional(Type.String({ description: 'comma-separated allowed origins; unset: same origin only' })),
+  READINESS_DATABASE_GRACE_MS: Int(10_000, 0, 600_000, 'how long PostgreSQL may not answer before /readyz fails (a shared blip takes no pod out)'),
   SHUTDOWN_TIMEOUT_MS: Int(10_000, 100, 600_000, 'longest graceful drain on SIGTERM'),
   SHUTDOWN_DELAY_MS: Int(0, 0, 600_000, 'on SIGTERM, fail readiness this long before refusing connections (0 behind a Kubernetes preStop sleep)'),
 });

@@ -5,9 +5,12 @@
  */
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
+import postgres from 'postgres';
 import t, { type Test } from 'tap';
 import { createDatabase } from '../src/db/client.js';
 import { toNumber } from '../src/db/sql.js';
+import { httpAnswer } from '../src/http/errors.js';
+import { SendBatcher } from '../src/messages/send-batcher.js';
 import { call, createConversation, register, type Session } from './helpers/api.js';
 import { buildTestApp, testDatabase } from './helpers/app.js';
 import { freshPostgresDatabase, recordingPostgres } from './helpers/database.js';
@@ -168,4 +171,33 @@ t.test('two service instances race the same client_ids: one message each, no seq
   const messages = await history(a, alice, conversation);
   t.equal(messages.length, 50, '50 distinct client_ids, 50 messages');
   checkOrder(t, messages, 'after the races');
+});
+
+t.test('the send queue is bounded: past it a send is refused as unavailable (503)', async (t) => {
+  const url = await freshPostgresDatabase(t, 'batchbound');
+  const app = await buildTestApp(t, { env: { DATABASE_URL: url, MIGRATE_ON_START: 'true' } });
+  const alice = await register(app);
+  const bob = await register(app);
+  const conversation = await createConversation(app, alice, [bob]);
+  const batcher = new SendBatcher(app.database, {}, 3);
+  const holder = postgres(url, { max: 1, onnotice: () => {} });
+  t.teardown(() => holder.end({ timeout: 1 }));
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let held!: () => void;
+  const locked = new Promise<void>((resolve) => (held = resolve));
+  const holding = holder.begin(async (tx) => {
+    await tx`select id from conversations where id = ${conversation} for update`;
+    held();
+    await released;
+  });
+  await locked;
+  const request = (i: number) => ({ conversationId: conversation, senderId: alice.user.id, content: `m${i}`, clientId: `q${i}` });
+  const queued = [0, 1, 2].map((i) => batcher.store(request(i)));
+  await t.rejects(batcher.store(request(3)), { name: 'DomainError', message: /unavailable/ }, 'the fourth is refused at once');
+  const status = httpAnswer(await batcher.store(request(4)).catch((error: unknown) => error));
+  t.match(status, { status: 503, headers: { 'retry-after': /\d+/ } }, 'REST answers it 503 with Retry-After');
+  release();
+  await holding;
+  t.same((await Promise.all(queued)).map((s) => s?.seq), [1, 2, 3], 'the queued ones are stored');
 });

@@ -6,6 +6,7 @@ import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import { migrateEmbedded, migratePostgresLocked } from './migrate.js';
+import { retryConflicts } from './retry.js';
 import * as schema from './schema/index.js';
 
 /** One type for both drivers: features never know which one they run on. */
@@ -74,10 +75,22 @@ export interface DatabaseOptions {
   /** PGlite data directory, or `memory://` for a throwaway database. */
   embeddedDir: string;
   poolSize: number;
+  /** PostgreSQL session limits (0: none); a statement past one fails, and the caller answers 503. */
+  timeouts?: DatabaseTimeouts;
 }
 
+export interface DatabaseTimeouts {
+  statementMs: number;
+  lockMs: number;
+  idleInTransactionMs: number;
+  connectMs: number;
+}
+
+const DEFAULT_TIMEOUTS: DatabaseTimeouts = { statementMs: 15_000, lockMs: 5_000, idleInTransactionMs: 30_000, connectMs: 5_000 };
+
 export function createDatabase(options: DatabaseOptions): DatabaseHandle {
-  return options.url ? connectPostgres(options.url, options.poolSize) : openPglite(options.embeddedDir);
+  const handle = options.url ? connectPostgres(options.url, options.poolSize, options.timeouts ?? DEFAULT_TIMEOUTS) : openPglite(options.embeddedDir);
+  return withConflictRetry(handle);
 }
 
 /** Counts work in flight and failed statements for `DatabaseHandle.load`. */
@@ -97,19 +110,27 @@ function loadCounter(poolSize: number) {
   return { load, track };
 }
 
-function connectPostgres(url: string, poolSize: number): DatabaseHandle {
+function connectPostgres(url: string, poolSize: number, timeouts: DatabaseTimeouts): DatabaseHandle {
   const client = postgres(url, {
     max: poolSize,
     onnotice: () => {},
     // A dead server must surface as an error (503) quickly, not as a hung request.
-    connect_timeout: 5,
+    connect_timeout: timeouts.connectMs / 1000,
     // postgres.js waits up to 20 s between reconnect attempts (3^n/100 s) and holds queued
     // queries meanwhile: with the server down, a request took 16 s+ to get its 503. Capped at
     // half a second (jittered), a request fails fast and recovery is noticed at once.
     backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, 0.5),
     idle_timeout: 60,
     // UTC sessions: timestamps arrive as `...+00` text that isoFrom() formats cheaply.
-    connection: { application_name: 'chat-service', TimeZone: 'UTC' },
+    // Session limits as start-up parameters: a stuck statement or lock wait ends as an error
+    // instead of holding a connection (and the sends queued behind it) indefinitely.
+    connection: {
+      application_name: 'chat-service',
+      TimeZone: 'UTC',
+      statement_timeout: timeouts.statementMs,
+      lock_timeout: timeouts.lockMs,
+      idle_in_transaction_session_timeout: timeouts.idleInTransactionMs,
+    },
   });
   const db = drizzlePostgres({ client, schema });
   const dialect = new PgDialect();
@@ -188,4 +209,22 @@ async function pingWith(db: Database): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * The handle with every statement and transaction retried on 40P01/40001 (a bounded number
+ * of times, db/retry.ts). A statement outside a transaction and a whole transaction are
+ * rolled back by PostgreSQL when chosen as the victim, so nothing runs twice; what still
+ * fails after the last try is classified `unavailable` (503), never a 500.
+ */
+function withConflictRetry(handle: DatabaseHandle): DatabaseHandle {
+  return {
+    ...handle,
+    query: (statement, options) => retryConflicts(() => handle.query(statement, options)),
+    prepare: <T extends Row>(statement: SQL, options?: StatementOptions): Prepared<T> => {
+      const prepared = handle.prepare<T>(statement, options);
+      return (values) => retryConflicts(() => prepared(values));
+    },
+    transaction: (work) => retryConflicts(() => handle.transaction(work)),
+  };
 }

@@ -26,6 +26,12 @@ const UNAVAILABLE_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH',
   'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED',
   '57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006',
+  // statement_timeout and lock_timeout: the database is too slow or a row is held, not a bug.
+  '57014', '55P03',
+  // Deadlock victims and serialization failures still failing after the retries (db/retry.ts).
+  '40P01', '40001',
+  // A read-only server (a standby during a failover, before the client moves to the new primary).
+  '25006',
 ]);
 
 /** The server or the connection to it is gone (as opposed to a bug): the caller may retry. */

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Bus } from '../bus/bus.js';
+import type { RetryingPublisher } from '../bus/publish-retry.js';
 import type { Config } from '../config.js';
 import type { Database, DatabaseHandle } from '../db/client.js';
 import type { AttachmentLinkSigner } from '../attachments/links.js';
@@ -14,6 +15,8 @@ declare module 'fastify' {
     /** drizzle on either driver. */
     db: Database;
     bus: Bus;
+    /** Durable events' publishes, retried until they go through. */
+    publisher: RetryingPublisher;
     storage: Storage;
     links: AttachmentLinkSigner;
     writePath: WritePath;
@@ -31,6 +34,20 @@ export interface Infrastructure {
   storage: Storage;
   /** Parts this app created and so must close; parts handed in by a caller stay open. */
   owned: { close(): Promise<void> }[];
+}
+
+/**
+ * Closes every part in order; one that throws is logged and the rest are still closed (a
+ * failing Redis quit must not leave the database pool open and the process hanging).
+ */
+export async function closeAll(parts: { close(): Promise<void> }[], log: { error(obj: unknown, msg?: string): void }): Promise<void> {
+  for (const part of parts) {
+    try {
+      await part.close();
+    } catch (error) {
+      log.error({ err: error }, 'closing a part failed; closing the others');
+    }
+  }
 }
 
 /** Shared decorators for every feature plugin; the backends themselves never see Fastify. */
@@ -56,9 +73,7 @@ export const infrastructurePlugin = fp<Infrastructure>(
     void storage.ping().then((reachable) => {
       if (!reachable) app.log.warn('storage: the attachment store does not answer; uploads and downloads will fail until it does');
     });
-    app.addHook('onClose', async () => {
-      for (const part of owned.reverse()) await part.close();
-    });
+    app.addHook('onClose', async () => closeAll([...owned].reverse(), app.log));
   },
   { name: 'infrastructure' },
 );

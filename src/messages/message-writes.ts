@@ -52,6 +52,7 @@ export function createMessageWrites(options: MessageWritesOptions): MessageWrite
   async function send(actor: AuthUser, conversationId: number, rawContent: unknown, rawClientId?: unknown) {
     const content = normalizeContent(rawContent, options.maxMessageLength);
     const clientId = normalizeClientId(rawClientId);
+    writePath.admit();
     const stored = await batcher.store({ conversationId, senderId: actor.id, content, clientId });
     if (!stored) {
       // Skipped: a client_id used before (that message comes back), or not a participant.

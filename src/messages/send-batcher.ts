@@ -4,6 +4,7 @@ import type { DatabaseHandle } from '../db/client.js';
 import { EventKind } from '../db/schema/index.js';
 import { intArray, isoTime, textArray, toNumber } from '../db/sql.js';
 import { databaseErrorCode, DEADLOCK_DETECTED, UNIQUE_VIOLATION } from '../db/errors.js';
+import { unavailable } from '../domain/errors.js';
 import { timeStatement, type StatementTimer } from '../domain/observer.js';
 
 /** One send, validated and normalised, waiting for its batch. */
@@ -38,6 +39,12 @@ export interface SendBatcherObserver {
 
 /** Sends per statement at most; more wait for the next one. */
 export const MAX_BATCH = 256;
+/**
+ * Sends waiting for storage per replica at most (queued and in flight). Past it a send is
+ * refused as `unavailable` (REST 503 with Retry-After, a socket's `unavailable` error event)
+ * instead of growing the heap while the database is slow: a few seconds of a replica's peak rate.
+ */
+export const MAX_QUEUED_SENDS = 8_192;
 
 /** The batch statement (see SendBatcher); built once. */
 const batchStatement = sql`
@@ -94,12 +101,20 @@ const batchStatement = sql`
 export class SendBatcher {
   private queue: Waiting[] = [];
   private running = false;
+  private inFlight = 0;
   constructor(
     private readonly database: DatabaseHandle,
     private readonly observer: SendBatcherObserver = {},
+    private readonly maxQueued = MAX_QUEUED_SENDS,
   ) {}
 
+  /** Sends waiting for storage, including the batch in flight. */
+  get queued(): number {
+    return this.queue.length + this.inFlight;
+  }
+
   store(request: SendRequest): Promise<StoredSend | undefined> {
+    if (this.queued >= this.maxQueued) return Promise.reject(unavailable('database (send queue full)'));
     return new Promise((resolve, reject) => {
       this.queue.push({ request, resolve, reject });
       this.observer.queued?.(this.queue.length);
@@ -114,6 +129,7 @@ export class SendBatcher {
         const batch = this.queue.splice(0, MAX_BATCH);
         this.observer.queued?.(this.queue.length);
         this.observer.batch?.(batch.length);
+        this.inFlight += batch.length;
         try {
           const stored = await this.insert(batch.map((w) => w.request));
           batch.forEach((waiting, index) => waiting.resolve(stored.get(index + 1)));
@@ -124,6 +140,8 @@ export class SendBatcher {
             if (!retry) waiting.reject(error);
             else await this.storeOne(waiting.request).then(waiting.resolve, waiting.reject);
           }
+        } finally {
+          this.inFlight -= batch.length;
         }
       }
     } finally {

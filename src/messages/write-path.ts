@@ -1,13 +1,13 @@
 import { sql } from 'drizzle-orm';
 import type { Logger } from '../domain/logger.js';
-import type { Bus } from '../bus/bus.js';
+import type { RetryingPublisher } from '../bus/publish-retry.js';
 import type { ConversationEvent } from '../contract/events.js';
 import { isMemberSql } from '../conversations/membership.js';
 import type { DatabaseHandle, Query } from '../db/client.js';
 import type { EventKind } from '../db/schema/index.js';
 import { toNumber } from '../db/sql.js';
 import type { AuthUser } from '../domain/auth-user.js';
-import { notFound } from '../domain/errors.js';
+import { notFound, unavailable } from '../domain/errors.js';
 import { conversationChannel } from '../redis/names.js';
 import { encodeEvent } from './event-codec.js';
 
@@ -48,6 +48,12 @@ export interface WritePath {
   committed(event: ConversationEvent, actor: AuthUser): void;
   /** Counts `write` among the writes `settle` waits for. */
   track<R>(write: Promise<R>): Promise<R>;
+  /**
+   * Throws `unavailable` once `settle` has been called (shutdown): a write that starts after
+   * its snapshot could commit after the bus closed and miss its publish. Every write calls it
+   * before it starts; `sequenced` does so itself.
+   */
+  admit(): void;
   /** Runs after each commit; a throwing listener is logged, never fatal. */
   onCommitted(listener: CommittedListener): void;
   /**
@@ -60,27 +66,26 @@ export interface WritePath {
 
 export interface WritePathOptions {
   database: DatabaseHandle;
-  bus: Bus;
+  /** At least once: a failed publish is retried (rooms drop repeats by seq). */
+  publisher: RetryingPublisher;
   logger: Logger;
-  /** Counts a publish the bus refused (metrics). */
-  onPublishFailure?: () => void;
 }
 
 export function createWritePath(options: WritePathOptions): WritePath {
-  const { database, bus, logger } = options;
+  const { database, publisher, logger } = options;
   const listeners: CommittedListener[] = [];
   const publishing = new Set<Promise<void>>();
   const running = new Set<Promise<void>>();
   const ignore = () => {};
+  let sealed = false;
+  const admit = (): void => {
+    if (sealed) throw unavailable('service (shutting down)');
+  };
 
   const committed = (event: ConversationEvent, actor: AuthUser): void => {
-    const published: Promise<void> = bus
-      .publish(conversationChannel(event.conversation_id), encodeEvent(event))
-      .catch((error: unknown) => {
-        // The event is durable; sockets repair the gap from PostgreSQL.
-        options.onPublishFailure?.();
-        logger.warn({ err: error, conversationId: event.conversation_id, seq: event.seq }, 'publish failed');
-      })
+    // Never rejects: a failed publish waits in the publisher's retry queue.
+    const published: Promise<void> = publisher
+      .publish(conversationChannel(event.conversation_id), encodeEvent(event), 'conversation')
       .finally(() => publishing.delete(published));
     publishing.add(published);
     for (const listener of listeners) {
@@ -115,6 +120,11 @@ export function createWritePath(options: WritePathOptions): WritePath {
 
   return {
     sequenced(actor, conversationId, change) {
+      try {
+        admit();
+      } catch (error) {
+        return Promise.reject(error);
+      }
       return track(
         (async () => {
           const done = await database.transaction(async (query) => {
@@ -131,10 +141,13 @@ export function createWritePath(options: WritePathOptions): WritePath {
     },
     committed,
     track,
+    admit,
     onCommitted: (listener) => void listeners.push(listener),
     async settle() {
+      sealed = true;
       await Promise.all(running);
       await Promise.all(publishing);
+      await publisher.flush();
     },
   };
 }

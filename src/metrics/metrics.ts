@@ -31,8 +31,11 @@ export function createMetrics(options: { databaseLoad?: () => DatabaseLoad } = {
     eventLogEventsRead: new Counter({ name: 'chat_event_log_events_read_total', help: 'events read from the event log by replays and gap fills', registers: [registry] }),
     slowConsumers: new Counter({ name: 'chat_slow_consumer_disconnects_total', help: 'sockets closed for reading too slowly', registers: [registry] }),
     rateLimited: new Counter({ name: 'chat_rate_limited_total', help: 'requests and frames refused by a rate limit', labelNames: ['scope'] as const, registers: [registry] }),
+    rateLimiterUnavailable: new Counter({ name: 'chat_rate_limiter_unavailable_total', help: 'rate-limit decisions allowed unchecked because the limiter backend did not answer', labelNames: ['scope'] as const, registers: [registry] }),
     busResets: new Counter({ name: 'chat_bus_resets_total', help: 'broker reconnects after which subscriptions were restored (anything published meanwhile may be lost)', registers: [registry] }),
-    publishFailures: new Counter({ name: 'chat_bus_publish_failures_total', help: 'publishes the bus refused or lost (the events stay in PostgreSQL)', labelNames: ['kind'] as const, registers: [registry] }),
+    publishFailures: new Counter({ name: 'chat_bus_publish_failures_total', help: 'publish attempts the bus refused or lost (retried; the events stay in PostgreSQL)', labelNames: ['kind'] as const, registers: [registry] }),
+    publishDropped: new Counter({ name: 'chat_bus_publish_dropped_total', help: 'failed publishes dropped from a full retry queue (rooms repair them by their position checks)', labelNames: ['kind'] as const, registers: [registry] }),
+    positionChecks: new Counter({ name: 'chat_room_position_checks_total', help: 'checks of quiet rooms against the database, and the rooms found behind', labelNames: ['outcome'] as const, registers: [registry] }),
     unavailableResponses: new Counter({ name: 'chat_http_unavailable_responses_total', help: 'HTTP requests answered 503 because a dependency was down', registers: [registry] }),
     httpDuration: new Histogram({
       name: 'chat_http_request_duration_seconds',

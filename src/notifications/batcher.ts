@@ -15,6 +15,15 @@ import { notificationColumns, type NotificationRecord } from './views.js';
  */
 export const NOTIFY_FLUSH_MS = 100;
 
+/**
+ * (conversation, sender) entries gathered at most. While PostgreSQL is unreachable failed
+ * batches are kept for a retry; past this, new ones are dropped (and counted): the messages
+ * are stored, only their "new messages" notifications are lost (README: what a crash loses).
+ */
+export const MAX_PENDING = 10_000;
+/** A failed flush is retried after this. */
+export const NOTIFY_RETRY_MS = NOTIFY_FLUSH_MS * 4;
+
 interface Pending {
   conversationId: number;
   senderId: number;
@@ -39,13 +48,28 @@ export class NotificationBatcher {
   private pending = new Map<string, Pending>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
+  private closed = false;
+  /** Entries dropped because `MAX_PENDING` was reached. */
+  dropped = 0;
 
   constructor(
     private readonly database: DatabaseHandle,
     private readonly deliver: (rows: NotificationRecord[]) => void,
     private readonly logger: Logger,
     private readonly observer: NotificationBatcherObserver = {},
+    private readonly maxPending = MAX_PENDING,
   ) {}
+
+  /** Whether a write is scheduled, and whether that timer would keep the process alive (it never should). */
+  get timerState(): 'none' | 'unref' | 'ref' {
+    if (!this.timer) return 'none';
+    return this.timer.hasRef() ? 'ref' : 'unref';
+  }
+
+  /** Entries gathered and not yet written. */
+  get size(): number {
+    return this.pending.size;
+  }
 
   add(conversationId: number, senderId: number, sender: string, messageId: number): void {
     const key = `${conversationId}:${senderId}`;
@@ -53,10 +77,28 @@ export class NotificationBatcher {
     if (entry) {
       entry.count += 1;
       entry.messageId = Math.max(entry.messageId, messageId);
+    } else if (this.pending.size >= this.maxPending) {
+      if (this.dropped++ % 1000 === 0) this.logger.warn({ dropped: this.dropped }, 'notifications: too many pending, new ones dropped');
+      return;
     } else {
       this.pending.set(key, { conversationId, senderId, sender, messageId, count: 1 });
     }
-    this.timer ??= setTimeout(() => void this.flush(), NOTIFY_FLUSH_MS);
+    this.arm(NOTIFY_FLUSH_MS);
+  }
+
+  /** Writes what is gathered, then stops: no timer is left to keep a closing process busy. */
+  async close(): Promise<void> {
+    await this.flush();
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private arm(ms: number): void {
+    if (this.closed || this.timer) return;
+    this.timer = setTimeout(() => void this.flush(), ms);
+    // Shutdown flushes explicitly; a pending write must not hold the event loop open by itself.
+    this.timer.unref();
   }
 
   /** Writes what is gathered now; waits for a flush already under way first. */
@@ -89,9 +131,10 @@ export class NotificationBatcher {
         if (newer) {
           newer.count += item.count;
           newer.messageId = Math.max(newer.messageId, item.messageId);
-        } else this.pending.set(key, item);
+        } else if (this.pending.size < this.maxPending) this.pending.set(key, item);
+        else this.dropped += 1;
       }
-      this.timer ??= setTimeout(() => void this.flush(), NOTIFY_FLUSH_MS * 4);
+      this.arm(NOTIFY_RETRY_MS);
     }
   }
 

@@ -1,7 +1,7 @@
 import type { Logger } from '../domain/logger.js';
 import { type SQL, sql } from 'drizzle-orm';
 import type { AuthUser } from '../domain/auth-user.js';
-import type { Bus } from '../bus/bus.js';
+import type { RetryingPublisher } from '../bus/publish-retry.js';
 import { userChannel } from '../redis/names.js';
 import type { DatabaseHandle } from '../db/client.js';
 import { toNumber } from '../db/sql.js';
@@ -29,23 +29,18 @@ export interface NotificationService {
 
 export interface NotificationServiceOptions {
   database: DatabaseHandle;
-  bus: Bus;
+  /** At least once: a failed push is retried (a repeat carries the same row, with its id). */
+  publisher: RetryingPublisher;
   logger: Logger;
-  /** Counts a push the bus refused (metrics). */
-  onPublishFailure?: () => void;
   /** Flush sizes and latency of coalesced notifications (metrics). */
   batcherObserver?: NotificationBatcherObserver;
 }
 
 export function createNotificationService(deps: NotificationServiceOptions): NotificationService {
-  const { database, bus, logger } = deps;
+  const { database, publisher, logger } = deps;
 
   const push = (userId: number, event: UserEvent) => {
-    bus.publish(userChannel(userId), JSON.stringify(event)).catch((error: unknown) => {
-      // The row is durable and listed over REST; only the live push was lost.
-      deps.onPublishFailure?.();
-      logger.warn({ err: error, userId }, 'notification push failed');
-    });
+    void publisher.publish(userChannel(userId), JSON.stringify(event), 'notification');
   };
   const pushRows = (rows: NotificationRecord[]) => {
     for (const row of rows) push(toNumber(row.user_id), { type: 'notification', message: notificationView(row) });
@@ -88,13 +83,18 @@ export function createNotificationService(deps: NotificationServiceOptions): Not
     },
 
     async markAllRead(userId) {
+      // Rows locked in (user, conversation) order, as the batcher's upsert locks them: the two
+      // cannot deadlock.
       const rows = await database.query(sql`
-        update notifications set is_read = true where user_id = ${userId} and not is_read returning id`);
+        with locked as (
+          select id from notifications
+           where user_id = ${userId} and not is_read order by conversation_id, id for update)
+        update notifications n set is_read = true from locked where n.id = locked.id returning n.id`);
       push(userId, { type: 'notification.read', all: true });
       return rows.length;
     },
 
     flush: () => batcher.flush(),
-    close: () => batcher.flush(),
+    close: () => batcher.close(),
   };
 }

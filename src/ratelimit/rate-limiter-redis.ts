@@ -18,10 +18,13 @@ export interface RedisRateLimiterOptions {
  */
 export function createRedisRateLimiter(options: RedisRateLimiterOptions): RateLimiter {
   const now = options.now ?? Date.now;
-  const redisOptions = { enableAutoPipelining: true, maxRetriesPerRequest: 1, lazyConnect: false };
+  // A stalled connection (no FIN) must not hold every send: a decision gives up after a second.
+  const redisOptions = { enableAutoPipelining: true, maxRetriesPerRequest: 1, lazyConnect: false, commandTimeout: 1_000 };
   const client = options.cluster ? new Cluster([options.url], { redisOptions }) : new Redis(options.url, redisOptions);
+  let readyOnce = false;
+  client.on('ready', () => (readyOnce = true));
   client.on('error', () => {
-    // Reconnects on its own; a decision made while Redis is down rejects (the caller answers 503).
+    // Reconnects on its own; a decision made while Redis is down rejects as unavailable.
   });
   return {
     async consume(scope, subject, limit) {
@@ -31,6 +34,8 @@ export function createRedisRateLimiter(options: RedisRateLimiterOptions): RateLi
       const key = rateLimitKey(scope, subject, windowStart);
       let count: unknown;
       try {
+        // Once connected, a decision while reconnecting fails at once rather than waiting out a backoff.
+        if (readyOnce && client.status !== 'ready') throw new Error(`Redis ${client.status}`);
         // Longer than the window: a replica whose clock lags a little still finds its window's count.
         const [[incrError, incremented] = [null, 0], [expireError] = [null]] =
           (await client.multi().incr(key).pexpire(key, WINDOW_MS * 2).exec()) ?? [];

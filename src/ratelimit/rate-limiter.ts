@@ -12,8 +12,9 @@
  *   count between every instance on the same Redis, i.e. across replicas; the memory
  *   implementation counts per instance, i.e. per process (embedded mode, one node).
  * - **Backend unreachable.** `consume` on the Redis implementation rejects with
- *   an `unavailable` DomainError (src/domain/errors.ts), which the HTTP layer answers
- *   with 503: a limit that cannot be checked is not waved through.
+ *   an `unavailable` DomainError (src/domain/errors.ts), quickly (at once while it
+ *   reconnects, within a second on a stalled connection); the service wraps it in
+ *   `failOpen` (fail-open.ts), which allows the decision, counts and logs it.
  * - **Keys expire.** The window start is part of the Redis key and each key expires soon after
  *   its window ends, so old windows leave nothing behind; the memory implementation drops
  *   old windows once per window.

@@ -3,7 +3,20 @@ import { conversationChannel } from '../redis/names.js';
 import { decodeEvent } from '../messages/event-codec.js';
 import { ConversationRoom } from './room.js';
 import type { RoomLogger, RoomSource } from './room-source.js';
-import { realScheduler, type Scheduler } from './scheduler.js';
+import { type Cancel, realScheduler, type Scheduler } from './scheduler.js';
+
+/**
+ * While a publish has failed recently on this replica, rooms that heard nothing since the
+ * last check compare their position with the database this often: a quiet conversation
+ * otherwise learns of a lost event only when the next one arrives.
+ */
+export const POSITION_CHECK_MS = 1_000;
+/**
+ * Otherwise every this many checks intervals: a publish lost elsewhere (a replica killed
+ * between commit and publish, a retry queue that overflowed) is repaired too. One statement
+ * per replica per check, over its quiet rooms only.
+ */
+export const IDLE_CHECK_EVERY = 15;
 
 /** Typing payloads ride the conversation channel without a seq: `typing\n<userId>\n<json>`. */
 const TYPING_PREFIX = 'typing\n';
@@ -20,6 +33,13 @@ export interface HubCounters {
   rooms(count: number): void;
   /** Events one socket's catch-up replayed (a resume with `last_seq`, or a gap repair). */
   replayed?(count: number): void;
+  /** A position check ran over `checked` quiet rooms and found `behind` of them behind the database. */
+  positionChecked?(checked: number, behind: number): void;
+}
+
+/** Whether publishes have been failing lately (the retrying publisher says). */
+export interface PublishHealth {
+  troubled(): boolean;
 }
 
 interface Entry {
@@ -30,6 +50,8 @@ interface Entry {
   unsubscribe?: () => void;
   /** Out of the map and closed; a subscription that resolves afterwards is undone at once. */
   discarded: boolean;
+  /** An event arrived since the last position check. */
+  heard: boolean;
 }
 
 /**
@@ -40,6 +62,10 @@ interface Entry {
 export class RoomHub {
   private readonly rooms = new Map<number, Entry>();
   private readonly removeReset: () => void;
+  private checkTimer: Cancel | undefined;
+  private ticks = 0;
+  private checking = false;
+  private closed = false;
 
   constructor(
     private readonly bus: Bus,
@@ -47,6 +73,7 @@ export class RoomHub {
     private readonly logger: RoomLogger,
     private readonly counters: HubCounters,
     private readonly scheduler: Scheduler = realScheduler,
+    private readonly publishes: PublishHealth = { troubled: () => false },
   ) {
     this.removeReset = bus.onReset(() => {
       for (const entry of this.rooms.values()) entry.room.resync();
@@ -64,8 +91,9 @@ export class RoomHub {
       const { source, logger, scheduler } = this;
       const { delivered: onDelivered, replayed: onReplayed } = this.counters;
       const room = new ConversationRoom({ conversationId, source, logger, scheduler, onDelivered, onReplayed });
-      const created: Entry = { room, refs: 0, typing: new Set(), ready: Promise.resolve(), discarded: false };
+      const created: Entry = { room, refs: 0, typing: new Set(), ready: Promise.resolve(), discarded: false, heard: false };
       this.rooms.set(conversationId, created);
+      this.scheduleCheck();
       this.counters.rooms(this.rooms.size);
       created.ready = this.open(created, conversationId);
       // Every acquirer awaits it; this only keeps a failure nobody waits for from crashing the process.
@@ -88,6 +116,9 @@ export class RoomHub {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    this.checkTimer?.();
+    this.checkTimer = undefined;
     this.removeReset();
     for (const [id, entry] of this.rooms) this.discard(entry, id);
   }
@@ -127,10 +158,55 @@ export class RoomHub {
         return;
       }
       this.counters.received('event');
+      entry.heard = true;
       const event = decodeEvent(payload);
       if (event) entry.room.receive(event);
       else this.logger.warn({ conversationId }, 'undecodable bus payload dropped');
     });
     if (entry.discarded) entry.unsubscribe();
+  }
+
+  /** The check timer runs while there are rooms. */
+  private scheduleCheck(): void {
+    if (this.checkTimer || this.closed) return;
+    this.checkTimer = this.scheduler.schedule(POSITION_CHECK_MS, () => {
+      this.checkTimer = undefined;
+      this.ticks += 1;
+      const due = this.publishes.troubled() || this.ticks % IDLE_CHECK_EVERY === 0;
+      if (due) void this.checkPositions();
+      else for (const entry of this.rooms.values()) entry.heard = false;
+      if (this.rooms.size > 0) this.scheduleCheck();
+    });
+  }
+
+  /**
+   * Rooms that heard nothing since the last check and are behind the database resync (read
+   * the log beyond their head): an event whose publish was lost reaches a quiet room within
+   * a check interval. A room that heard something is left alone: a gap there is the
+   * sequencer's business, and a busy room's publishes are seconds apart at most.
+   */
+  private async checkPositions(): Promise<void> {
+    if (this.checking) return;
+    const quiet: Array<[number, Entry]> = [];
+    for (const [id, entry] of this.rooms) {
+      if (!entry.heard && entry.room.head >= 0) quiet.push([id, entry]);
+      entry.heard = false;
+    }
+    if (quiet.length === 0) return;
+    this.checking = true;
+    try {
+      const positions = await this.source.currentSeqs(quiet.map(([id]) => id));
+      let behind = 0;
+      for (const [id, entry] of quiet) {
+        if (entry.discarded || (positions.get(id) ?? 0) <= entry.room.head) continue;
+        behind += 1;
+        entry.room.resync();
+      }
+      this.counters.positionChecked?.(quiet.length, behind);
+    } catch (error) {
+      this.logger.warn({ err: error, rooms: quiet.length }, 'room position check failed');
+    } finally {
+      this.checking = false;
+    }
   }
 }

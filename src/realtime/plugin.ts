@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { readEvents } from '../messages/event-log.js';
 import { sql } from 'drizzle-orm';
-import { toNumber } from '../db/sql.js';
+import { intArray, toNumber } from '../db/sql.js';
 import { ChatConnection } from './chat-connection.js';
 import { createHeartbeat } from './heartbeat.js';
 import { RoomHub } from './hub.js';
@@ -52,6 +52,12 @@ export const realtimePlugin = fp<{ socketSlots: SocketSlots }>(
           );
           return row ? toNumber(row.last_seq) : 0;
         },
+        currentSeqs: async (conversationIds) => {
+          const rows = await app.database.query<{ id: unknown; last_seq: unknown }>(
+            sql`select id, last_seq from conversations where id = any(${intArray(conversationIds)}::int4[])`,
+          );
+          return new Map(rows.map((row) => [toNumber(row.id), toNumber(row.last_seq)]));
+        },
       },
       app.log,
       {
@@ -62,7 +68,13 @@ export const realtimePlugin = fp<{ socketSlots: SocketSlots }>(
           app.metrics.eventsDelivered.inc({ kind: 'conversation' }, count);
           if (publishedAt !== undefined) app.metrics.deliveryLatency.observe(Math.max(0, Date.now() - publishedAt) / 1000);
         },
+        positionChecked: (checked, behind) => {
+          app.metrics.positionChecks.inc({ outcome: 'current' }, checked - behind);
+          if (behind > 0) app.metrics.positionChecks.inc({ outcome: 'behind' }, behind);
+        },
       },
+      undefined,
+      app.publisher,
     );
     app.decorate('rooms', rooms);
     app.bus.onReset(() => app.metrics.busResets.inc());

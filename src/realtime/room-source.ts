@@ -13,6 +13,8 @@ export interface RoomSource {
   readEvents(conversationId: number, afterSeq: number, limit: number): Promise<EncodedEvent[]>;
   /** The conversation's newest seq right now (0 when it has none). */
   currentSeq(conversationId: number): Promise<number>;
+  /** The newest seq of each conversation, in one read (the hub's position checks). */
+  currentSeqs(conversationIds: number[]): Promise<Map<number, number>>;
 }
 
 /** What a room reports; Fastify's logger is one. */

@@ -37,6 +37,11 @@ export class ConversationRoom {
     return this.members.size;
   }
 
+  /** The newest seq delivered; -1 until started. */
+  get head(): number {
+    return this.sequencer.head;
+  }
+
   /** Called once the bus subscription is active: from then on no event can slip past. */
   start(): Promise<void> {
     return this.sequencer.start();

@@ -126,6 +126,11 @@ export class FakeSource implements RoomSource {
     return this.newest;
   }
 
+  async currentSeqs(conversationIds: number[]): Promise<Map<number, number>> {
+    this.currentSeqCalls += 1;
+    return new Map(conversationIds.map((id) => [id, this.newest]));
+  }
+
   readEvents(_conversationId: number, afterSeq: number, limit: number): Promise<EncodedEvent[]> {
     this.reads.push({ afterSeq, limit });
     if (this.failReads > 0) {

@@ -77,6 +77,8 @@ export interface TopologyOptions {
   env?: Record<string, string>;
   /** Env for replica `index` (overrides `env`). */
   replicaEnv?: (index: number) => Record<string, string>;
+  /** A database of the test's own (e.g. on a PostgreSQL it restarts) instead of a fresh one on the shared server. */
+  databaseUrl?: string;
   /** Share a Redis (or cluster) already started in this test instead of starting one. */
   redis?: RedisServer;
   cluster?: RedisCluster;
@@ -117,7 +119,7 @@ export async function startTopology(t: Test, options: TopologyOptions): Promise<
   let cluster: RedisCluster | undefined;
   const shared: Record<string, string> = {};
   if (backend !== 'embedded') {
-    databaseUrl = await freshPostgresDatabase(t, 'replicas');
+    databaseUrl = options.databaseUrl ?? (await freshPostgresDatabase(t, 'replicas'));
     shared.DATABASE_URL = databaseUrl;
     if (backend === 'redis') {
       redis = options.redis ?? (await startRedisServer(t));
@@ -217,8 +219,10 @@ export async function startReplica(t: Test, name: string, env: Record<string, st
       NODE_ENV: 'production',
       LOG_LEVEL: 'warn',
       DATA_DIR: dataDir,
-      MESSAGE_RATE_LIMIT: '0',
-      AUTH_RATE_LIMIT: '0',
+      // The message and auth limits on, as in production, high enough that the tests' own
+      // traffic is never limited (the Redis limiter runs, and fails open, in the fault tests).
+      MESSAGE_RATE_LIMIT: '1000000',
+      AUTH_RATE_LIMIT: '1000000',
       EDIT_RATE_LIMIT: '0',
       CONVERSATION_RATE_LIMIT: '0',
       UPLOAD_RATE_LIMIT: '0',
