@@ -4,11 +4,11 @@
  * Retry-After, for the held conversation only, instead of hanging its request.
  */
 import { sql } from 'drizzle-orm';
-import postgres from 'postgres';
 import t from 'tap';
 import { call, createConversation, register } from './helpers/api.js';
 import { buildTestApp } from './helpers/app.js';
 import { freshPostgresDatabase } from './helpers/database.js';
+import { holdConversationRow } from './helpers/row-lock.js';
 
 t.test('session limits are set, and a lock wait past lock_timeout is a 503', async (t) => {
   const url = await freshPostgresDatabase(t, 'timeouts');
@@ -28,18 +28,7 @@ t.test('session limits are set, and a lock wait past lock_timeout is a 503', asy
   const first = await call(app, 'POST', `/api/conversations/${conversation}/messages/`, { token: alice.token, body: { content: 'first' } });
   t.equal(first.status, 201);
 
-  const holder = postgres(url, { max: 1, onnotice: () => {} });
-  t.teardown(() => holder.end({ timeout: 1 }));
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => (release = resolve));
-  let held!: () => void;
-  const locked = new Promise<void>((resolve) => (held = resolve));
-  const holding = holder.begin(async (tx) => {
-    await tx`select id from conversations where id = ${conversation} for update`;
-    held();
-    await released;
-  });
-  await locked;
+  const { release, done: holding } = await holdConversationRow(t, url, conversation);
 
   const started = Date.now();
   const [edit, sent, elsewhere] = await Promise.all([

@@ -5,7 +5,6 @@
  */
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
-import postgres from 'postgres';
 import t, { type Test } from 'tap';
 import { createDatabase } from '../src/db/client.js';
 import { toNumber } from '../src/db/sql.js';
@@ -14,6 +13,7 @@ import { SendBatcher } from '../src/messages/send-batcher.js';
 import { call, createConversation, register, type Session } from './helpers/api.js';
 import { buildTestApp, testDatabase } from './helpers/app.js';
 import { freshPostgresDatabase, recordingPostgres } from './helpers/database.js';
+import { holdConversationRow } from './helpers/row-lock.js';
 
 interface Sent {
   status: number;
@@ -180,18 +180,7 @@ t.test('the send queue is bounded: past it a send is refused as unavailable (503
   const bob = await register(app);
   const conversation = await createConversation(app, alice, [bob]);
   const batcher = new SendBatcher(app.database, {}, 3);
-  const holder = postgres(url, { max: 1, onnotice: () => {} });
-  t.teardown(() => holder.end({ timeout: 1 }));
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => (release = resolve));
-  let held!: () => void;
-  const locked = new Promise<void>((resolve) => (held = resolve));
-  const holding = holder.begin(async (tx) => {
-    await tx`select id from conversations where id = ${conversation} for update`;
-    held();
-    await released;
-  });
-  await locked;
+  const { release, done: holding } = await holdConversationRow(t, url, conversation);
   const request = (i: number) => ({ conversationId: conversation, senderId: alice.user.id, content: `m${i}`, clientId: `q${i}` });
   const queued = [0, 1, 2].map((i) => batcher.store(request(i)));
   await t.rejects(batcher.store(request(3)), { name: 'DomainError', message: /unavailable/ }, 'the fourth is refused at once');

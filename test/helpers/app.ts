@@ -6,6 +6,7 @@ import { buildApp, type AppOptions } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createDatabase, type DatabaseHandle } from '../../src/db/client.js';
 import { freshPostgresDatabase } from './database.js';
+import { ABUSE_LIMITS_OFF } from './limits.js';
 
 export type DatabaseKind = 'postgres' | 'pglite';
 
@@ -29,14 +30,7 @@ export function testConfig(t: Test, env: Record<string, string> = {}): Config {
     LOG_LEVEL: 'silent',
     MESSAGE_RATE_LIMIT: '0',
     AUTH_RATE_LIMIT: '0',
-    EDIT_RATE_LIMIT: '0',
-    CONVERSATION_RATE_LIMIT: '0',
-    UPLOAD_RATE_LIMIT: '0',
-    TOKEN_RATE_LIMIT: '0',
-    MAX_UPLOADS_PER_USER: '0',
-    MAX_UPLOADS: '0',
-    MAX_SOCKETS_PER_USER: '0',
-    USER_SEARCH_MIN_PREFIX: '0',
+    ...ABUSE_LIMITS_OFF,
     PUBLIC_URL: 'http://chat.test',
     ...env,
   });

@@ -21,6 +21,7 @@ import { configNames } from '../../src/config.js';
 import { freshPostgresDatabase } from './database.js';
 import { type RedisCluster, type RedisServer, redisCli, startRedisCluster, startRedisServer } from './redis-server.js';
 import { freePort } from './ports.js';
+import { ABUSE_LIMITS_OFF } from './limits.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const HOST = '127.0.0.1';
@@ -223,14 +224,7 @@ export async function startReplica(t: Test, name: string, env: Record<string, st
       // traffic is never limited (the Redis limiter runs, and fails open, in the fault tests).
       MESSAGE_RATE_LIMIT: '1000000',
       AUTH_RATE_LIMIT: '1000000',
-      EDIT_RATE_LIMIT: '0',
-      CONVERSATION_RATE_LIMIT: '0',
-      UPLOAD_RATE_LIMIT: '0',
-      TOKEN_RATE_LIMIT: '0',
-      MAX_UPLOADS_PER_USER: '0',
-      MAX_UPLOADS: '0',
-      MAX_SOCKETS_PER_USER: '0',
-      USER_SEARCH_MIN_PREFIX: '0',
+      ...ABUSE_LIMITS_OFF,
       SHUTDOWN_TIMEOUT_MS: '3000',
       // Several files run at once against one PostgreSQL (max_connections 100): keep pools small.
       DATABASE_POOL_SIZE: '4',
