@@ -39,3 +39,16 @@ export function slope(points: ReadonlyArray<readonly [number, number]>): number 
   const sxx = points.reduce((a, p) => a + (p[0] - mx) ** 2, 0);
   return sxx ? sxy / sxx : null;
 }
+
+/** What every fan-out run reports about its deliveries (steady fan-out and soak alike). */
+export interface DeliverySummary {
+  p50_ms: number | null;
+  p95_ms: number | null;
+  p99_ms: number | null;
+  max_ms: number | null;
+  lost: number;
+  duplicates: number;
+  error_events: number;
+  expected_deliveries: number;
+  delivered_per_s: number | null;
+}

@@ -9,6 +9,7 @@ import { createFanout, type Fanout } from '../load/fanout.js';
 import { type StepReport, stepSearch } from '../load/step.js';
 import { closeAll, connectMembers, createWorld, type Member } from '../load/world.js';
 import { type Stack, type StackContext, startStack } from '../stack/stack.js';
+import type { DeliverySummary } from '../lib/stats.js';
 
 export interface FanoutResult {
   users: number;
@@ -19,18 +20,7 @@ export interface FanoutResult {
   capacity_is_lower_bound: boolean;
   first_failed_rate: number | null;
   criteria: { p99_ms_max: number; lost: 0; duplicates: 0; error_events: 0 };
-  steady: {
-    rate: number;
-    p50_ms: number | null;
-    p95_ms: number | null;
-    p99_ms: number | null;
-    max_ms: number | null;
-    lost: number;
-    duplicates: number;
-    error_events: number;
-    expected_deliveries: number;
-    delivered_per_s: number | null;
-  };
+  steady: DeliverySummary & { rate: number };
   steps: ReturnType<typeof compactStep>[];
 }
 

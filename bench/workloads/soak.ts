@@ -13,6 +13,7 @@ import { closeAll, type Member } from '../load/world.js';
 import { rssKb } from '../stack/processes.js';
 import { type StackContext, startStack } from '../stack/stack.js';
 import { openFanoutWorld } from './fanout.js';
+import type { DeliverySummary } from '../lib/stats.js';
 
 const WINDOW_S = 10;
 /** Progress on stderr this often during the run, so a ten-minute run is seen to be alive. */
@@ -30,20 +31,11 @@ export interface SoakResult {
   rate: number;
   duration_s: number;
   window_s: number;
-  overall: {
+  overall: DeliverySummary & {
     sent: number;
     send_rate: number | null;
-    expected_deliveries: number;
     received_deliveries: number;
-    p50_ms: number | null;
-    p95_ms: number | null;
-    p99_ms: number | null;
-    max_ms: number | null;
-    lost: number;
-    duplicates: number;
-    error_events: number;
     stray_events: number;
-    delivered_per_s: number | null;
     send_lag_p99_ms: number | null;
   };
   checks: SoakChecks;
