@@ -27,6 +27,8 @@ export const messages = pgTable(
   },
   (t) => [
     index('messages_conversation_id_idx').on(t.conversationId, t.id),
+    // Unread counts subtract the deleted messages after a marker; deletions are few, so this stays small.
+    index('messages_deleted_idx').on(t.conversationId, t.seq).where(sql`${t.isDeleted}`),
     // Idempotent sends: a retried client_id finds the first message instead of making a second.
     uniqueIndex('messages_client_id_key')
       .on(t.conversationId, t.senderId, t.clientId)
@@ -40,6 +42,10 @@ export const EventKind = {
   messageEdited: 2,
   messageDeleted: 3,
   attachmentAdded: 4,
+  memberAdded: 5,
+  memberRemoved: 6,
+  memberRole: 7,
+  conversationUpdated: 8,
 } as const;
 export type EventKind = (typeof EventKind)[keyof typeof EventKind];
 
@@ -56,8 +62,19 @@ export const conversationEvents = pgTable(
       .references(() => conversations.id, { onDelete: 'cascade' }),
     seq: bigint('seq', { mode: 'number' }).notNull(),
     kind: smallint('kind').notNull().$type<EventKind>(),
-    messageId: bigint('message_id', { mode: 'number' }).notNull(),
+    /** The message a message event is about; null for membership and conversation events. */
+    messageId: bigint('message_id', { mode: 'number' }),
     attachmentId: bigint('attachment_id', { mode: 'number' }),
+    /** The member a `member.removed` / `member.role` event is about (a removed member's sockets close at it). */
+    userId: integer('user_id'),
+    /**
+     * The event's JSON for membership and conversation events, stored as published (`text`,
+     * not `jsonb`, so a replay is byte-for-byte the live event). Message events store none:
+     * they render from the current rows, so deleted text never comes back.
+     */
+    payload: text('payload'),
+    /** The conversation's `message_count` once this event committed (see `participants.read_count`). */
+    messageCount: bigint('message_count', { mode: 'number' }).notNull().default(0),
     createdAt: createdAt(),
   },
   (t) => [primaryKey({ name: 'conversation_events_pkey', columns: [t.conversationId, t.seq] })],
