@@ -45,6 +45,7 @@ import { s3UrlOrigin } from './storage/storage-s3.js';
 import type { Storage } from './storage/storage.js';
 import { User } from './contract/users.js';
 import { userRoutes } from './users/routes.js';
+import { startTracing } from './tracing/switch.js';
 
 export interface AppOptions {
   config: Config;
@@ -99,6 +100,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler());
   // The API speaks JSON (and multipart for uploads): a text/plain body is an unsupported type (415).
   app.removeContentTypeParser('text/plain');
+  // Off (no OTLP endpoint): undefined, and every part below is used as it is, unwrapped.
+  const tracing = await startTracing(config, app.log);
+  if (tracing) {
+    tracing.traceRequests(app);
+    // Registered first, so it runs after every other onClose hook: the spans of the drain are exported too.
+    app.addHook('onClose', () => tracing.close());
+  }
   installErrorHandler(app);
   app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id);
@@ -109,7 +117,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   const owned: { close(): Promise<void> }[] = [];
   const own = <T extends { close(): Promise<void> }>(part: T): T => (owned.push(part), part);
-  const database =
+  const baseDatabase =
     options.database ??
     own(
       createDatabase({
@@ -124,10 +132,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         },
       }),
     );
-  const bus =
+  const database = tracing ? tracing.database(baseDatabase) : baseDatabase;
+  const baseBus =
     options.bus ??
     own(createBus({ kind: config.REDIS_URL ? (config.REDIS_CLUSTER ? 'redis-cluster' : 'redis') : 'memory', redisUrl: config.REDIS_URL, logger: app.log }));
-  const storage =
+  const bus = tracing ? tracing.bus(baseBus) : baseBus;
+  const baseStorage =
     options.storage ??
     own(
       config.S3_BUCKET
@@ -144,7 +154,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
           })
         : createStorage({ kind: 'local', local: { dir: join(config.DATA_DIR, 'files') } }),
     );
-  const rateLimiter = options.rateLimiter ?? own(createRateLimiter({ kind: config.REDIS_URL ? (config.REDIS_CLUSTER ? 'redis-cluster' : 'redis') : 'memory', redisUrl: config.REDIS_URL }));
+  // Spans for the calls that leave the process: S3, and the Redis limiter.
+  const storage = tracing && config.S3_BUCKET ? tracing.storage(baseStorage) : baseStorage;
+  const baseRateLimiter = options.rateLimiter ?? own(createRateLimiter({ kind: config.REDIS_URL ? (config.REDIS_CLUSTER ? 'redis-cluster' : 'redis') : 'memory', redisUrl: config.REDIS_URL }));
+  const rateLimiter = tracing && config.REDIS_URL ? tracing.rateLimiter(baseRateLimiter) : baseRateLimiter;
   const sessionStores =
     options.sessionStores ?? own(createSessionStores({ kind: config.REDIS_URL ? (config.REDIS_CLUSTER ? 'redis-cluster' : 'redis') : 'memory', redisUrl: config.REDIS_URL }));
   if (!config.REDIS_URL) app.log.info('REDIS_URL unset: in-process bus, this node cannot be scaled out');
@@ -155,7 +168,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       ? [s3UrlOrigin({ bucket: config.S3_BUCKET, endpoint: config.S3_ENDPOINT, region: config.S3_REGION, forcePathStyle: config.S3_FORCE_PATH_STYLE })]
       : [];
   await app.register(securityPlugin, { corsOrigin: config.CORS_ORIGIN, publicUrl: config.PUBLIC_URL, mediaOrigins });
-  await app.register(metricsPlugin, { databaseLoad: () => database.load });
+  await app.register(metricsPlugin, { databaseLoad: () => database.load, statementSpan: tracing?.statementSpan });
   await app.register(infrastructurePlugin, { config, database, bus, storage, owned });
   const limiter = failOpen(rateLimiter, { logger: app.log, onUnavailable: (scope) => app.metrics.rateLimiterUnavailable.inc({ scope }) });
   await app.register(rateLimitPlugin, { limiter });
@@ -190,6 +203,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     statement: app.metrics.timeStatement,
     batch: (size: number) => app.metrics.sendBatchSize.observe(size),
     queued: (depth: number) => app.metrics.sendQueueDepth.set(depth),
+    ...(tracing ? { context: tracing.sendContext } : {}),
   };
   app.decorate('messages', createMessageWrites({ writePath, database, links, maxMessageLength: config.MAX_MESSAGE_LENGTH, sendObserver }));
   app.decorate('attachments', createAttachmentService({ database, writePath, links }));
@@ -211,7 +225,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(healthRoutes);
   await app.register(mediaRoutes);
   await app.register(webClientPlugin);
-  await app.register(realtimePlugin, { socketSlots: sessionStores.socketSlots });
+  await app.register(realtimePlugin, { socketSlots: sessionStores.socketSlots, frameTracer: tracing?.frameTracer });
   await app.register(
     async (api) => {
       await api.register(authRoutes);

@@ -86,6 +86,25 @@ export const ConfigSchema = Type.Object({
   READINESS_DATABASE_GRACE_MS: Int(10_000, 0, 600_000, 'how long PostgreSQL may not answer before /readyz fails (a shared blip takes no pod out)'),
   SHUTDOWN_TIMEOUT_MS: Int(10_000, 100, 600_000, 'longest graceful drain on SIGTERM'),
   SHUTDOWN_DELAY_MS: Int(0, 0, 600_000, 'on SIGTERM, fail readiness this long before refusing connections (0 behind a Kubernetes preStop sleep)'),
+  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(
+    Type.String({ pattern: '^https?://', description: 'OpenTelemetry collector (OTLP/HTTP); traces go to <url>/v1/traces. Unset (and no OTEL_EXPORTER_OTLP_TRACES_ENDPOINT): tracing off' }),
+  ),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: Type.Optional(
+    Type.String({ pattern: '^https?://', description: 'full URL traces are posted to (overrides OTEL_EXPORTER_OTLP_ENDPOINT for traces)' }),
+  ),
+  OTEL_SERVICE_NAME: Type.String({ default: 'chat-service', minLength: 1, description: 'service.name of the spans (OTEL_RESOURCE_ATTRIBUTES adds more)' }),
+  OTEL_TRACES_SAMPLER: Type.Union(
+    [
+      Type.Literal('parentbased_always_on'),
+      Type.Literal('parentbased_always_off'),
+      Type.Literal('parentbased_traceidratio'),
+      Type.Literal('always_on'),
+      Type.Literal('always_off'),
+      Type.Literal('traceidratio'),
+    ],
+    { default: 'parentbased_always_on', description: 'which traces are recorded (the standard sampler names)' },
+  ),
+  OTEL_TRACES_SAMPLER_ARG: Type.Number({ default: 1, minimum: 0, maximum: 1, description: 'ratio kept by the traceidratio samplers' }),
 });
 
 export type RawConfig = Static<typeof ConfigSchema>;

@@ -47,7 +47,7 @@ const filesIn = (...folders: string[]) => [...graph].filter(([file]) => folders.
 
 const INFRASTRUCTURE = ['db', 'bus', 'storage', 'redis', 'ratelimit', 'sessions'];
 const FEATURES = ['messages', 'conversations', 'attachments', 'notifications', 'users', 'auth'];
-const ENTRY_POINTS = ['http', 'realtime', 'health', 'metrics'];
+const ENTRY_POINTS = ['http', 'realtime', 'health', 'metrics', 'tracing'];
 /** HTTP and socket entry points inside feature folders: they may use Fastify and http/. */
 const isEntryFile = (file: string) => /(^|\/)(routes|[\w-]+-routes|plugin)\.ts$/.test(file);
 

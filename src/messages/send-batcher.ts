@@ -5,7 +5,7 @@ import { EventKind } from '../db/schema/index.js';
 import { intArray, isoTime, textArray, toNumber } from '../db/sql.js';
 import { databaseErrorCode, DEADLOCK_DETECTED, UNIQUE_VIOLATION } from '../db/errors.js';
 import { unavailable } from '../domain/errors.js';
-import { timeStatement, type StatementTimer } from '../domain/observer.js';
+import { type ContextCarrier, timeStatement, type StatementTimer } from '../domain/observer.js';
 
 /** One send, validated and normalised, waiting for its batch. */
 export interface SendRequest {
@@ -24,6 +24,8 @@ export interface StoredSend {
 
 interface Waiting {
   request: SendRequest;
+  /** The sender's trace context (tracing on only). */
+  context?: unknown;
   resolve(stored: StoredSend | undefined): void;
   reject(error: unknown): void;
 }
@@ -35,6 +37,8 @@ export interface SendBatcherObserver {
   /** A batch statement is about to run with this many sends. */
   batch?(size: number): void;
   statement?: StatementTimer;
+  /** Tracing: a batch's statement joins its first send's trace, a one-by-one retry each send's own. */
+  context?: ContextCarrier;
 }
 
 /** Sends per statement at most; more wait for the next one. */
@@ -115,8 +119,9 @@ export class SendBatcher {
 
   store(request: SendRequest): Promise<StoredSend | undefined> {
     if (this.queued >= this.maxQueued) return Promise.reject(unavailable('database (send queue full)'));
+    const carrier = this.observer.context;
     return new Promise((resolve, reject) => {
-      this.queue.push({ request, resolve, reject });
+      this.queue.push(carrier ? { request, resolve, reject, context: carrier.capture() } : { request, resolve, reject });
       this.observer.queued?.(this.queue.length);
       if (!this.running) void this.run();
     });
@@ -130,15 +135,21 @@ export class SendBatcher {
         this.observer.queued?.(this.queue.length);
         this.observer.batch?.(batch.length);
         this.inFlight += batch.length;
+        const carrier = this.observer.context;
         try {
-          const stored = await this.insert(batch.map((w) => w.request));
+          const requests = batch.map((w) => w.request);
+          const stored = await (carrier ? carrier.run(batch[0]!.context, () => this.insert(requests)) : this.insert(requests));
           batch.forEach((waiting, index) => waiting.resolve(stored.get(index + 1)));
         } catch (error) {
           // A client_id raced by another replica (or, never expected, a deadlock): one by one.
           const retry = [UNIQUE_VIOLATION, DEADLOCK_DETECTED].includes(databaseErrorCode(error) ?? '');
           for (const waiting of batch) {
             if (!retry) waiting.reject(error);
-            else await this.storeOne(waiting.request).then(waiting.resolve, waiting.reject);
+            else
+              await (carrier ? carrier.run(waiting.context, () => this.storeOne(waiting.request)) : this.storeOne(waiting.request)).then(
+                waiting.resolve,
+                waiting.reject,
+              );
           }
         } finally {
           this.inFlight -= batch.length;

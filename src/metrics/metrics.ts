@@ -1,6 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { DatabaseLoad } from '../db/client.js';
-import type { StatementTimer } from '../domain/observer.js';
+import type { StatementSpan, StatementTimer } from '../domain/observer.js';
 
 /** Latency buckets for PostgreSQL statements and flushes: sub-millisecond to a stalled second. */
 const STATEMENT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
@@ -9,7 +9,13 @@ const STATEMENT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
  * The service's Prometheus metrics, on a registry of its own per app (tests build several
  * apps in one process, and the default registry is a global).
  */
-export function createMetrics(options: { databaseLoad?: () => DatabaseLoad } = {}) {
+export interface MetricsOptions {
+  databaseLoad?: () => DatabaseLoad;
+  /** Set when tracing is on: named statements then run inside it (their spans carry the name). */
+  statementSpan?: StatementSpan | undefined;
+}
+
+export function createMetrics(options: MetricsOptions = {}) {
   const { databaseLoad } = options;
   const registry = new Registry();
   let failuresSeen = 0;
@@ -112,10 +118,11 @@ export function createMetrics(options: { databaseLoad?: () => DatabaseLoad } = {
     }),
   };
   /** The domain's statement timer, reported on this registry. */
-  const timeStatement: StatementTimer = (statement, seconds, failed) => {
+  const observe = (statement: Parameters<StatementTimer>[0], seconds: number, failed: boolean): void => {
     m.statementDuration.observe({ statement }, seconds);
     if (failed) m.statementErrors.inc({ statement });
   };
+  const timeStatement: StatementTimer = options.statementSpan ? Object.assign(observe, { around: options.statementSpan }) : observe;
   return { ...m, timeStatement };
 }
 

@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import type { DatabaseLoad } from '../db/client.js';
-import { createMetrics, type Metrics } from './metrics.js';
+import { createMetrics, type Metrics, type MetricsOptions } from './metrics.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -10,7 +9,7 @@ declare module 'fastify' {
 }
 
 /** `/metrics` for Prometheus, and HTTP latency by route template (never by raw URL: bounded labels). */
-export const metricsPlugin = fp<{ databaseLoad?: () => DatabaseLoad }>(
+export const metricsPlugin = fp<MetricsOptions>(
   async (app: FastifyInstance, options) => {
     const metrics = createMetrics(options);
     app.decorate('metrics', metrics);

@@ -125,7 +125,7 @@ export class ChatConnection {
     this.busy = false;
   }
 
-  private async handle(text: string): Promise<void> {
+  protected async handle(text: string): Promise<void> {
     let frame: ClientFrame | undefined;
     try {
       frame = parseFrame(text);
@@ -136,14 +136,14 @@ export class ChatConnection {
   }
 
   /** The `error` event answering a frame that failed. */
-  private report(error: unknown, frame: ClientFrame | undefined): void {
+  protected report(error: unknown, frame: ClientFrame | undefined): void {
     const extra = frame && 'client_id' in frame && frame.client_id ? { client_id: frame.client_id } : {};
     const { event, internal } = frameErrorEvent(error, extra);
     if (internal) this.app.log.error({ err: error }, 'chat frame failed');
     this.sink.send(event);
   }
 
-  private async dispatch(frame: ClientFrame): Promise<void> {
+  protected async dispatch(frame: ClientFrame): Promise<void> {
     const { app } = this;
     const user = this.user!;
     switch (frame.type) {

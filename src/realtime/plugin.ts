@@ -5,6 +5,7 @@ import { readEvents } from '../messages/event-log.js';
 import { sql } from 'drizzle-orm';
 import { intArray, toNumber } from '../db/sql.js';
 import { ChatConnection } from './chat-connection.js';
+import { type FrameTracer, TracedChatConnection } from './traced-chat-connection.js';
 import { createHeartbeat } from './heartbeat.js';
 import { RoomHub } from './hub.js';
 import { notificationConnection } from './notification-connection.js';
@@ -21,7 +22,13 @@ declare module 'fastify' {
 }
 
 /** The WebSocket half of API.md: `/ws/chat/{id}/` and `/ws/notifications/`. */
-export const realtimePlugin = fp<{ socketSlots: SocketSlots }>(
+export interface RealtimeOptions {
+  socketSlots: SocketSlots;
+  /** Set when tracing is on: chat frames are then handled in spans. */
+  frameTracer?: FrameTracer | undefined;
+}
+
+export const realtimePlugin = fp<RealtimeOptions>(
   async (app: FastifyInstance, options) => {
     const { config } = app;
     app.decorate('socketSlots', options.socketSlots);
@@ -80,9 +87,11 @@ export const realtimePlugin = fp<{ socketSlots: SocketSlots }>(
     app.bus.onReset(() => app.metrics.busResets.inc());
 
     const heartbeat = createHeartbeat(config.WS_HEARTBEAT_MS);
+    const { frameTracer } = options;
     app.get('/ws/chat/:id/', { websocket: true, schema: { hide: true } }, (socket, request) => {
       heartbeat.watch(socket);
-      new ChatConnection(app, socket, request);
+      if (frameTracer) new TracedChatConnection(app, socket, request, frameTracer);
+      else new ChatConnection(app, socket, request);
     });
     app.get('/ws/notifications/', { websocket: true, schema: { hide: true } }, (socket, request) => {
       heartbeat.watch(socket);
