@@ -171,6 +171,9 @@ export class ChatSocket extends Emitter<ChatSocketEvents> {
       case 'user.typing':
         this.emit('typing', event);
         return;
+      case 'read.updated':
+        // Receipts are the client library's to surface (wip/inbox-web); not a seq'd event.
+        return;
       case 'error': {
         const send = event.client_id === undefined ? undefined : this.pending.get(event.client_id);
         if (send && event.client_id !== undefined) {
