@@ -43,6 +43,18 @@ export const UserTypingEvent = Type.Object({
   is_typing: Type.Boolean(),
   conversation_id: Id('conversation id'),
 });
+/**
+ * A member's read marker moved. Live only (no `seq`, never stored), to every chat socket of
+ * the conversation (the reader's other ones too), at most one per user per second, and only
+ * in conversations of up to RECEIPTS_MAX_MEMBERS members.
+ */
+export const ReadUpdatedEvent = Type.Object({
+  type: Type.Literal('read.updated'),
+  conversation_id: Id('conversation id'),
+  user: Type.String({ description: 'username' }),
+  user_id: Id('user id'),
+  last_read_seq: Type.Integer({ minimum: 0 }),
+});
 /** The answer to a bad frame; the socket stays open. */
 export const ErrorEvent = Type.Object({
   type: Type.Literal('error'),
@@ -62,6 +74,7 @@ export type MessageEditedEvent = Static<typeof MessageEditedEvent>;
 export type MessageDeletedEvent = Static<typeof MessageDeletedEvent>;
 export type AttachmentAddedEvent = Static<typeof AttachmentAddedEvent>;
 export type UserTypingEvent = Static<typeof UserTypingEvent>;
+export type ReadUpdatedEvent = Static<typeof ReadUpdatedEvent>;
 export type ErrorEvent = Static<typeof ErrorEvent>;
 export type NotificationEvent = Static<typeof NotificationEvent>;
 export type NotificationReadEvent = Static<typeof NotificationReadEvent>;
