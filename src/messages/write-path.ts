@@ -114,8 +114,10 @@ export function createWritePath(options: WritePathOptions): WritePath {
 
   const appendEvent = async (query: Query, conversationId: number, seq: number, change: SequencedChange<unknown>) => {
     await query(sql`update conversations set last_seq = ${seq} where id = ${conversationId}`);
-    await query(sql`insert into conversation_events (conversation_id, seq, kind, message_id, attachment_id)
-                    values (${conversationId}, ${seq}, ${change.kind}, ${change.messageId}, ${change.attachmentId ?? null})`);
+    // Not a new message: the count stays as it is (a read marker at this seq reads it, INBOX.md).
+    await query(sql`insert into conversation_events (conversation_id, seq, kind, message_id, attachment_id, message_count)
+                    select ${conversationId}, ${seq}, ${change.kind}, ${change.messageId}, ${change.attachmentId ?? null}, c.message_count
+                      from conversations c where c.id = ${conversationId}`);
   };
 
   return {
