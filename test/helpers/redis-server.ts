@@ -1,6 +1,7 @@
 /**
- * Throwaway Redis servers for tests: a single instance and a small Redis Cluster, each on free
- * loopback ports in a temp dir, torn down with the test that started them.
+ * Throwaway Redis servers for tests: a single instance, a replica of one, a Sentinel, and a
+ * small Redis Cluster, each on free loopback ports in a temp dir, torn down with the test that
+ * started them.
  *
  * Every redis-server runs behind a tiny `sh` watchdog holding the read end of a pipe whose
  * write end only this process has: if the test process dies without running its teardown
