@@ -135,13 +135,19 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
           lockMs: config.DATABASE_LOCK_TIMEOUT_MS,
           idleInTransactionMs: config.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS,
           connectMs: config.DATABASE_CONNECT_TIMEOUT_MS,
+          responseMs: config.DATABASE_RESPONSE_TIMEOUT_MS,
         },
       }),
     );
   const database = tracing ? tracing.database(baseDatabase) : baseDatabase;
-  const baseBus =
-    options.bus ??
-    own(createBus({ kind: config.REDIS_URL ? (config.REDIS_CLUSTER ? 'redis-cluster' : 'redis') : 'memory', redisUrl: config.REDIS_URL, logger: app.log }));
+  const redisKind = config.REDIS_URL ? (config.REDIS_CLUSTER ? 'redis-cluster' : 'redis') : 'memory';
+  // Every Redis client of the process: the same server (or Sentinel's primary), the same timeout.
+  const redis = {
+    redisUrl: config.REDIS_URL,
+    sentinel: config.redisSentinels && config.REDIS_SENTINEL_NAME ? { nodes: config.redisSentinels, name: config.REDIS_SENTINEL_NAME } : undefined,
+    commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+  };
+  const baseBus = options.bus ?? own(createBus({ kind: redisKind, ...redis, logger: app.log }));
   const bus = tracing ? tracing.bus(baseBus) : baseBus;
   const baseStorage =
     options.storage ??
@@ -162,10 +168,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     );
   // Spans for the calls that leave the process: S3, and the Redis limiter.
   const storage = tracing && config.S3_BUCKET ? tracing.storage(baseStorage) : baseStorage;
-  const baseRateLimiter = options.rateLimiter ?? own(createRateLimiter({ kind: config.REDIS_URL ? (config.REDIS_CLUSTER ? 'redis-cluster' : 'redis') : 'memory', redisUrl: config.REDIS_URL }));
+  const baseRateLimiter = options.rateLimiter ?? own(createRateLimiter({ kind: redisKind, ...redis }));
   const rateLimiter = tracing && config.REDIS_URL ? tracing.rateLimiter(baseRateLimiter) : baseRateLimiter;
-  const sessionStores =
-    options.sessionStores ?? own(createSessionStores({ kind: config.REDIS_URL ? (config.REDIS_CLUSTER ? 'redis-cluster' : 'redis') : 'memory', redisUrl: config.REDIS_URL }));
+  const sessionStores = options.sessionStores ?? own(createSessionStores({ kind: redisKind, ...redis }));
   if (!config.REDIS_URL) app.log.info('REDIS_URL unset: in-process bus, this node cannot be scaled out');
 
   // Redirected attachments are fetched from the bucket itself: the CSP names its origin.

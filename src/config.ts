@@ -5,6 +5,9 @@ import { Type, type Static } from 'typebox';
 import { Value } from 'typebox/value';
 
 const MiB = 1024 * 1024;
+/** `host:port` (a bracketed IPv6 address as host) list, commas with optional spaces. */
+const SENTINEL_ADDRESS = '(\\[[0-9A-Fa-f:.]+\\]|[^\\s,:\\[\\]]+):\\d{1,5}';
+const SENTINEL_LIST = `^\\s*${SENTINEL_ADDRESS}(\\s*,\\s*${SENTINEL_ADDRESS})*\\s*$`;
 const Bool = (fallback: boolean, description: string) =>
   Type.Boolean({ default: fallback, description });
 const Int = (fallback: number, minimum: number, maximum: number, description: string) =>
@@ -38,11 +41,23 @@ export const ConfigSchema = Type.Object({
   DATABASE_LOCK_TIMEOUT_MS: Int(5_000, 0, 3_600_000, 'lock_timeout: longest wait for a row lock; 0 = none'),
   DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: Int(30_000, 0, 3_600_000, 'idle_in_transaction_session_timeout; 0 = none'),
   DATABASE_CONNECT_TIMEOUT_MS: Int(5_000, 100, 600_000, 'longest wait for a PostgreSQL connection to open'),
+  DATABASE_RESPONSE_TIMEOUT_MS: Int(
+    20_000, 0, 3_600_000,
+    'longest silence of a PostgreSQL connection with a request outstanding before it is dropped (a stalled network); above DATABASE_STATEMENT_TIMEOUT_MS; 0 = none',
+  ),
   MIGRATE_ON_START: Bool(true, 'apply migrations at start (under an advisory lock)'),
   REDIS_URL: Type.Optional(
     Type.String({ pattern: '^rediss?://', description: 'Redis; unset: in-process bus, one node only' }),
   ),
   REDIS_CLUSTER: Bool(false, 'REDIS_URL is a Redis Cluster node: use sharded pub/sub'),
+  REDIS_SENTINELS: Type.Optional(
+    Type.String({
+      pattern: SENTINEL_LIST,
+      description: 'comma-separated host:port of Redis Sentinels: follow the primary they name (with REDIS_SENTINEL_NAME)',
+    }),
+  ),
+  REDIS_SENTINEL_NAME: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]+$', description: 'the master name the Sentinels monitor' })),
+  REDIS_COMMAND_TIMEOUT_MS: Int(5_000, 100, 600_000, 'longest wait for a Redis reply; connections are pinged this often and one that misses a ping reconnects'),
   S3_BUCKET: Type.Optional(Type.String({ minLength: 3, description: 'bucket; unset: files on local disk' })),
   S3_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://', description: 'S3-compatible endpoint' })),
   S3_REGION: Type.String({ default: 'us-east-1', minLength: 1, description: 'S3 region' }),
@@ -114,6 +129,8 @@ export type RawConfig = Static<typeof ConfigSchema>;
 /** Resolved configuration: what the rest of the service reads. */
 export type Config = RawConfig & {
   PUBLIC_URL: string;
+  /** Set when REDIS_SENTINELS is: the primary is the one they name. */
+  redisSentinels: SentinelAddress[] | undefined;
   JWT_SECRET: string;
   DATA_DIR: string;
 };
@@ -146,16 +163,61 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const config = converted as RawConfig;
   if (config.REDIS_CLUSTER && !config.REDIS_URL) throw new ConfigError('REDIS_CLUSTER: needs REDIS_URL');
+  const sentinels = checkSentinels(config);
+  if (
+    config.DATABASE_RESPONSE_TIMEOUT_MS > 0 &&
+    config.DATABASE_STATEMENT_TIMEOUT_MS > 0 &&
+    config.DATABASE_RESPONSE_TIMEOUT_MS <= config.DATABASE_STATEMENT_TIMEOUT_MS
+  ) {
+    throw new ConfigError(
+      `DATABASE_RESPONSE_TIMEOUT_MS: must be above DATABASE_STATEMENT_TIMEOUT_MS (${config.DATABASE_STATEMENT_TIMEOUT_MS}), ` +
+        `or a statement still running would lose its connection (got ${config.DATABASE_RESPONSE_TIMEOUT_MS})`,
+    );
+  }
   if (config.NODE_ENV === 'production' && !config.JWT_SECRET) {
     throw new ConfigError('JWT_SECRET: required when NODE_ENV=production (at least 16 characters)');
   }
   const dataDir = resolve(config.DATA_DIR);
   return {
     ...config,
+    // With Sentinel the URL only carries credentials, TLS and the database number: its host is
+    // ignored (ioredis asks the Sentinels where the primary is), so the master name stands in.
+    REDIS_URL: config.REDIS_URL ?? (sentinels ? `redis://${config.REDIS_SENTINEL_NAME!}` : undefined),
+    redisSentinels: sentinels,
     DATA_DIR: dataDir,
     PUBLIC_URL: (config.PUBLIC_URL ?? `http://localhost:${config.PORT}`).replace(/\/+$/, ''),
     JWT_SECRET: config.JWT_SECRET ?? developmentSecret(dataDir),
   };
+}
+
+/** A Sentinel address as ioredis takes it. */
+export interface SentinelAddress {
+  host: string;
+  port: number;
+}
+
+/** The addresses of a valid REDIS_SENTINELS value (`host:port, [::1]:port`). */
+export function sentinelAddresses(value: string): SentinelAddress[] {
+  return value
+    .split(',')
+    .map((entry) => entry.trim())
+    .map((entry) => {
+      const colon = entry.lastIndexOf(':');
+      return { host: entry.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(entry.slice(colon + 1)) };
+    });
+}
+
+/** REDIS_SENTINELS and REDIS_SENTINEL_NAME come together, name real ports, and exclude a cluster. */
+function checkSentinels(config: RawConfig): SentinelAddress[] | undefined {
+  const { REDIS_SENTINELS: list, REDIS_SENTINEL_NAME: name } = config;
+  if (list === undefined && name === undefined) return undefined;
+  if (list === undefined) throw new ConfigError('REDIS_SENTINEL_NAME: needs REDIS_SENTINELS (the Sentinels to ask for that primary)');
+  if (name === undefined) throw new ConfigError('REDIS_SENTINELS: needs REDIS_SENTINEL_NAME (the master name the Sentinels monitor)');
+  if (config.REDIS_CLUSTER) throw new ConfigError('REDIS_SENTINELS: not with REDIS_CLUSTER (a cluster fails over by itself)');
+  const addresses = sentinelAddresses(list);
+  const bad = addresses.find((address) => !(address.port >= 1 && address.port <= 65535));
+  if (bad) throw new ConfigError(`REDIS_SENTINELS: port ${bad.port} of ${bad.host} is not 1-65535 (got ${JSON.stringify(list)})`);
+  return addresses;
 }
 
 function describe(schemaPath: string, message: string): string {

@@ -89,3 +89,44 @@ t.test('issue 12: limits have defaults, TRUST_PROXY takes hops or addresses, API
     t.throws(() => loadConfig({ DATA_DIR: dataDir(), [name]: value }), { name: 'ConfigError', message: new RegExp(`${name}: `) }, `${name}=${value}`);
   }
 });
+
+t.test('issue 11: Redis Sentinel, with the master name, never with a cluster; REDIS_URL optional then', async (t) => {
+  const config = loadConfig({ DATA_DIR: dataDir(), REDIS_SENTINELS: 'sentinel-0:26379, 10.0.0.2:26380,[::1]:26381', REDIS_SENTINEL_NAME: 'chat-primary' });
+  t.same(config.redisSentinels, [
+    { host: 'sentinel-0', port: 26379 },
+    { host: '10.0.0.2', port: 26380 },
+    { host: '::1', port: 26381 },
+  ]);
+  t.equal(config.REDIS_URL, 'redis://chat-primary', 'Redis is on (the URL stands in for the primary Sentinel names)');
+  const withUrl = loadConfig({ DATA_DIR: dataDir(), REDIS_URL: 'rediss://:secret@ignored:6380/2', REDIS_SENTINELS: 'a:1', REDIS_SENTINEL_NAME: 'm' });
+  t.equal(withUrl.REDIS_URL, 'rediss://:secret@ignored:6380/2', 'a REDIS_URL of its own carries credentials, TLS, database');
+  t.equal(loadConfig({ DATA_DIR: dataDir() }).redisSentinels, undefined, 'no Sentinel by default');
+  t.equal(loadConfig({ DATA_DIR: dataDir() }).REDIS_COMMAND_TIMEOUT_MS, 5000);
+
+  const bad: [Record<string, string>, RegExp][] = [
+    [{ REDIS_SENTINELS: 'a:1' }, /^REDIS_SENTINELS: needs REDIS_SENTINEL_NAME/],
+    [{ REDIS_SENTINEL_NAME: 'm' }, /^REDIS_SENTINEL_NAME: needs REDIS_SENTINELS/],
+    [{ REDIS_SENTINELS: 'a:1', REDIS_SENTINEL_NAME: 'm', REDIS_URL: 'redis://x', REDIS_CLUSTER: 'true' }, /^REDIS_SENTINELS: not with REDIS_CLUSTER/],
+    [{ REDIS_SENTINELS: 'a:70000', REDIS_SENTINEL_NAME: 'm' }, /REDIS_SENTINELS: port 70000 of a/],
+    [{ REDIS_SENTINELS: 'a:0', REDIS_SENTINEL_NAME: 'm' }, /REDIS_SENTINELS: port 0 of a/],
+    [{ REDIS_SENTINELS: 'sentinel-0', REDIS_SENTINEL_NAME: 'm' }, /REDIS_SENTINELS: .*"sentinel-0"/],
+    [{ REDIS_SENTINELS: 'a:1,,b:2', REDIS_SENTINEL_NAME: 'm' }, /REDIS_SENTINELS: /],
+    [{ REDIS_SENTINELS: 'redis://a:1', REDIS_SENTINEL_NAME: 'm' }, /REDIS_SENTINELS: /],
+    [{ REDIS_SENTINELS: 'a:1', REDIS_SENTINEL_NAME: 'my master' }, /REDIS_SENTINEL_NAME: /],
+    [{ REDIS_COMMAND_TIMEOUT_MS: '10' }, /REDIS_COMMAND_TIMEOUT_MS: /],
+  ];
+  for (const [env, message] of bad) {
+    t.throws(() => loadConfig({ DATA_DIR: dataDir(), ...env }), { name: 'ConfigError', message }, JSON.stringify(env));
+  }
+});
+
+t.test('issue 11: the PostgreSQL response timeout outlasts the statement timeout', async (t) => {
+  t.equal(loadConfig({ DATA_DIR: dataDir() }).DATABASE_RESPONSE_TIMEOUT_MS, 20000);
+  t.equal(loadConfig({ DATA_DIR: dataDir(), DATABASE_STATEMENT_TIMEOUT_MS: '0', DATABASE_RESPONSE_TIMEOUT_MS: '1000' }).DATABASE_RESPONSE_TIMEOUT_MS, 1000);
+  t.equal(loadConfig({ DATA_DIR: dataDir(), DATABASE_RESPONSE_TIMEOUT_MS: '0' }).DATABASE_RESPONSE_TIMEOUT_MS, 0, '0 turns it off');
+  t.throws(
+    () => loadConfig({ DATA_DIR: dataDir(), DATABASE_STATEMENT_TIMEOUT_MS: '15000', DATABASE_RESPONSE_TIMEOUT_MS: '15000' }),
+    { name: 'ConfigError', message: /^DATABASE_RESPONSE_TIMEOUT_MS: must be above DATABASE_STATEMENT_TIMEOUT_MS \(15000\)/ },
+  );
+  t.throws(() => loadConfig({ DATA_DIR: dataDir(), DATABASE_RESPONSE_TIMEOUT_MS: 'soon' }), { name: 'ConfigError', message: /DATABASE_RESPONSE_TIMEOUT_MS: / });
+});

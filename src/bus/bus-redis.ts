@@ -13,6 +13,7 @@ import {
 } from './redis-connections.js';
 import { createRestorer, withTimeout } from './redis-restore.js';
 import { createSubscriberClient } from './redis-subscriber.js';
+import type { SentinelTarget } from '../redis/target.js';
 import { createBrokerSubscriptions } from './redis-subscriptions.js';
 
 export interface RedisBusOptions {
@@ -25,6 +26,10 @@ export interface RedisBusOptions {
   cluster?: boolean | { nodes: string[] };
   /** Reconnects, restores and listener errors; without one, listener errors are rethrown. */
   logger?: BusLogger;
+  /** Standalone only: follow the primary these Sentinels name. */
+  sentinel?: SentinelTarget | undefined;
+  /** Longest wait for a reply, and how often each connection is pinged (default 5 s). */
+  commandTimeoutMs?: number | undefined;
 }
 
 /** The Redis bus plus what startup, tests and metrics need beyond the contract. */
@@ -59,6 +64,8 @@ export function createRedisBus(options: RedisBusOptions): RedisBus {
     seeds: clustered
       ? clusterSeeds(options.url, typeof options.cluster === 'object' ? options.cluster.nodes : undefined)
       : undefined,
+    sentinel: clustered ? undefined : options.sentinel,
+    commandTimeoutMs: options.commandTimeoutMs,
   };
   const fence = createClusterFence(Math.random().toString(36).slice(2, 10));
   let received = 0;
@@ -74,6 +81,7 @@ export function createRedisBus(options: RedisBusOptions): RedisBus {
     clustered,
     log,
     isClosed,
+    commandTimeoutMs: options.commandTimeoutMs,
     on: {
       message(channel, payload) {
         received++;
@@ -146,7 +154,7 @@ export function createRedisBus(options: RedisBusOptions): RedisBus {
     publisherReadyOnce = true;
     void restorer.restore();
   });
-  startConnection(publisher, 'publisher', log);
+  const stopPublisherLiveness = startConnection(publisher, 'publisher', log, options.commandTimeoutMs);
   subscriber.connect();
 
   const closedError = (): Error => new Error('bus is closed');
@@ -192,6 +200,8 @@ export function createRedisBus(options: RedisBusOptions): RedisBus {
       if (closed) return;
       closed = true;
       restorer.close();
+      stopPublisherLiveness();
+      subscriber.stop();
       await Promise.all([shutdown(publisher), shutdown(subscriber.current())]);
       listeners.clear();
       subscriptions.clear();

@@ -1,5 +1,7 @@
 import { Cluster, Redis } from 'ioredis';
 import type { ClusterNode, RedisOptions } from 'ioredis';
+import { watchLiveness } from '../redis/liveness.js';
+import { DEFAULT_COMMAND_TIMEOUT_MS, sentinelOptions, type SentinelTarget } from '../redis/target.js';
 import type { BusLogger } from './bus.js';
 
 /** A bus client: one Redis connection, or a cluster client with its per-node connections. */
@@ -10,6 +12,10 @@ export interface ConnectionTarget {
   /** `redis://` or `rediss://` URL; in cluster mode a seed node, and the source of credentials. */
   url: string;
   seeds?: ClusterSeeds | undefined;
+  /** Standalone only: follow the primary these Sentinels name (the URL's host is ignored). */
+  sentinel?: SentinelTarget | undefined;
+  /** Longest wait for a reply, and the liveness ping interval (default 5 s). */
+  commandTimeoutMs?: number | undefined;
 }
 
 export interface ClusterSeeds {
@@ -40,9 +46,15 @@ export const COMMON: RedisOptions = {
   maxRetriesPerRequest: 0,
   enableOfflineQueue: true,
   autoResendUnfulfilledCommands: false,
-  commandTimeout: 5_000,
+  commandTimeout: DEFAULT_COMMAND_TIMEOUT_MS,
   retryStrategy,
 };
+
+/** `COMMON` with the target's command timeout and, for Sentinel, where to ask for the primary. */
+function standaloneOptions(target: ConnectionTarget): RedisOptions {
+  const commandTimeout = target.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+  return { ...COMMON, commandTimeout, ...sentinelOptions(target.sentinel, commandTimeout) };
+}
 
 /** Seed nodes (`host:port` or URLs; default the URL alone) plus per-node options from the URL. */
 export function clusterSeeds(url: string, seeds: string[] = [url]): ClusterSeeds {
@@ -58,7 +70,8 @@ export function clusterSeeds(url: string, seeds: string[] = [url]): ClusterSeeds
   return { nodes, redisOptions };
 }
 
-export function createPublisher({ url, seeds }: ConnectionTarget): Connection {
+export function createPublisher(target: ConnectionTarget): Connection {
+  const { url, seeds } = target;
   return seeds
     ? new Cluster(seeds.nodes, {
         lazyConnect: true,
@@ -68,10 +81,11 @@ export function createPublisher({ url, seeds }: ConnectionTarget): Connection {
         retryDelayOnFailover: 0,
         redisOptions: { ...seeds.redisOptions, connectionName: 'chat-bus-pub' },
       })
-    : new Redis(url, { ...COMMON, enableAutoPipelining: true, connectionName: 'chat-bus-pub' });
+    : new Redis(url, { ...standaloneOptions(target), enableAutoPipelining: true, connectionName: 'chat-bus-pub' });
 }
 
-export function createSubscriber({ url, seeds }: ConnectionTarget): Connection {
+export function createSubscriber(target: ConnectionTarget): Connection {
+  const { url, seeds } = target;
   return seeds
     ? new Cluster(seeds.nodes, {
         lazyConnect: true,
@@ -86,7 +100,7 @@ export function createSubscriber({ url, seeds }: ConnectionTarget): Connection {
         redisOptions: { ...seeds.redisOptions, connectionName: 'chat-bus-sub' },
       })
     : new Redis(url, {
-        ...COMMON,
+        ...standaloneOptions(target),
         // The bus resubscribes itself on `ready`, so it knows when every channel is back before
         // it calls onReset; ioredis' own resubscription is fire-and-forget.
         autoResubscribe: false,
@@ -104,12 +118,24 @@ export const subscribeOn = (client: Connection, channel: string, want: boolean):
   return want ? client.subscribe(channel) : client.unsubscribe(channel);
 };
 
-/** Logs the client's errors and connects it. */
-export function startConnection(client: Connection, role: string, log: BusLogger): void {
+/**
+ * Logs the client's errors and connects it. A standalone client is also pinged every command
+ * timeout (redis/liveness.ts): a stalled connection is dropped and reconnects, which readiness
+ * sees and after which the bus restores and resyncs. A cluster client spreads over per-node
+ * connections ioredis manages; it relies on its command timeout and slot refreshes instead.
+ * Returns a function that stops the pinging.
+ */
+export function startConnection(client: Connection, role: string, log: BusLogger, commandTimeoutMs = DEFAULT_COMMAND_TIMEOUT_MS): () => void {
   client.on('error', (err: unknown) => log.warn({ err, role }, 'bus: Redis error'));
   // Cluster clients: a single node failed while the cluster as a whole carries on.
   client.on('node error', (err: unknown, node: unknown) => log.warn({ err, role, node }, 'bus: Redis node error'));
   client.connect().catch((err: unknown) => log.warn({ err, role }, 'bus: Redis connect failed; retrying'));
+  if (client instanceof Cluster) return () => {};
+  return watchLiveness(client, {
+    intervalMs: commandTimeoutMs,
+    timeoutMs: commandTimeoutMs,
+    onDead: () => log.warn({ role, timeoutMs: commandTimeoutMs }, 'bus: Redis did not answer a ping; reconnecting'),
+  });
 }
 
 /** Resolves once the client is ready; rejects if it ends first. */

@@ -22,6 +22,8 @@ export interface SubscriberOptions {
   log: BusLogger;
   isClosed(): boolean;
   on: SubscriberHooks;
+  /** Liveness ping interval and timeout of a standalone client (redis-connections.ts). */
+  commandTimeoutMs?: number | undefined;
 }
 
 /** The bus' subscriber client, which may be swapped for a new one (see `replace`). */
@@ -37,6 +39,8 @@ export interface Subscriber {
   requireReady(): void;
   /** Connects the first client (once its listeners are attached, so no early error goes unlogged). */
   connect(): void;
+  /** Stops the liveness pings (the bus closes the connection itself). */
+  stop(): void;
   /** SUBSCRIBE/UNSUBSCRIBE (sharded on a cluster) on the current client, after `requireReady`. */
   send(channel: string, want: boolean): Promise<unknown>;
   /**
@@ -54,6 +58,7 @@ export function createSubscriberClient(options: SubscriberOptions): Subscriber {
   let client = options.create();
   let generation = 0;
   let readyOnce = false;
+  let stopLiveness = (): void => {};
 
   const onLost = (): void => {
     if (readyOnce) on.lost();
@@ -109,7 +114,10 @@ export function createSubscriberClient(options: SubscriberOptions): Subscriber {
     current: () => client,
     generation: () => generation,
     requireReady,
-    connect: () => startConnection(client, 'subscriber', log),
+    connect: () => {
+      stopLiveness = startConnection(client, 'subscriber', log, options.commandTimeoutMs);
+    },
+    stop: () => stopLiveness(),
 
     send(channel, want) {
       requireReady();
@@ -125,7 +133,8 @@ export function createSubscriberClient(options: SubscriberOptions): Subscriber {
       old.on('error', () => {});
       old.disconnect();
       attach(client);
-      startConnection(client, 'subscriber', log);
+      stopLiveness();
+      stopLiveness = startConnection(client, 'subscriber', log, options.commandTimeoutMs);
     },
   };
 }

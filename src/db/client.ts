@@ -8,6 +8,7 @@ import postgres from 'postgres';
 import { migrateEmbedded, migratePostgresLocked } from './migrate.js';
 import { retryConflicts } from './retry.js';
 import * as schema from './schema/index.js';
+import { watchedSockets } from './watched-socket.js';
 
 /** One type for both drivers: features never know which one they run on. */
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -84,9 +85,13 @@ export interface DatabaseTimeouts {
   lockMs: number;
   idleInTransactionMs: number;
   connectMs: number;
+  /** Longest silence of a connection with a request outstanding before it is dropped (watched-socket.ts); 0 = none. */
+  responseMs?: number;
 }
 
-const DEFAULT_TIMEOUTS: DatabaseTimeouts = { statementMs: 15_000, lockMs: 5_000, idleInTransactionMs: 30_000, connectMs: 5_000 };
+const DEFAULT_TIMEOUTS: DatabaseTimeouts = { statementMs: 15_000, lockMs: 5_000, idleInTransactionMs: 30_000, connectMs: 5_000, responseMs: 20_000 };
+/** A readiness ping answers within this (false past it), whatever holds the connection. */
+const PING_TIMEOUT_MS = 2_000;
 
 export function createDatabase(options: DatabaseOptions): DatabaseHandle {
   const handle = options.url ? connectPostgres(options.url, options.poolSize, options.timeouts ?? DEFAULT_TIMEOUTS) : openPglite(options.embeddedDir);
@@ -121,6 +126,9 @@ function connectPostgres(url: string, poolSize: number, timeouts: DatabaseTimeou
     // half a second (jittered), a request fails fast and recovery is noticed at once.
     backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, 0.5),
     idle_timeout: 60,
+    // A stalled network must not hold statements until TCP gives up: see watched-socket.ts.
+    // postgres.js takes `socket` (a factory) but its type definitions leave it out.
+    ...{ socket: watchedSockets(timeouts.responseMs ?? DEFAULT_TIMEOUTS.responseMs!) },
     // UTC sessions: timestamps arrive as `...+00` text that isoFrom() formats cheaply.
     // Session limits as start-up parameters: a stuck statement or lock wait ends as an error
     // instead of holding a connection (and the sends queued behind it) indefinitely.
@@ -202,12 +210,20 @@ function compiledOnce(dialect: PgDialect, run: (text: string, params: unknown[],
   };
 }
 
+/** `select 1`, false on an error or past PING_TIMEOUT_MS (a stalled connection must not hang /readyz). */
 async function pingWith(db: Database): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await db.execute('select 1');
-    return true;
+    return await Promise.race([
+      db.execute('select 1').then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), PING_TIMEOUT_MS);
+      }),
+    ]);
   } catch {
     return false;
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -1,5 +1,7 @@
 import { Cluster, Redis } from 'ioredis';
+import { watchLiveness } from '../redis/liveness.js';
 import { rateLimitKey } from '../redis/names.js';
+import { DEFAULT_COMMAND_TIMEOUT_MS, sentinelOptions, type SentinelTarget } from '../redis/target.js';
 import { unavailable } from '../domain/errors.js';
 import { ALLOWED, decide, type RateLimiter, WINDOW_MS, windowStartOf } from './rate-limiter.js';
 
@@ -8,6 +10,10 @@ export interface RedisRateLimiterOptions {
   url: string;
   /** `url` is a seed node of a Redis Cluster. */
   cluster?: boolean;
+  /** Standalone only: follow the primary these Sentinels name. */
+  sentinel?: SentinelTarget | undefined;
+  /** REDIS_COMMAND_TIMEOUT_MS: the liveness ping interval; a decision itself waits at most a second. */
+  commandTimeoutMs?: number | undefined;
   /** The clock windows are cut from (ms since the epoch); tests inject one. */
   now?: () => number;
 }
@@ -18,9 +24,15 @@ export interface RedisRateLimiterOptions {
  */
 export function createRedisRateLimiter(options: RedisRateLimiterOptions): RateLimiter {
   const now = options.now ?? Date.now;
+  const pingMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
   // A stalled connection (no FIN) must not hold every send: a decision gives up after a second.
-  const redisOptions = { enableAutoPipelining: true, maxRetriesPerRequest: 1, lazyConnect: false, commandTimeout: 1_000 };
-  const client = options.cluster ? new Cluster([options.url], { redisOptions }) : new Redis(options.url, redisOptions);
+  const commandTimeout = Math.min(1_000, pingMs);
+  const redisOptions = { enableAutoPipelining: true, maxRetriesPerRequest: 1, lazyConnect: false, commandTimeout, connectionName: 'chat-ratelimit' };
+  const client = options.cluster
+    ? new Cluster([options.url], { redisOptions })
+    : new Redis(options.url, { ...redisOptions, ...sentinelOptions(options.sentinel, pingMs) });
+  // And it reconnects rather than failing every decision open until TCP gives up.
+  const stopLiveness = client instanceof Redis ? watchLiveness(client, { intervalMs: pingMs, timeoutMs: pingMs }) : () => {};
   let readyOnce = false;
   client.on('ready', () => (readyOnce = true));
   client.on('error', () => {
@@ -47,6 +59,7 @@ export function createRedisRateLimiter(options: RedisRateLimiterOptions): RateLi
       return decide(Number(count), limit, windowStart, time);
     },
     async close() {
+      stopLiveness();
       client.disconnect();
     },
   };

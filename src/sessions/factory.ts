@@ -4,6 +4,7 @@ import type { SocketSlots } from './socket-slots.js';
 import { createMemoryTicketStore } from './ticket-store-memory.js';
 import { createRedisTicketStore } from './ticket-store-redis.js';
 import type { TicketStore } from './ticket-store.js';
+import type { SentinelTarget } from '../redis/target.js';
 
 export type SessionStoreKind = 'memory' | 'redis' | 'redis-cluster';
 
@@ -14,8 +15,14 @@ export interface SessionStores {
 }
 
 /** Builds the ticket store and socket counter a deployment asked for (REDIS_URL, REDIS_CLUSTER). */
-export function createSessionStores(options: { kind: SessionStoreKind; redisUrl?: string }): SessionStores {
-  const { kind, redisUrl } = options;
+export function createSessionStores(options: {
+  kind: SessionStoreKind;
+  redisUrl?: string;
+  /** `redis` only: follow the primary these Sentinels name. */
+  sentinel?: SentinelTarget | undefined;
+  commandTimeoutMs?: number | undefined;
+}): SessionStores {
+  const { kind, redisUrl, sentinel, commandTimeoutMs } = options;
   let tickets: TicketStore;
   let socketSlots: SocketSlots;
   switch (kind) {
@@ -27,8 +34,9 @@ export function createSessionStores(options: { kind: SessionStoreKind; redisUrl?
     case 'redis-cluster': {
       if (!redisUrl) throw new Error(`session store kind "${kind}" needs redisUrl`);
       const cluster = kind === 'redis-cluster';
-      tickets = createRedisTicketStore({ url: redisUrl, cluster });
-      socketSlots = createRedisSocketSlots({ url: redisUrl, cluster });
+      const target = { url: redisUrl, cluster, sentinel: cluster ? undefined : sentinel, commandTimeoutMs };
+      tickets = createRedisTicketStore(target);
+      socketSlots = createRedisSocketSlots(target);
       break;
     }
     default:

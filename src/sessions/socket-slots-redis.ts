@@ -1,6 +1,6 @@
 import { unavailable } from '../domain/errors.js';
 import { socketSlotsKey } from '../redis/names.js';
-import { sessionRedis } from './redis-client.js';
+import { sessionRedis, type SessionRedisTarget } from './redis-client.js';
 import { LEASE_MS, type SocketSlots } from './socket-slots.js';
 
 /** Drops lapsed leases, then adds the slot if there is room: one atomic step per socket. */
@@ -12,9 +12,9 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1`;
 
 /** Shared by every replica: a sorted set per user of socket ids scored by lease expiry. */
-export function createRedisSocketSlots(options: { url: string; cluster?: boolean; now?: () => number }): SocketSlots {
+export function createRedisSocketSlots(options: SessionRedisTarget & { now?: () => number }): SocketSlots {
   const now = options.now ?? Date.now;
-  const client = sessionRedis(options.url, options.cluster ?? false);
+  const { client, close: closeClient } = sessionRedis(options);
   const held = new Map<string, number>();
   // Renews this instance's leases; one pipelined ZADD XX per open socket.
   const renew = setInterval(() => {
@@ -46,7 +46,7 @@ export function createRedisSocketSlots(options: { url: string; cluster?: boolean
     async close() {
       clearInterval(renew);
       held.clear();
-      client.disconnect();
+      closeClient();
     },
   };
 }

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { unavailable } from '../domain/errors.js';
 import { ticketKey } from '../redis/names.js';
-import { sessionRedis } from './redis-client.js';
+import { sessionRedis, type SessionRedisTarget } from './redis-client.js';
 import { TICKET_PATTERN, type TicketStore } from './ticket-store.js';
 
 /** Shared by every replica: SET … EX on issue, GETDEL on use, so a ticket works once anywhere. */
-export function createRedisTicketStore(options: { url: string; cluster?: boolean }): TicketStore {
-  const client = sessionRedis(options.url, options.cluster ?? false);
+export function createRedisTicketStore(options: SessionRedisTarget): TicketStore {
+  const { client, close: closeClient } = sessionRedis(options);
   return {
     async issue(data, ttlSeconds) {
       const ticket = randomBytes(24).toString('base64url');
@@ -26,7 +26,7 @@ export function createRedisTicketStore(options: { url: string; cluster?: boolean
       }
     },
     async close() {
-      client.disconnect();
+      closeClient();
     },
   };
 }

@@ -1,6 +1,7 @@
 /**
- * Throwaway Redis servers for tests: a single instance and a small Redis Cluster, each on free
- * loopback ports in a temp dir, torn down with the test that started them.
+ * Throwaway Redis servers for tests: a single instance, a replica of one, a Sentinel, and a
+ * small Redis Cluster, each on free loopback ports in a temp dir, torn down with the test that
+ * started them.
  *
  * Every redis-server runs behind a tiny `sh` watchdog holding the read end of a pipe whose
  * write end only this process has: if the test process dies without running its teardown
@@ -9,7 +10,7 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -45,6 +46,8 @@ export interface RedisServer {
   readonly url: string;
   /** SIGTERM, then SIGKILL if it has not exited within a few seconds. Idempotent. */
   stop(): Promise<void>;
+  /** SIGKILL: a crash, nothing flushed or handed over. */
+  kill(): Promise<void>;
   /** Stops the process and starts a new one on the same port and data dir. */
   restart(): Promise<void>;
 }
@@ -68,6 +71,73 @@ export async function redisCli(port: number, ...args: string[]): Promise<string>
 /** Starts a standalone redis-server for the duration of `t`. */
 export async function startRedisServer(t: Test): Promise<RedisServer> {
   return startManaged(t, 'redis-', async () => []);
+}
+
+/** Starts a redis-server replicating from `primary` (`--replicaof`) and waits until its link is up. */
+export async function startRedisReplica(t: Test, primary: RedisServer): Promise<RedisServer> {
+  const replica = await startManaged(t, 'redis-replica-', async () => ['--replicaof', HOST, String(primary.port)]);
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (!(await redisCli(replica.port, 'INFO', 'replication')).includes('master_link_status:up')) {
+    if (Date.now() > deadline) throw new Error(`replica on ${replica.port} not linked to ${primary.port}`);
+    await delay(CLUSTER_POLL_MS);
+  }
+  return replica;
+}
+
+export interface SentinelOptions {
+  /** The master name the Sentinels monitor. */
+  name: string;
+  primary: RedisServer;
+  quorum?: number;
+  /** How long the primary may not answer before a Sentinel calls it down (short in tests). */
+  downAfterMs?: number;
+  failoverTimeoutMs?: number;
+}
+
+/** A Sentinel (`redis-server <conf> --sentinel`) on its own port, monitoring `primary`. */
+export async function startSentinel(t: Test, options: SentinelOptions): Promise<RedisServer> {
+  const dir = await mkdtemp(join(tmpdir(), 'redis-sentinel-'));
+  const config = join(dir, 'sentinel.conf');
+  const port = await freePort(HOST);
+  // Sentinel rewrites its config file (the epochs, the replicas and peers it found).
+  await writeFile(
+    config,
+    [
+      `port ${port}`,
+      `bind ${HOST}`,
+      `dir ${dir}`,
+      `sentinel monitor ${options.name} ${HOST} ${options.primary.port} ${options.quorum ?? 2}`,
+      `sentinel down-after-milliseconds ${options.name} ${options.downAfterMs ?? 1_000}`,
+      `sentinel failover-timeout ${options.name} ${options.failoverTimeoutMs ?? 5_000}`,
+      `sentinel parallel-syncs ${options.name} 1`,
+      '',
+    ].join('\n'),
+  );
+  const args = [config, '--sentinel', '--logfile', ''];
+  let current: ChildProcess | undefined = await spawnServer(dir, args, '+monitor master');
+  const stop = async (): Promise<void> => {
+    const child = current;
+    current = undefined;
+    if (child) await stopServer(child);
+  };
+  t.teardown(async () => {
+    await stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  return {
+    port,
+    url: `redis://${HOST}:${port}`,
+    stop,
+    kill: async () => {
+      const child = current;
+      current = undefined;
+      if (child) await stopServer(child, 'SIGKILL');
+    },
+    restart: async () => {
+      await stop();
+      current = await spawnServer(dir, args, '+monitor master');
+    },
+  };
 }
 
 /** Starts `masters` cluster-enabled servers, joins them into one cluster and waits until it is ok. */
@@ -187,6 +257,11 @@ async function startManaged(t: Test, prefix: string, extraArgs: () => Promise<st
     port,
     url: `redis://${HOST}:${port}`,
     stop,
+    kill: async () => {
+      const child = current;
+      current = undefined;
+      if (child) await stopServer(child, 'SIGKILL');
+    },
     restart: async () => {
       await stop();
       current = await spawnServer(dir, args());
@@ -200,7 +275,7 @@ async function startManaged(t: Test, prefix: string, extraArgs: () => Promise<st
 }
 
 /** Spawns redis-server under the watchdog and resolves once it accepts connections. */
-async function spawnServer(dir: string, args: string[]): Promise<ChildProcess> {
+async function spawnServer(dir: string, args: string[], readyLine = 'Ready to accept connections'): Promise<ChildProcess> {
   const child = spawn('/bin/sh', ['-c', WATCHDOG, REDIS_SERVER, ...args], {
     stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
     env: { ...process.env, REDIS_TEST_DIR: dir },
@@ -215,7 +290,7 @@ async function spawnServer(dir: string, args: string[]): Promise<ChildProcess> {
     // Keeps draining for the server's lifetime (a full pipe would block it); only a tail is kept.
     const onData = (chunk: Buffer): void => {
       output = (output + chunk.toString()).slice(-20_000);
-      if (output.includes('Ready to accept connections')) {
+      if (output.includes(readyLine)) {
         clearTimeout(timer);
         resolve();
       }
@@ -240,10 +315,10 @@ async function spawnServer(dir: string, args: string[]): Promise<ChildProcess> {
   return child;
 }
 
-async function stopServer(child: ChildProcess): Promise<void> {
+async function stopServer(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (child.exitCode === null && child.signalCode === null) {
     const exited = once(child, 'exit');
-    child.kill('SIGTERM');
+    child.kill(signal);
     const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
     await exited;
     clearTimeout(timer);

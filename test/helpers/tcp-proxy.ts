@@ -4,6 +4,13 @@
  * when either closes. Killing the replica a client is on therefore drops the client's
  * connections, and its reconnects land on the next replica, as behind a real balancer that
  * health-checks its pool. Closed when the test that started it ends.
+ *
+ * `stall()` models a network that stops delivering without closing anything (a partition, a
+ * hung middlebox): bytes in both directions are held, not forwarded, new connections are
+ * accepted but carry nothing, and a side that closes meanwhile is not told to the other.
+ * `resume()` heals it: held bytes flow on as TCP would retransmit them, except on a connection
+ * one side gave up on during the stall, which is then closed without delivering them (its
+ * peer's kernel discarded them with the socket).
  */
 import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
@@ -17,6 +24,13 @@ export interface TcpProxy {
   readonly url: string;
   /** Replaces the upstream order for connections made from now on. */
   setUpstreams(ports: number[]): void;
+  /** Stops forwarding without closing anything (see the file comment). */
+  stall(): void;
+  /** Forwards again what was held, and from now on. */
+  resume(): void;
+  readonly stalled: boolean;
+  /** Connections currently open through the proxy. */
+  openConnections(): number;
   /** Connections accepted so far (each reconnect attempt of a client counts one). */
   accepted(): number;
   /** Upstream port of every connection accepted so far, in order (undefined: none accepted it). */
@@ -28,6 +42,9 @@ export async function startTcpProxy(t: Test, upstreams: number[]): Promise<TcpPr
   let order = [...upstreams];
   const routes: Array<number | undefined> = [];
   const open = new Set<Socket>();
+  let stalled = false;
+  /** Runs on resume: each pair flushes what it held, or closes if a side left meanwhile. */
+  const onResume = new Set<() => void>();
 
   const server = createServer((client) => {
     // Small frames (typing, a chat message) must not wait on Nagle's algorithm at each hop.
@@ -51,8 +68,7 @@ export async function startTcpProxy(t: Test, upstreams: number[]): Promise<TcpPr
       upstream.once('connect', () => {
         connected = true;
         routes[index] = port;
-        client.pipe(upstream);
-        upstream.pipe(client);
+        link(client, upstream);
         client.resume();
       });
       upstream.on('error', () => {
@@ -60,12 +76,60 @@ export async function startTcpProxy(t: Test, upstreams: number[]): Promise<TcpPr
         if (!connected) tryNext();
       });
       upstream.on('close', () => {
-        if (connected) client.destroy();
+        if (connected) leave(upstream, client);
       });
-      client.on('close', () => upstream.destroy());
+      client.on('close', () => leave(client, upstream));
     };
-    tryNext();
+    // During a stall a new connection is accepted (the proxy's kernel would) but goes nowhere yet.
+    if (stalled) {
+      const start = (): void => {
+        onResume.delete(start);
+        if (!client.destroyed) tryNext();
+      };
+      onResume.add(start);
+      client.on('close', () => onResume.delete(start));
+    } else tryNext();
   });
+  /** Forwards `a` ⇄ `b`, holding bytes while stalled; backpressure as `pipe` would. */
+  const held = new Map<Socket, Buffer[]>();
+  const link = (a: Socket, b: Socket): void => {
+    for (const [from, to] of [[a, b], [b, a]] as const) {
+      held.set(from, []);
+      from.on('data', (chunk: Buffer) => {
+        if (stalled) {
+          held.get(from)?.push(chunk);
+          return;
+        }
+        if (!to.write(chunk)) {
+          from.pause();
+          to.once('drain', () => from.resume());
+        }
+      });
+    }
+  };
+  /** `gone` closed: close `other` now, or, while stalled, on resume without delivering what was held. */
+  const leave = (gone: Socket, other: Socket): void => {
+    held.delete(gone);
+    if (!stalled) {
+      other.destroy();
+      return;
+    }
+    const later = (): void => {
+      onResume.delete(later);
+      held.delete(other);
+      other.destroy();
+    };
+    onResume.add(later);
+  };
+  const flush = (): void => {
+    for (const [from, chunks] of held) {
+      if (chunks.length === 0) continue;
+      held.set(from, []);
+      // Each socket's 'data' handler writes to its peer; replay through it in order.
+      for (const chunk of chunks) from.emit('data', chunk);
+    }
+  };
+
   server.listen(0, HOST);
   await once(server, 'listening');
   const address = server.address();
@@ -84,6 +148,19 @@ export async function startTcpProxy(t: Test, upstreams: number[]): Promise<TcpPr
     setUpstreams(ports) {
       order = [...ports];
     },
+    stall() {
+      stalled = true;
+    },
+    resume() {
+      if (!stalled) return;
+      stalled = false;
+      for (const callback of [...onResume]) callback();
+      flush();
+    },
+    get stalled() {
+      return stalled;
+    },
+    openConnections: () => open.size,
     accepted: () => routes.length,
     routes: () => [...routes],
     close,
