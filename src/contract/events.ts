@@ -5,6 +5,7 @@
  */
 import { type Static, Type } from 'typebox';
 import { BigId, Id, Nullable, Timestamp } from './common.js';
+import { MemberRole } from './members.js';
 import { Attachment, Message, type MessageView } from './messages.js';
 import { Notification } from './notifications.js';
 import { ERROR_CODES } from './socket-codes.js';
@@ -36,6 +37,44 @@ export const AttachmentAddedEvent = Type.Object({
   message_id: BigId('message id'),
   attachment: Attachment,
 });
+/** A user as membership events name them. */
+export const EventUser = Type.Object({ id: Id('user id'), username: Type.String() });
+export const MemberAddedEvent = Type.Object({
+  type: Type.Literal('member.added'),
+  seq: Seq,
+  conversation_id: Id('conversation id'),
+  users: Type.Array(EventUser, { minItems: 1 }),
+  by: EventUser,
+});
+/** The last event a removed member's sockets get: they are closed with 4403 after it. */
+export const MemberRemovedEvent = Type.Object({
+  type: Type.Literal('member.removed'),
+  seq: Seq,
+  conversation_id: Id('conversation id'),
+  user: EventUser,
+  by: Type.Object({ id: Id('user id'), username: Type.String() }, { description: 'the user themselves when they left' }),
+});
+export const MemberRoleEvent = Type.Object({
+  type: Type.Literal('member.role'),
+  seq: Seq,
+  conversation_id: Id('conversation id'),
+  user: EventUser,
+  role: MemberRole,
+});
+export const ConversationUpdatedEvent = Type.Object({
+  type: Type.Literal('conversation.updated'),
+  seq: Seq,
+  conversation_id: Id('conversation id'),
+  conversation: Type.Object({ id: Id('conversation id'), title: Nullable(Type.String()) }),
+});
+/** A read receipt. Live only: no `seq`, never stored; throttled, small conversations only. */
+export const ReadUpdatedEvent = Type.Object({
+  type: Type.Literal('read.updated'),
+  conversation_id: Id('conversation id'),
+  user: Type.String({ description: 'username' }),
+  user_id: Id('user id'),
+  last_read_seq: Type.Integer({ minimum: 0 }),
+});
 /** Live only: no `seq`, never stored, never sent back to the typist. */
 export const UserTypingEvent = Type.Object({
   type: Type.Literal('user.typing'),
@@ -62,18 +101,40 @@ export type MessageEditedEvent = Static<typeof MessageEditedEvent>;
 export type MessageDeletedEvent = Static<typeof MessageDeletedEvent>;
 export type AttachmentAddedEvent = Static<typeof AttachmentAddedEvent>;
 export type UserTypingEvent = Static<typeof UserTypingEvent>;
+export type EventUser = Static<typeof EventUser>;
+export type MemberAddedEvent = Static<typeof MemberAddedEvent>;
+export type MemberRemovedEvent = Static<typeof MemberRemovedEvent>;
+export type MemberRoleEvent = Static<typeof MemberRoleEvent>;
+export type ConversationUpdatedEvent = Static<typeof ConversationUpdatedEvent>;
+export type ReadUpdatedEvent = Static<typeof ReadUpdatedEvent>;
 export type ErrorEvent = Static<typeof ErrorEvent>;
 export type NotificationEvent = Static<typeof NotificationEvent>;
 export type NotificationReadEvent = Static<typeof NotificationReadEvent>;
 
+/** Membership and conversation events: stored in the log as published (their `payload`). */
+export type MembershipEvent = MemberAddedEvent | MemberRemovedEvent | MemberRoleEvent | ConversationUpdatedEvent;
+/** A message event: rendered from the current rows, so deleted text never comes back. */
+export type MessageEvent = ChatMessageEvent | MessageEditedEvent | MessageDeletedEvent | AttachmentAddedEvent;
 /** A conversation event: numbered by `seq`, stored in the event log, published after commit. */
-export type ConversationEvent = ChatMessageEvent | MessageEditedEvent | MessageDeletedEvent | AttachmentAddedEvent;
+export type ConversationEvent = MessageEvent | MembershipEvent;
 /** Everything `/ws/chat/{id}/` sends. */
-export type ChatServerEvent = ConversationEvent | UserTypingEvent | ErrorEvent;
+export type ChatServerEvent = ConversationEvent | ReadUpdatedEvent | UserTypingEvent | ErrorEvent;
 /** Everything `/ws/notifications/` sends. */
 export type NotificationServerEvent = NotificationEvent | NotificationReadEvent;
 
 /** The schemas `$ref` points at, for validating events outside Fastify (tests, clients). */
 export const eventSchemaContext = { Attachment, Message, Notification };
-export const ChatServerEventSchema = Type.Union([ChatMessageEvent, MessageEditedEvent, MessageDeletedEvent, AttachmentAddedEvent, UserTypingEvent, ErrorEvent]);
+export const ChatServerEventSchema = Type.Union([
+  ChatMessageEvent,
+  MessageEditedEvent,
+  MessageDeletedEvent,
+  AttachmentAddedEvent,
+  MemberAddedEvent,
+  MemberRemovedEvent,
+  MemberRoleEvent,
+  ConversationUpdatedEvent,
+  ReadUpdatedEvent,
+  UserTypingEvent,
+  ErrorEvent,
+]);
 export const NotificationServerEventSchema = Type.Union([NotificationEvent, NotificationReadEvent]);
