@@ -67,20 +67,24 @@ export const ConversationUpdatedEvent = Type.Object({
   conversation_id: Id('conversation id'),
   conversation: Type.Object({ id: Id('conversation id'), title: Nullable(Type.String()) }),
 });
-/** A read receipt. Live only: no `seq`, never stored; throttled, small conversations only. */
-export const ReadUpdatedEvent = Type.Object({
-  type: Type.Literal('read.updated'),
-  conversation_id: Id('conversation id'),
-  user: Type.String({ description: 'username' }),
-  user_id: Id('user id'),
-  last_read_seq: Type.Integer({ minimum: 0 }),
-});
 /** Live only: no `seq`, never stored, never sent back to the typist. */
 export const UserTypingEvent = Type.Object({
   type: Type.Literal('user.typing'),
   user: Type.String({ description: 'username' }),
   is_typing: Type.Boolean(),
   conversation_id: Id('conversation id'),
+});
+/**
+ * A member's read marker moved. Live only (no `seq`, never stored), to every chat socket of
+ * the conversation (the reader's other ones too), at most one per user per second, and only
+ * in conversations of up to RECEIPTS_MAX_MEMBERS members.
+ */
+export const ReadUpdatedEvent = Type.Object({
+  type: Type.Literal('read.updated'),
+  conversation_id: Id('conversation id'),
+  user: Type.String({ description: 'username' }),
+  user_id: Id('user id'),
+  last_read_seq: Type.Integer({ minimum: 0 }),
 });
 /** The answer to a bad frame; the socket stays open. */
 export const ErrorEvent = Type.Object({

@@ -1,5 +1,6 @@
 import { type Static, Type } from 'typebox';
 import { BigId } from './common.js';
+import { ReadSeq } from './conversations.js';
 import { ClientId } from './messages.js';
 
 /**
@@ -18,12 +19,15 @@ export const EditMessageFrame = Type.Object({
 });
 export const DeleteMessageFrame = Type.Object({ type: Type.Literal('delete_message'), message_id: BigId('message id') });
 export const TypingFrame = Type.Object({ type: Type.Literal('typing'), is_typing: Type.Boolean() });
+/** Moves the read marker (as `POST /read/`); answered by the `read.updated` receipt when receipts are on. */
+export const ReadFrame = Type.Object({ type: Type.Literal('read'), seq: ReadSeq });
 
 export type ChatMessageFrame = Static<typeof ChatMessageFrame>;
 export type EditMessageFrame = Static<typeof EditMessageFrame>;
 export type DeleteMessageFrame = Static<typeof DeleteMessageFrame>;
 export type TypingFrame = Static<typeof TypingFrame>;
-export type ClientFrame = ChatMessageFrame | EditMessageFrame | DeleteMessageFrame | TypingFrame;
+export type ReadFrame = Static<typeof ReadFrame>;
+export type ClientFrame = ChatMessageFrame | EditMessageFrame | DeleteMessageFrame | TypingFrame | ReadFrame;
 
 /** Every frame type, keyed by its `type`. */
 export const CLIENT_FRAMES = {
@@ -31,4 +35,5 @@ export const CLIENT_FRAMES = {
   edit_message: EditMessageFrame,
   delete_message: DeleteMessageFrame,
   typing: TypingFrame,
+  read: ReadFrame,
 } as const;
