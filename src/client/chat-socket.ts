@@ -1,5 +1,4 @@
-import type { ErrorEvent, UserTypingEvent } from '../contract/events.js';
-import type { ChatSocketServerEvent, MemberRemovedEvent, ReadUpdatedEvent, SeqEvent } from './inbox-contract.js';
+import type { ChatServerEvent, ConversationEvent, ErrorEvent, MemberRemovedEvent, ReadUpdatedEvent, UserTypingEvent } from '../contract/events.js';
 import type { MessageView } from '../contract/messages.js';
 import { Emitter } from './emitter.js';
 import { type ClosedInfo, ReconnectingSocket, type ReconnectOptions, type SocketState, webSocketBase } from './reconnecting-socket.js';
@@ -24,7 +23,7 @@ export interface ChatSocketOptions extends ReconnectOptions {
 
 interface ChatSocketEvents {
   /** Conversation events (messages and membership), each exactly once and in `seq` order, across reconnects. */
-  event: SeqEvent;
+  event: ConversationEvent;
   typing: UserTypingEvent;
   /** A member's read marker moved (live only, no `seq`; the caller's own other devices included). */
   receipt: ReadUpdatedEvent;
@@ -209,9 +208,9 @@ export class ChatSocket extends Emitter<ChatSocketEvents> {
   }
 
   private receive(text: string): void {
-    let event: ChatSocketServerEvent;
+    let event: ChatServerEvent;
     try {
-      event = JSON.parse(text) as ChatSocketServerEvent;
+      event = JSON.parse(text) as ChatServerEvent;
     } catch {
       return;
     }
@@ -238,7 +237,7 @@ export class ChatSocket extends Emitter<ChatSocketEvents> {
     }
   }
 
-  private deliver(event: SeqEvent): void {
+  private deliver(event: ConversationEvent): void {
     if (this.seq !== undefined) {
       if (event.seq <= this.seq) return;
       if (event.seq > this.seq + 1) {

@@ -1,5 +1,7 @@
 import type { MessageView } from '../contract/messages.js';
-import type { InboxConversationView, MemberRemovedEvent, MemberView, ReadUpdatedEvent, Role, SeqEvent } from './inbox-contract.js';
+import type { ConversationView } from '../contract/conversations.js';
+import type { ConversationEvent, MemberRemovedEvent, ReadUpdatedEvent } from '../contract/events.js';
+import type { MemberRole as Role, MemberView } from '../contract/members.js';
 
 /** A member as the state knows them: role and read marker kept current from events. */
 export interface MemberState {
@@ -39,7 +41,7 @@ export class ConversationState {
   private countedTo: number;
   private myMarker: number;
 
-  constructor(conversation: InboxConversationView, members: readonly MemberView[], userId: number) {
+  constructor(conversation: ConversationView, members: readonly MemberView[], userId: number) {
     this.id = conversation.id;
     this.title = conversation.title ?? null;
     this.kind = conversation.kind ?? 'group';
@@ -88,7 +90,7 @@ export class ConversationState {
   }
 
   /** Applies one conversation event, in `seq` order. */
-  apply(event: SeqEvent): void {
+  apply(event: ConversationEvent): void {
     this.lastSeq = Math.max(this.lastSeq, event.seq);
     switch (event.type) {
       case 'chat.message': {

@@ -80,7 +80,6 @@ export class ChatClient extends RestClient {
 export { ChatSocket, type ChatSocketState, SendError } from './chat-socket.js';
 export { ConversationState, type MemberState } from './conversation-state.js';
 export { LiveConversation } from './live-conversation.js';
-export type * from './inbox-contract.js';
 export { NotificationSocket } from './notification-socket.js';
 export { RestClient, nextLink, type ConversationPageQuery, type DirectConversation, type MemberPageQuery, type MessagePageQuery, type NotificationQuery, type Page, type Session } from './rest.js';
 export { ApiError, NetworkError } from './errors.js';
@@ -90,6 +89,7 @@ export { CloseCode, FATAL_CLOSE_CODES } from '../contract/socket-codes.js';
 export type * from '../contract/events.js';
 export type * from '../contract/messages.js';
 export type * from '../contract/conversations.js';
+export type { AssignableRole, MemberRole, MemberView } from '../contract/members.js';
 export type * from '../contract/notifications.js';
 export type * from '../contract/users.js';
 export type { ErrorCode } from '../contract/socket-codes.js';

@@ -1,13 +1,14 @@
 import type { ChatSocket } from './chat-socket.js';
 import { ConversationState } from './conversation-state.js';
 import { Emitter } from './emitter.js';
-import type { InboxConversationView, MemberRemovedEvent, ReadUpdatedEvent, SeqEvent } from './inbox-contract.js';
+import type { ConversationView } from '../contract/conversations.js';
+import type { ConversationEvent, MemberRemovedEvent, ReadUpdatedEvent } from '../contract/events.js';
 import type { RestClient } from './rest.js';
 
 interface LiveConversationEvents {
   /** The state changed (an event, a receipt, a read of one's own): re-render from `state`. */
   change: ConversationState;
-  event: SeqEvent;
+  event: ConversationEvent;
   receipt: ReadUpdatedEvent;
   /** The caller was removed (or left): the socket is closed for good. */
   removed: MemberRemovedEvent;
@@ -21,7 +22,7 @@ interface LiveConversationEvents {
 export class LiveConversation extends Emitter<LiveConversationEvents> {
   constructor(
     private readonly client: RestClient,
-    readonly conversation: InboxConversationView,
+    readonly conversation: ConversationView,
     readonly state: ConversationState,
     readonly socket: ChatSocket,
     private readonly userId: number,

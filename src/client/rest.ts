@@ -1,5 +1,6 @@
 import type { AttachmentView, MessagePageQuery as MessagePageParams, MessageView } from '../contract/messages.js';
-import type { InboxConversationView as ConversationView, MemberView, ReadStateView, Role } from './inbox-contract.js';
+import type { ConversationView, ReadStateView } from '../contract/conversations.js';
+import type { AssignableRole, MemberView } from '../contract/members.js';
 import type { NotificationQuery as NotificationParams, NotificationView } from '../contract/notifications.js';
 import type { Session, UserView, WsTicketView } from '../contract/users.js';
 import { ApiError, NetworkError } from './errors.js';
@@ -199,7 +200,7 @@ export class RestClient {
   }
 
   /** Only the owner: makes a member `admin` or back `member`. */
-  setRole(conversationId: number, userId: number, role: Exclude<Role, 'owner'>): Promise<MemberView> {
+  setRole(conversationId: number, userId: number, role: AssignableRole): Promise<MemberView> {
     return this.request('PATCH', `/api/conversations/${conversationId}/members/${userId}/`, { body: { role } });
   }
 

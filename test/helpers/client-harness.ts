@@ -7,7 +7,7 @@
  */
 import { Compile } from 'typebox/compile';
 import { ChatClient, type ChatClientOptions } from '../../src/client/index.js';
-import type { ChatSocket, ChatSocketState, ErrorEvent, MemberRemovedEvent, NotificationReadEvent, NotificationSocket, NotificationView, ReadUpdatedEvent, SeqEvent, UserTypingEvent } from '../../src/client/index.js';
+import type { ChatSocket, ChatSocketState, ErrorEvent, MemberRemovedEvent, NotificationReadEvent, NotificationSocket, NotificationView, ReadUpdatedEvent, ConversationEvent, UserTypingEvent } from '../../src/client/index.js';
 import type { WebSocketConstructor } from '../../src/client/reconnecting-socket.js';
 import { randomName } from './api.js';
 import { ChatServerEventSchema, eventSchemaContext, NotificationServerEventSchema } from '../../src/contract/events.js';
@@ -140,7 +140,7 @@ class Watch {
 
 /** Everything a ChatSocket emits, in order. */
 export class ChatRecorder extends Watch {
-  readonly events: SeqEvent[] = [];
+  readonly events: ConversationEvent[] = [];
   readonly typing: UserTypingEvent[] = [];
   readonly errors: ErrorEvent[] = [];
   readonly receipts: ReadUpdatedEvent[] = [];
