@@ -14,6 +14,9 @@ import { createBus } from './bus/factory.js';
 import { createPublishRetry } from './bus/publish-retry.js';
 import type { Config } from './config.js';
 import { conversationRoutes } from './conversations/routes.js';
+import { memberRoutes } from './conversations/member-routes.js';
+import { createMembership, type Membership } from './conversations/members.js';
+import { Member } from './contract/members.js';
 import { Conversation } from './contract/conversations.js';
 import { createDatabase, type DatabaseHandle } from './db/client.js';
 import { createWritePath } from './messages/write-path.js';
@@ -75,6 +78,7 @@ declare module 'fastify' {
     notifications: NotificationService;
     messages: MessageWrites;
     attachments: AttachmentService;
+    membership: Membership;
   }
 }
 
@@ -194,6 +198,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.decorate('messages', createMessageWrites({ writePath, database, links, maxMessageLength: config.MAX_MESSAGE_LENGTH, sendObserver }));
   app.decorate('attachments', createAttachmentService({ database, writePath, links }));
   app.decorate('notifications', notifications);
+  app.decorate('membership', createMembership({ database, writePath, maxParticipants: config.MAX_PARTICIPANTS }));
   // Once sockets and requests are done (onClose), and before the bus and the database close
   // (this hook runs before the infrastructure's, registered earlier): sends still being
   // stored are published, then the notifications gathered meanwhile are written.
@@ -204,7 +209,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     publisher.close();
   });
 
-  for (const schema of [ErrorResponse, User, Attachment, Message, Conversation, Notification]) app.addSchema(schema);
+  for (const schema of [ErrorResponse, User, Attachment, Message, Conversation, Notification, Member]) app.addSchema(schema);
   if (config.API_DOCS) await registerApiDocs(app);
 
   await app.register(authPlugin, { secret: config.JWT_SECRET, expiresInSeconds: config.JWT_EXPIRES_IN_SECONDS, tickets: sessionStores.tickets });
@@ -219,6 +224,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         authenticated.addHook('onRequest', authenticated.authenticate);
         await authenticated.register(userRoutes);
         await authenticated.register(conversationRoutes);
+        await authenticated.register(memberRoutes);
         await authenticated.register(messageRoutes);
         await authenticated.register(attachmentRoutes);
         await authenticated.register(notificationRoutes);

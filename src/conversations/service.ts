@@ -1,9 +1,10 @@
 import { sql } from 'drizzle-orm';
 import type { AuthUser } from '../domain/auth-user.js';
 import type { DatabaseHandle } from '../db/client.js';
-import { conversations, participants } from '../db/schema/index.js';
-import { isoTime, toNumber } from '../db/sql.js';
+import { intArray, isoTime, textArray, toNumber } from '../db/sql.js';
 import type { ConversationView } from '../contract/conversations.js';
+import { TITLE_MAX_LENGTH, type UserReference } from '../contract/members.js';
+import { resolveUsers } from './user-references.js';
 import { invalid, notFound, unauthenticated } from '../domain/errors.js';
 
 type ConversationRecord = Omit<ConversationView, 'last_seq' | 'participants'> & { last_seq: unknown; participants: unknown };
@@ -43,46 +44,65 @@ export async function getConversation(database: DatabaseHandle, user: AuthUser, 
 
 export interface CreatedConversation {
   conversation: ConversationView;
-  /** Everyone but the creator: they are told they were added. */
+  /** False when `direct` found the pair's existing conversation (200, not 201). */
+  created: boolean;
+  /** Everyone but the creator: they are told they were added (none when it existed). */
   addedUserIds: number[];
 }
 
+export interface CreateConversationInput {
+  participants: UserReference[];
+  title?: string | undefined;
+  direct?: boolean | undefined;
+}
+
+/**
+ * A group (its creator `owner`, everyone else `member`), or with `direct` the caller's one
+ * conversation with one other user: one per pair (`direct_key`), found again rather than made
+ * twice, also when two requests race (the unique index decides, ON CONFLICT DO NOTHING).
+ */
 export async function createConversation(
   database: DatabaseHandle,
   creator: AuthUser,
-  references: (number | string)[],
+  input: CreateConversationInput,
   maxParticipants: number,
 ): Promise<CreatedConversation> {
+  const direct = input.direct === true;
+  const title = input.title?.trim();
+  if (title !== undefined && (title.length === 0 || title.length > TITLE_MAX_LENGTH)) throw invalid(`title: 1-${TITLE_MAX_LENGTH} characters`);
+  if (direct && title !== undefined) throw invalid('title: a direct conversation has none');
   // The creator is looked up too: a validly signed token whose user no longer exists must not
   // reach the insert (a foreign-key violation there was a 500).
-  const ids = [...new Set([creator.id, ...references.filter((r): r is number => typeof r === 'number')])];
-  const names = [...new Set(references.filter((r): r is string => typeof r === 'string').map((n) => n.toLowerCase()))];
-  const found = await database.query<{ id: number; username: string }>(sql`
-    select id, username from users
-     where deleted_at is null and (id = any(${`{${ids.join(',')}}`}::int4[]) or lower(username) = any(${toTextArray(names)}::text[]))`);
-  const byId = new Map(found.map((u) => [toNumber(u.id), u.username]));
-  const byName = new Map(found.map((u) => [u.username.toLowerCase(), toNumber(u.id)]));
-  if (!byId.has(creator.id)) throw unauthenticated();
-  const missing = references.find((r) => (typeof r === 'number' ? !byId.has(r) : !byName.has(r.toLowerCase())));
-  if (missing !== undefined) throw invalid(`participants: unknown user ${JSON.stringify(missing)}`);
-
-  const members = new Map<number, string>([[creator.id, creator.username], ...byId]);
+  const members = await resolveUsers((statement) => database.query(statement), input.participants, [creator.id]);
+  if (!members.has(creator.id)) throw unauthenticated();
+  if (direct && (members.size !== 2 || input.participants.length === 0)) {
+    throw invalid('participants: a direct conversation names exactly one other user');
+  }
   if (members.size < 2) throw invalid('participants: name at least one other user');
   if (members.size > maxParticipants) throw invalid(`participants: at most ${maxParticipants} members, caller included`);
+  const others = [...members.keys()].filter((userId) => userId !== creator.id);
+  const directKey = direct ? `${Math.min(creator.id, others[0]!)}:${Math.max(creator.id, others[0]!)}` : null;
 
-  const id = await database.db.transaction(async (tx) => {
-    const [row] = await tx.insert(conversations).values({ createdById: creator.id }).returning({ id: conversations.id });
-    if (!row) throw new Error('insert returned no row');
-    // The creator joins first, so it leads the participant list.
-    await tx.insert(participants).values([...members.keys()].map((userId) => ({ conversationId: row.id, userId })));
-    return row.id;
+  const made = await database.transaction(async (query) => {
+    const [row] = await query<{ id: unknown }>(sql`
+      insert into conversations (created_by_id, title, kind, direct_key, member_count)
+      values (${creator.id}, ${title ?? null}, ${direct ? 'direct' : 'group'}, ${directKey}, ${members.size})
+      on conflict (direct_key) where direct_key is not null do nothing
+      returning id`);
+    if (!row) return null;
+    const id = toNumber(row.id);
+    // The creator joins first, so it leads the participant list. A direct conversation has no roles.
+    const roles = [...members.keys()].map((userId) => (!direct && userId === creator.id ? 'owner' : 'member'));
+    await query(sql`
+      insert into participants (conversation_id, user_id, role)
+      select ${id}, m.user_id, m.role from unnest(${intArray([...members.keys()])}::int4[], ${textArray(roles)}::text[]) as m(user_id, role)`);
+    return id;
   });
-  return {
-    conversation: await getConversation(database, creator, id),
-    addedUserIds: [...members.keys()].filter((userId) => userId !== creator.id),
-  };
+  if (made !== null) {
+    return { conversation: await getConversation(database, creator, made), created: true, addedUserIds: others };
+  }
+  // The pair's conversation exists (perhaps committed a moment ago by a racing request).
+  const [existing] = await database.query<{ id: unknown }>(sql`select id from conversations where direct_key = ${directKey}`);
+  if (!existing) throw new Error('direct conversation neither inserted nor found');
+  return { conversation: await getConversation(database, creator, toNumber(existing.id)), created: false, addedUserIds: [] };
 }
-
-/** A PostgreSQL array literal with every element quoted, so usernames need no escaping rules. */
-const toTextArray = (values: string[]): string =>
-  `{${values.map((v) => `"${v.replace(/["\\]/g, (c) => `\\${c}`)}"`).join(',')}}`;

@@ -1,6 +1,6 @@
 import {
-  AttachmentAddedEvent, ChatMessageEvent, ErrorEvent, MessageDeletedEvent, MessageEditedEvent, NotificationEvent, NotificationReadEvent,
-  UserTypingEvent, eventSchemaContext,
+  AttachmentAddedEvent, ChatMessageEvent, ConversationUpdatedEvent, ErrorEvent, MemberAddedEvent, MemberRemovedEvent, MemberRoleEvent,
+  MessageDeletedEvent, MessageEditedEvent, NotificationEvent, NotificationReadEvent, ReadUpdatedEvent, UserTypingEvent, eventSchemaContext,
 } from '../contract/events.js';
 import { CLIENT_FRAMES } from '../contract/frames.js';
 import { CloseCode } from '../contract/socket-codes.js';
@@ -50,6 +50,11 @@ const SUMMARIES: Record<string, string> = {
   'message.edited': 'a message was edited',
   'message.deleted': 'a message was deleted',
   'attachment.added': 'a file was attached to a message',
+  'member.added': 'members were added (each new member also gets a conversation.added notification)',
+  'member.removed': 'a member was removed or left; the last event their sockets get before closing with 4403',
+  'member.role': "a member's role changed (to owner when the owner left)",
+  'conversation.updated': 'the group was renamed',
+  'read.updated': "a member's read marker moved (live only, throttled, small conversations only)",
   'user.typing': 'someone else started or stopped typing (no seq, not stored)',
   error: 'a frame failed; the socket stays open',
   notification: 'a new or updated notification',
@@ -59,7 +64,19 @@ const SUMMARIES: Record<string, string> = {
 /** AsyncAPI component keys allow letters, digits, `.`, `_` and `-`. */
 const key = (type: string) => type.replace(/[^\w.-]/g, '_');
 
-const CHAT_EVENTS = [ChatMessageEvent, MessageEditedEvent, MessageDeletedEvent, AttachmentAddedEvent, UserTypingEvent, ErrorEvent];
+const CHAT_EVENTS = [
+  ChatMessageEvent,
+  MessageEditedEvent,
+  MessageDeletedEvent,
+  AttachmentAddedEvent,
+  MemberAddedEvent,
+  MemberRemovedEvent,
+  MemberRoleEvent,
+  ConversationUpdatedEvent,
+  ReadUpdatedEvent,
+  UserTypingEvent,
+  ErrorEvent,
+];
 const NOTIFICATION_EVENTS = [NotificationEvent, NotificationReadEvent];
 
 const authQuery = {
@@ -106,7 +123,9 @@ export function asyncApiDocument(publicUrl: string): JsonObject {
       chat: {
         address: '/ws/chat/{conversationId}/',
         title: 'A conversation',
-        description: 'Live events of one conversation, and frames that send, edit, delete and type. 4401: bad token; 4403: not a member.',
+        description:
+          'Live events of one conversation, and frames that send, edit, delete and type. 4401: bad token; 4403: not a member, ' +
+          'or removed from the conversation (right after the `member.removed` event naming the user).',
         parameters: { conversationId: { description: 'the conversation id' } },
         messages: channelMessages([...chatIn, ...chatOut]),
         bindings: {

@@ -9,6 +9,8 @@ import { attachmentView, messageColumns, messageView, type MessageRecord } from 
 interface EventRow extends MessageRecord {
   event_seq: unknown;
   kind: number;
+  /** Membership and conversation events: their JSON as published (message columns are null). */
+  payload: string | null;
   attachment_id: unknown;
   a_filename: string | null;
   a_content_type: string | null;
@@ -17,9 +19,10 @@ interface EventRow extends MessageRecord {
 }
 
 /**
- * Events after `afterSeq`, in seq order, rendered from the current rows: an event about a
- * message that has since been deleted replays as that deletion (or, for its creation, as a
- * deleted message), so the log never serves deleted text or files again.
+ * Events after `afterSeq`, in seq order. Message events render from the current rows: an
+ * event about a message that has since been deleted replays as that deletion (or, for its
+ * creation, as a deleted message), so the log never serves deleted text or files again.
+ * Membership and conversation events replay as stored, the JSON that was published.
  */
 export async function readEvents(
   database: DatabaseHandle,
@@ -29,12 +32,12 @@ export async function readEvents(
   limit: number,
 ): Promise<ConversationEvent[]> {
   const rows = await database.query<EventRow>(sql`
-    select e.seq as event_seq, e.kind, e.attachment_id, ${messageColumns},
+    select e.seq as event_seq, e.kind, e.attachment_id, e.payload, ${messageColumns},
            a.filename as a_filename, a.content_type as a_content_type, a.size as a_size,
            ${isoTime(sql`a.created_at`)} as a_uploaded_at
       from conversation_events e
-      join messages m on m.id = e.message_id
-      join users u on u.id = m.sender_id
+      left join messages m on m.id = e.message_id
+      left join users u on u.id = m.sender_id
       left join attachments a on a.id = e.attachment_id
      where e.conversation_id = ${conversationId} and e.seq > ${afterSeq}
      order by e.seq limit ${limit}`);
@@ -42,6 +45,7 @@ export async function readEvents(
 }
 
 function renderEvent(row: EventRow, links: AttachmentLinkSigner, conversationId: number): ConversationEvent {
+  if (row.payload !== null) return JSON.parse(row.payload) as ConversationEvent;
   const seq = toNumber(row.event_seq);
   const message = messageView(row, links);
   // Same key order as live events, so a replayed event is byte-for-byte what was published.

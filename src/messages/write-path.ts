@@ -2,10 +2,10 @@ import { sql } from 'drizzle-orm';
 import type { Logger } from '../domain/logger.js';
 import type { RetryingPublisher } from '../bus/publish-retry.js';
 import type { ConversationEvent } from '../contract/events.js';
-import { isMemberSql } from '../conversations/membership.js';
+import type { MemberRole } from '../contract/members.js';
 import type { DatabaseHandle, Query } from '../db/client.js';
-import type { EventKind } from '../db/schema/index.js';
-import { toNumber } from '../db/sql.js';
+import type { ConversationKind, EventKind } from '../db/schema/index.js';
+import { intArray, textArray, toNumber } from '../db/sql.js';
 import type { AuthUser } from '../domain/auth-user.js';
 import { notFound, unavailable } from '../domain/errors.js';
 import { conversationChannel } from '../redis/names.js';
@@ -13,15 +13,45 @@ import { encodeEvent } from './event-codec.js';
 
 export type CommittedListener = (event: ConversationEvent, actor: AuthUser) => void;
 
-/** What a sequenced change stores in the event log, and the event it publishes. */
-export interface SequencedChange<R> {
+/** One event a sequenced change stores in the event log and publishes. */
+export interface SequencedEvent {
   kind: EventKind;
-  messageId: number;
+  /** The message a message event is about; none for membership and conversation events. */
+  messageId?: number | null;
   attachmentId?: number | null;
-  /** The event as published (and as the log replays it), given the change's seq. */
+  /** The member a `member.removed` / `member.role` event is about. */
+  userId?: number | null;
+  /**
+   * The event as published (and as the log replays it), given its seq. Membership and
+   * conversation events are stored as this JSON; message events render from their rows.
+   */
   event: ConversationEvent;
+}
+
+/** What a sequenced change stores in the event log, and the events it publishes. */
+export interface SequencedChange<R> extends SequencedEvent {
+  /** Further events of the same change, numbered `seq + 1`, `seq + 2`, … (owner succession). */
+  then?: SequencedEvent[];
   result: R;
 }
+
+/** The conversation as `sequenced` locked it, with the actor's place in it. */
+export interface LockedConversation {
+  kind: ConversationKind;
+  memberCount: number;
+  messageCount: number;
+  /** The seq the conversation stood at before this change. */
+  lastSeq: number;
+  actorRole: MemberRole;
+}
+
+/** Events whose JSON the log stores as published (`conversation_events.payload`). */
+const STORED_AS_PAYLOAD: ReadonlySet<ConversationEvent['type']> = new Set([
+  'member.added',
+  'member.removed',
+  'member.role',
+  'conversation.updated',
+]);
 
 /**
  * The one write path of DESIGN.md: every conversation event, whatever its entry (REST or a
@@ -34,12 +64,14 @@ export interface WritePath {
   /**
    * Runs `change` in a transaction that holds the conversation's row lock (serialising its
    * writers) with `seq` the next number, after checking the actor is a member (404 otherwise).
-   * `change` returns null to write no event (the seq is then not used), or its change.
+   * `change` returns null to write no event (the seq is then not used), or its change: one
+   * event, or several with consecutive seqs, all committed together and then published in
+   * seq order.
    */
   sequenced<R>(
     actor: AuthUser,
     conversationId: number,
-    change: (query: Query, seq: number) => Promise<SequencedChange<R> | null>,
+    change: (query: Query, seq: number, locked: LockedConversation) => Promise<SequencedChange<R> | null>,
   ): Promise<R | null>;
   /**
    * For writers that sequence in their own statement (the send batcher): announces an event
@@ -103,19 +135,46 @@ export function createWritePath(options: WritePathOptions): WritePath {
     return write;
   };
 
-  /** Locks the conversation row and checks membership; the next seq. */
-  const lockConversation = async (query: Query, actor: AuthUser, conversationId: number): Promise<number> => {
-    const [row] = await query<{ last_seq: unknown }>(sql`
-      select c.last_seq from conversations c
-       where c.id = ${conversationId} and ${isMemberSql(sql`c.id`, actor.id)} for update of c`);
+  /**
+   * Locks the conversation row and checks membership (the membership check of isMemberSql,
+   * as a join that also yields the actor's role); where the conversation stands.
+   */
+  const lockConversation = async (query: Query, actor: AuthUser, conversationId: number): Promise<LockedConversation> => {
+    const [row] = await query<{ last_seq: unknown; kind: ConversationKind; member_count: unknown; message_count: unknown; role: MemberRole }>(sql`
+      select c.last_seq, c.kind, c.member_count, c.message_count, mp.role
+        from conversations c join participants mp on mp.conversation_id = c.id and mp.user_id = ${actor.id}
+       where c.id = ${conversationId} for update of c`);
     if (!row) throw notFound('conversation not found');
-    return toNumber(row.last_seq) + 1;
+    return {
+      kind: row.kind,
+      memberCount: toNumber(row.member_count),
+      messageCount: toNumber(row.message_count),
+      lastSeq: toNumber(row.last_seq),
+      actorRole: row.role,
+    };
   };
 
-  const appendEvent = async (query: Query, conversationId: number, seq: number, change: SequencedChange<unknown>) => {
-    await query(sql`update conversations set last_seq = ${seq} where id = ${conversationId}`);
-    await query(sql`insert into conversation_events (conversation_id, seq, kind, message_id, attachment_id)
-                    values (${conversationId}, ${seq}, ${change.kind}, ${change.messageId}, ${change.attachmentId ?? null})`);
+  /**
+   * The change's events, one row each, in one statement with the seq update. Their
+   * `message_count` is the conversation's as locked: only sends (which sequence in their own
+   * statement) change it.
+   */
+  const appendEvents = async (query: Query, conversationId: number, seq: number, events: SequencedEvent[], messageCount: number) => {
+    events.forEach((made, index) => {
+      if (made.event.seq !== seq + index) throw new Error(`event ${index} of a change has seq ${made.event.seq}, not ${seq + index}`);
+    });
+    const last = seq + events.length - 1;
+    const nullable = (values: (number | null | undefined)[]) => textArray(values.map((v) => (v === null || v === undefined ? null : String(v))));
+    await query(sql`
+      with advanced as (update conversations set last_seq = ${last} where id = ${conversationId} returning id)
+      insert into conversation_events (conversation_id, seq, kind, message_id, attachment_id, user_id, payload, message_count)
+      select ${conversationId}, e.seq, e.kind, e.message_id, e.attachment_id, e.user_id, e.payload, ${messageCount}
+        from advanced, unnest(
+          ${intArray(events.map((made) => made.event.seq))}::int8[], ${intArray(events.map((made) => made.kind))}::int2[],
+          ${nullable(events.map((made) => made.messageId))}::int8[], ${nullable(events.map((made) => made.attachmentId))}::int8[],
+          ${nullable(events.map((made) => made.userId))}::int4[],
+          ${textArray(events.map((made) => (STORED_AS_PAYLOAD.has(made.event.type) ? JSON.stringify(made.event) : null)))}::text[]
+        ) as e(seq, kind, message_id, attachment_id, user_id, payload)`);
   };
 
   return {
@@ -128,13 +187,15 @@ export function createWritePath(options: WritePathOptions): WritePath {
       return track(
         (async () => {
           const done = await database.transaction(async (query) => {
-            const seq = await lockConversation(query, actor, conversationId);
-            const made = await change(query, seq);
-            if (made) await appendEvent(query, conversationId, seq, made);
+            const locked = await lockConversation(query, actor, conversationId);
+            const seq = locked.lastSeq + 1;
+            const made = await change(query, seq, locked);
+            if (made) await appendEvents(query, conversationId, seq, [made, ...(made.then ?? [])], locked.messageCount);
             return made;
           });
           if (!done) return null;
           committed(done.event, actor);
+          for (const more of done.then ?? []) committed(more.event, actor);
           return done.result;
         })(),
       );

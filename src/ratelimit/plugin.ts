@@ -4,7 +4,7 @@ import type { RateLimiter } from './rate-limiter.js';
 import { rateLimited } from '../domain/errors.js';
 
 /** Per-user limits on writes other than sends, each its own budget and variable. */
-export type WriteLimit = 'edit' | 'conversation' | 'upload' | 'token';
+export type WriteLimit = 'edit' | 'conversation' | 'member' | 'upload' | 'token';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -18,7 +18,7 @@ declare module 'fastify' {
     authRateLimit?: boolean;
     /** Sends: MESSAGE_RATE_LIMIT per user. */
     messageRateLimit?: boolean;
-    /** Other writes: the kind's limit per user (EDIT_, CONVERSATION_, UPLOAD_, TOKEN_RATE_LIMIT). */
+    /** Other writes: the kind's limit per user (EDIT_, CONVERSATION_, MEMBER_, UPLOAD_, TOKEN_RATE_LIMIT). */
     writeRateLimit?: WriteLimit;
   }
 }
@@ -30,6 +30,7 @@ export const rateLimitPlugin = fp<{ limiter: RateLimiter }>(
     const writeLimits: Record<WriteLimit, number> = {
       edit: app.config.EDIT_RATE_LIMIT,
       conversation: app.config.CONVERSATION_RATE_LIMIT,
+      member: app.config.MEMBER_RATE_LIMIT,
       upload: app.config.UPLOAD_RATE_LIMIT,
       token: app.config.TOKEN_RATE_LIMIT,
     };

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { RawData, WebSocket } from 'ws';
 import type { AuthUser } from '../domain/auth-user.js';
 import { conversationChannel } from '../redis/names.js';
-import { isMember } from '../conversations/membership.js';
+import { memberPosition } from '../conversations/membership.js';
 import { normalizeContent } from '../messages/content.js';
 import { unavailable } from '../domain/errors.js';
 import { encodeTyping } from './hub.js';
@@ -91,14 +91,19 @@ export class ChatConnection {
     }
     this.conversationId = conversationId;
     try {
-      if (!(await isMember(app.database, this.user.id, conversationId))) {
-        return this.close(CloseCode.forbidden, 'no such conversation');
-      }
+      // Membership and the seq it holds at, in one statement: the socket starts from that seq,
+      // so a removal committed after the check is an event it replays (and closes at), never
+      // one that slipped by before its room subscribed.
+      const position = await memberPosition(app.database, this.user.id, conversationId);
+      if (position === null) return this.close(CloseCode.forbidden, 'no such conversation');
       if (this.closed) return;
       const room = await app.rooms.acquire(conversationId, this.onTyping);
       this.room = room;
       if (this.closed) return this.cleanup();
-      this.member = await room.join(this.sink, fromSeq);
+      // A claimed last_seq beyond the checked seq is backed by no commit the client could have
+      // seen before connecting: it is clamped, so it cannot skip a removal.
+      const start = fromSeq === undefined ? position : Math.min(fromSeq, position);
+      this.member = await room.join(this.sink, start, this.user.id);
       app.metrics.openSockets.inc({ kind: 'chat' });
       if (this.closed) return this.cleanup();
       void this.drainQueue();

@@ -2,6 +2,7 @@ import websocket from '@fastify/websocket';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { readEvents } from '../messages/event-log.js';
+import { removedUserOf } from '../messages/event-codec.js';
 import { sql } from 'drizzle-orm';
 import { intArray, toNumber } from '../db/sql.js';
 import { ChatConnection } from './chat-connection.js';
@@ -44,7 +45,12 @@ export const realtimePlugin = fp<{ socketSlots: SocketSlots }>(
           );
           app.metrics.eventLogReads.inc();
           app.metrics.eventLogEventsRead.inc(events.length);
-          return events.map((event) => ({ seq: event.seq, json: JSON.stringify(event) }));
+          return events.map((event) => {
+            const removedUserId = removedUserOf(event);
+            return removedUserId === undefined
+              ? { seq: event.seq, json: JSON.stringify(event) }
+              : { seq: event.seq, json: JSON.stringify(event), removedUserId };
+          });
         },
         currentSeq: async (conversationId) => {
           const [row] = await app.database.query<{ last_seq: unknown }>(

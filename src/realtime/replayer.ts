@@ -8,6 +8,11 @@ export const MAX_PENDING_PER_MEMBER = 10_000;
 
 export interface ReplayerOptions {
   conversationId: number;
+  /**
+   * The socket's user: a `member.removed` event about them is the last event the socket gets,
+   * then it is closed with 4403 (live and replayed alike). 0 for none.
+   */
+  userId?: number;
   source: Pick<RoomSource, 'readEvents'>;
   logger: RoomLogger;
   /** The newest seq the conversation's sequencer has delivered: where a replay ends. */
@@ -54,6 +59,7 @@ export class Replayer {
     } else if (event.seq === this.lastSent + 1) {
       if (this.sink.send(encoded())) {
         this.lastSent = event.seq;
+        this.closeIfRemoved(event);
         return true;
       }
       this.stop();
@@ -78,6 +84,14 @@ export class Replayer {
     this.options.onGone();
   }
 
+  /** After the event went out: if it removed this socket's user, nothing follows it. */
+  private closeIfRemoved(event: EncodedEvent): boolean {
+    const { userId } = this.options;
+    if (event.removedUserId === undefined || userId === undefined || event.removedUserId !== userId) return false;
+    this.stop(CloseCode.forbidden, 'removed from the conversation');
+    return true;
+  }
+
   private queue(event: EncodedEvent): void {
     this.pending.push(event);
     if (this.pending.length > MAX_PENDING_PER_MEMBER) this.stop(CloseCode.slowConsumer, 'too far behind: reconnect with last_seq');
@@ -93,7 +107,7 @@ export class Replayer {
     if (this.gone || !this.sink.send(event.json)) return false;
     this.lastSent = event.seq;
     this.replayed += 1;
-    return true;
+    return !this.closeIfRemoved(event);
   }
 
   /** Replays from the log until the socket reaches the sequencer, then hands it to live delivery. */

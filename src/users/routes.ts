@@ -68,7 +68,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       await checkOwnPassword(request.user.id, request.body.password);
       const keys = await deleteAccount(
-        { database: app.database, messages: app.messages, sessionsChanged: (userId) => app.sessions.changed(userId) },
+        { database: app.database, messages: app.messages, membership: app.membership, sessionsChanged: (userId) => app.sessions.changed(userId) },
         request.user,
       );
       app.removeStoredFiles(keys);
