@@ -104,8 +104,8 @@ export class ConversationState {
         return;
       case 'member.added':
         for (const user of event.users) {
-          // A new member has read what came before their joining.
-          if (!this.members.has(user.id)) this.members.set(user.id, { id: user.id, username: user.username, role: 'member', last_read_seq: event.seq - 1 });
+          // A new member starts with everything up to their own joining read (the service sets it so).
+          if (!this.members.has(user.id)) this.members.set(user.id, { id: user.id, username: user.username, role: 'member', last_read_seq: event.seq });
         }
         return;
       case 'member.removed':
