@@ -88,10 +88,16 @@ export function createMembership(options: MembershipOptions): Membership {
     };
     if (target.role !== 'owner') return { ...removed, result: undefined };
     // The longest-standing admin, else member, becomes owner: a second event of the same change.
+    // Two walks of participants_joined_idx that each stop at their first row, not a sort of every member.
     const [heir] = await query<{ user_id: unknown; username: string }>(sql`
-      select p.user_id, u.username from participants p join users u on u.id = p.user_id
-       where p.conversation_id = ${conversationId}
-       order by p.role <> 'admin', p.joined_at, p.user_id limit 1`);
+      select h.user_id, u.username from (
+          (select p.user_id, 0 as rank from participants p
+            where p.conversation_id = ${conversationId} and p.role = 'admin' order by p.joined_at, p.user_id limit 1)
+          union all
+          (select p.user_id, 1 as rank from participants p
+            where p.conversation_id = ${conversationId} order by p.joined_at, p.user_id limit 1)) h
+        join users u on u.id = h.user_id
+       order by h.rank limit 1`);
     if (!heir) return { ...removed, result: undefined };
     const heirId = toNumber(heir.user_id);
     await query(sql`update participants set role = 'owner' where conversation_id = ${conversationId} and user_id = ${heirId}`);

@@ -30,7 +30,16 @@ export type ConversationEvent =
   | (Sequenced & { type: 'chat.message'; message: MessageObject })
   | (Sequenced & { type: 'message.edited'; message: { id: number; content: string; is_edited: boolean } })
   | (Sequenced & { type: 'message.deleted'; message_id: number })
-  | (Sequenced & { type: 'attachment.added'; message_id: number; attachment: unknown });
+  | (Sequenced & { type: 'attachment.added'; message_id: number; attachment: unknown })
+  | (Sequenced & { type: 'member.added'; users: EventUser[]; by: EventUser })
+  | (Sequenced & { type: 'member.removed'; user: EventUser; by: EventUser })
+  | (Sequenced & { type: 'member.role'; user: EventUser; role: string })
+  | (Sequenced & { type: 'conversation.updated'; conversation: { id: number; title: string | null } });
+
+interface EventUser {
+  id: number;
+  username: string;
+}
 
 /** Server → client events, as API.md describes them. Received JSON is cast, not validated: assertions check shapes. */
 export type ServerEvent =

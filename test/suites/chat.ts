@@ -11,6 +11,7 @@
 import type { Test } from 'tap';
 import type { Topology } from '../helpers/replicas.js';
 import { chatCloseCodesSuite } from './chat-close-codes.js';
+import { chatMembersSuite } from './chat-members.js';
 import { chatMessagesSuite } from './chat-messages.js';
 import { chatNotificationsSuite } from './chat-notifications.js';
 import { chatReplaySuite } from './chat-replay.js';
@@ -20,4 +21,5 @@ export async function chatSuite(t: Test, topology: Topology): Promise<void> {
   await chatNotificationsSuite(t, topology);
   await chatCloseCodesSuite(t, topology);
   await chatReplaySuite(t, topology);
+  await chatMembersSuite(t, topology);
 }

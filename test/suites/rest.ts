@@ -13,6 +13,7 @@ import { restAuthSuite } from './rest-auth.js';
 import { restConversationsSuite } from './rest-conversations.js';
 import { restErrorsSuite } from './rest-errors.js';
 import { restHistorySuite } from './rest-history.js';
+import { restMembersSuite } from './rest-members.js';
 import { restMessagesSuite } from './rest-messages.js';
 import { restRoutesSuite } from './rest-routes.js';
 import { restSeqSuite } from './rest-seq.js';
@@ -26,6 +27,7 @@ export async function restSuite(t: Test, kind: DatabaseKind): Promise<void> {
   restAuthSuite(t, context);
   restUsersSuite(t, context);
   restConversationsSuite(t, context);
+  restMembersSuite(t, context);
   restMessagesSuite(t, context);
   restHistorySuite(t, context);
   restSeqSuite(t, context);

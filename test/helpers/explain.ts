@@ -1,0 +1,68 @@
+/**
+ * EXPLAIN checks for recorded statements (test/helpers/database.ts `recordingPostgres`): each
+ * statement's plan for its values and, for reads, the generic plan of a prepared statement,
+ * with no sequential scan on the watched tables.
+ */
+import type postgres from 'postgres';
+import type { Test } from 'tap';
+import type { RecordedQuery } from './database.js';
+
+export interface PlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  'Index Name'?: string;
+  Plans?: PlanNode[];
+  [key: string]: unknown;
+}
+
+/** `Limit(Nested Loop(Index Scan participants_pkey, …))`, for the log. */
+export function outline(node: PlanNode): string {
+  const scan = node['Index Name'] ?? node['Relation Name'];
+  const children = (node.Plans ?? []).map(outline);
+  return `${node['Node Type']}${scan ? ` ${String(scan)}` : ''}${children.length ? `(${children.join(', ')})` : ''}`;
+}
+
+export function seqScans(node: PlanNode, watched: ReadonlySet<string>, found: string[] = []): string[] {
+  if (node['Node Type'] === 'Seq Scan' && node['Relation Name'] && watched.has(node['Relation Name'])) found.push(node['Relation Name']);
+  for (const child of node.Plans ?? []) seqScans(child, watched, found);
+  return found;
+}
+
+/** Every index a plan reads. */
+export function indexesOf(node: PlanNode, found = new Set<string>()): Set<string> {
+  if (node['Index Name']) found.add(node['Index Name']);
+  for (const child of node.Plans ?? []) indexesOf(child, found);
+  return found;
+}
+
+type Explained = { 'QUERY PLAN': { Plan: PlanNode }[] }[];
+
+/** The plans of `query`: for its values, and (reads only) PostgreSQL's generic plan. */
+export async function plansOf(admin: postgres.Sql, query: RecordedQuery, name: string): Promise<PlanNode[]> {
+  const params = query.params as postgres.ParameterOrJSON<never>[];
+  const custom = await admin.unsafe<Explained>(`explain (format json) ${query.sql}`, params);
+  const plans = [custom[0]!['QUERY PLAN'][0]!.Plan];
+  if (!/^\s*select\b/i.test(query.sql)) return plans;
+  await admin.unsafe(`prepare ${name} as ${query.sql}`);
+  await admin.unsafe(`set plan_cache_mode = force_generic_plan`);
+  const literal = (value: unknown) => (value === null || value === undefined ? 'null' : `'${String(value).replace(/'/g, "''")}'`);
+  const args = query.params.map(literal).join(', ');
+  const generic = await admin.unsafe<Explained>(`explain (format json) execute ${name}${args ? `(${args})` : ''}`);
+  await admin.unsafe(`reset plan_cache_mode`);
+  await admin.unsafe(`deallocate ${name}`);
+  plans.push(generic[0]!['QUERY PLAN'][0]!.Plan);
+  return plans;
+}
+
+/** Asserts no plan of any statement seq-scans a watched table. */
+export async function expectIndexedPlans(t: Test, admin: postgres.Sql, statements: { label: string; query: RecordedQuery }[], watched: ReadonlySet<string>) {
+  let n = 0;
+  for (const { label, query } of statements) {
+    for (const [i, plan] of (await plansOf(admin, query, `explained_members_${++n}`)).entries()) {
+      const what = i === 0 ? label : `${label} (generic plan)`;
+      t.comment(`${what}: ${outline(plan)}`);
+      const scans = seqScans(plan, watched);
+      t.same(scans, [], `${what}: no Seq Scan on ${[...watched].join('/')}`, { sql: query.sql.replace(/\s+/g, ' ').slice(0, 400) });
+    }
+  }
+}
