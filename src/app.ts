@@ -32,6 +32,7 @@ import { metricsPlugin } from './metrics/plugin.js';
 import { notificationRoutes } from './notifications/routes.js';
 import { Notification } from './contract/notifications.js';
 import { createNotificationService, type NotificationService } from './notifications/service.js';
+import { createReadService, type ReadService } from './conversations/reads.js';
 import { createRateLimiter } from './ratelimit/factory.js';
 import type { RateLimiter } from './ratelimit/rate-limiter.js';
 import { rateLimitPlugin } from './ratelimit/plugin.js';
@@ -79,6 +80,7 @@ declare module 'fastify' {
     messages: MessageWrites;
     attachments: AttachmentService;
     membership: Membership;
+    reads: ReadService;
   }
 }
 
@@ -199,11 +201,20 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.decorate('attachments', createAttachmentService({ database, writePath, links }));
   app.decorate('notifications', notifications);
   app.decorate('membership', createMembership({ database, writePath, maxParticipants: config.MAX_PARTICIPANTS }));
+  const reads = createReadService({
+    database,
+    bus,
+    logger: app.log,
+    receiptsMaxMembers: config.RECEIPTS_MAX_MEMBERS,
+    notificationsRead: (userId, ids) => notifications.announceRead(userId, ids),
+  });
+  app.decorate('reads', reads);
   // Once sockets and requests are done (onClose), and before the bus and the database close
   // (this hook runs before the infrastructure's, registered earlier): sends still being
   // stored are published, then the notifications gathered meanwhile are written.
   app.addHook('onClose', async () => {
     await writePath.settle();
+    reads.close();
     await notifications.close();
     await publisher.flush();
     publisher.close();

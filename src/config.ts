@@ -72,6 +72,7 @@ export const ConfigSchema = Type.Object({
   MAX_UPLOADS_PER_USER: Int(2, 0, 1000, 'concurrent uploads per user on one replica (each buffers up to 15 MiB); 0 = off'),
   MAX_UPLOADS: Int(8, 0, 10_000, 'concurrent uploads per replica; 0 = off'),
   MAX_SOCKETS_PER_USER: Int(20, 0, 100_000, 'open sockets per user across replicas; 0 = off'),
+  RECEIPTS_MAX_MEMBERS: Int(100, 0, 1_000_000, 'read receipts (read.updated) only in conversations of up to this many members; 0 = none'),
   USER_SEARCH_MIN_PREFIX: Int(1, 0, 32, 'shortest ?search= prefix for the user search; 0 allows listing without one'),
   TRUST_PROXY: Type.Optional(
     Type.String({

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { ConversationParams, errors } from '../http/schemas.js';
 import { AddMembers, ChangeRole, MemberListQuery, MemberParams } from '../contract/members.js';
-import { getConversation } from './service.js';
+import { getConversation } from './inbox.js';
 
 /** `/api/conversations/{id}/members/`: the member list, adding, removing (leaving) and roles. */
 export const memberRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -43,7 +43,7 @@ export const memberRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const { id } = request.params;
       const added = await app.membership.add(request.user, id, request.body.participants);
-      const conversation = await getConversation(app.database, request.user, id);
+      const conversation = await getConversation(app.database, app.links, request.user, id);
       if (added.length > 0) {
         await app.notifications
           .conversationCreated(id, request.user, added.map((user) => user.id), conversation.participants)

@@ -1,8 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { ConversationParams, errors } from '../http/schemas.js';
+import { ConversationListQuery, MarkRead, ReadState } from '../contract/conversations.js';
 import { CreateConversation, UpdateConversation } from '../contract/members.js';
-import { createConversation, getConversation, listConversations } from './service.js';
+import { conversationPageLink, getConversation, listConversations } from './inbox.js';
+import { createConversation } from './service.js';
 
 export const conversationRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
@@ -10,11 +12,15 @@ export const conversationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags: ['conversations'],
-        querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }) }),
+        querystring: ConversationListQuery,
         response: { 200: Type.Array(Type.Ref('Conversation')), ...errors(400, 401) },
       },
     },
-    async (request) => listConversations(app.database, request.user, request.query.limit),
+    async (request, reply) => {
+      const page = await listConversations(app.database, app.links, request.user, request.query);
+      if (page.next) reply.header('link', conversationPageLink(app.config.PUBLIC_URL, request.query.limit, page.next));
+      return page.conversations;
+    },
   );
 
   app.post(
@@ -31,6 +37,7 @@ export const conversationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const { conversation, created, addedUserIds } = await createConversation(
         app.database,
+        app.links,
         request.user,
         request.body,
         app.config.MAX_PARTICIPANTS,
@@ -46,7 +53,20 @@ export const conversationRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/conversations/:id/',
     { schema: { tags: ['conversations'], params: ConversationParams, response: { 200: Type.Ref('Conversation'), ...errors(400, 401, 404) } } },
-    async (request) => getConversation(app.database, request.user, request.params.id),
+    async (request) => getConversation(app.database, app.links, request.user, request.params.id),
+  );
+
+  app.post(
+    '/conversations/:id/read/',
+    {
+      schema: {
+        tags: ['conversations'],
+        params: ConversationParams,
+        body: MarkRead,
+        response: { 200: ReadState, ...errors(400, 401, 404) },
+      },
+    },
+    async (request) => app.reads.read(request.user, request.params.id, request.body.seq),
   );
 
   app.patch(
@@ -63,7 +83,7 @@ export const conversationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       await app.membership.rename(request.user, request.params.id, request.body.title);
-      return getConversation(app.database, request.user, request.params.id);
+      return getConversation(app.database, app.links, request.user, request.params.id);
     },
   );
 };

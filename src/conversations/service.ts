@@ -1,46 +1,13 @@
 import { sql } from 'drizzle-orm';
 import type { AuthUser } from '../domain/auth-user.js';
 import type { DatabaseHandle } from '../db/client.js';
-import { intArray, isoTime, textArray, toNumber } from '../db/sql.js';
+import type { AttachmentLinkSigner } from '../attachments/links.js';
+import { intArray, textArray, toNumber } from '../db/sql.js';
 import type { ConversationView } from '../contract/conversations.js';
 import { TITLE_MAX_LENGTH, type UserReference } from '../contract/members.js';
+import { getConversation } from './inbox.js';
 import { resolveUsers } from './user-references.js';
-import { invalid, notFound, unauthenticated } from '../domain/errors.js';
-
-type ConversationRecord = Omit<ConversationView, 'last_seq' | 'participants'> & { last_seq: unknown; participants: unknown };
-
-const view = (row: ConversationRecord): ConversationView => ({
-  ...row,
-  id: toNumber(row.id),
-  last_seq: toNumber(row.last_seq),
-  participants: typeof row.participants === 'string' ? JSON.parse(row.participants) : (row.participants as string[]),
-});
-
-/** Conversations with their members' usernames in one query (no N+1). */
-const selectConversations = (where: ReturnType<typeof sql>, limit: number) => sql`
-  select c.id, ${isoTime(sql`c.created_at`)} as created_at, ${isoTime(sql`c.last_message_at`)} as last_message_at,
-         c.last_seq,
-         (select json_agg(u.username order by p2.joined_at, p2.user_id <> c.created_by_id, u.id)
-            from participants p2 join users u on u.id = p2.user_id
-           where p2.conversation_id = c.id) as participants
-    from participants p join conversations c on c.id = p.conversation_id
-   where ${where}
-   order by coalesce(c.last_message_at, c.created_at) desc, c.id desc
-   limit ${limit}`;
-
-export async function listConversations(database: DatabaseHandle, user: AuthUser, limit: number): Promise<ConversationView[]> {
-  const rows = await database.query<ConversationRecord>(selectConversations(sql`p.user_id = ${user.id}`, limit));
-  return rows.map(view);
-}
-
-/** 404 both when it does not exist and when the caller is not in it: existence is not revealed. */
-export async function getConversation(database: DatabaseHandle, user: AuthUser, id: number): Promise<ConversationView> {
-  const [row] = await database.query<ConversationRecord>(
-    selectConversations(sql`p.user_id = ${user.id} and p.conversation_id = ${id}`, 1),
-  );
-  if (!row) throw notFound('conversation not found');
-  return view(row);
-}
+import { invalid, unauthenticated } from '../domain/errors.js';
 
 export interface CreatedConversation {
   conversation: ConversationView;
@@ -63,6 +30,7 @@ export interface CreateConversationInput {
  */
 export async function createConversation(
   database: DatabaseHandle,
+  links: AttachmentLinkSigner,
   creator: AuthUser,
   input: CreateConversationInput,
   maxParticipants: number,
@@ -99,10 +67,10 @@ export async function createConversation(
     return id;
   });
   if (made !== null) {
-    return { conversation: await getConversation(database, creator, made), created: true, addedUserIds: others };
+    return { conversation: await getConversation(database, links, creator, made), created: true, addedUserIds: others };
   }
   // The pair's conversation exists (perhaps committed a moment ago by a racing request).
   const [existing] = await database.query<{ id: unknown }>(sql`select id from conversations where direct_key = ${directKey}`);
   if (!existing) throw new Error('direct conversation neither inserted nor found');
-  return { conversation: await getConversation(database, creator, toNumber(existing.id)), created: false, addedUserIds: [] };
+  return { conversation: await getConversation(database, links, creator, toNumber(existing.id)), created: false, addedUserIds: [] };
 }

@@ -54,7 +54,7 @@ const batchStatement = sql`
         ${sql.placeholder('contents')}::text[], ${sql.placeholder('clientIds')}::text[]
       ) with ordinality as i(conversation_id, sender_id, content, client_id, ord)),
     locked as (
-      select c.id, c.last_seq from conversations c
+      select c.id, c.last_seq, c.message_count from conversations c
        where c.id in (select conversation_id from input)
        order by c.id for update),
     accepted as (
@@ -66,19 +66,26 @@ const batchStatement = sql`
                 where m.conversation_id = i.conversation_id and m.sender_id = i.sender_id and m.client_id = i.client_id))
        order by i.conversation_id, i.sender_id, i.client_id, case when i.client_id is null then i.ord end, i.ord),
     numbered as (
-      select a.*, l.last_seq + row_number() over (partition by a.conversation_id order by a.ord) as seq
-        from accepted a join locked l on l.id = a.conversation_id),
+      select a.*, l.last_seq + row_number() over w as seq, l.message_count + row_number() over w as message_count
+        from accepted a join locked l on l.id = a.conversation_id
+      window w as (partition by a.conversation_id order by a.ord)),
     bumped as (
-      update conversations c set last_seq = n.seq, last_message_at = now()
-        from (select conversation_id, max(seq) as seq from numbered group by conversation_id) n
+      update conversations c set last_seq = n.seq, message_count = n.message_count, last_message_at = now()
+        from (select conversation_id, max(seq) as seq, max(message_count) as message_count from numbered group by conversation_id) n
        where c.id = n.conversation_id),
     msg as (
       insert into messages (conversation_id, sender_id, content, client_id, seq)
       select conversation_id, sender_id, content, client_id, seq from numbered order by conversation_id, seq
       returning id, conversation_id, seq, created_at),
     ev as (
-      insert into conversation_events (conversation_id, seq, kind, message_id)
-      select conversation_id, seq, ${EventKind.messageCreated}, id from msg)
+      insert into conversation_events (conversation_id, seq, kind, message_id, message_count)
+      select msg.conversation_id, msg.seq, ${EventKind.messageCreated}, msg.id, n.message_count
+        from msg join numbered n on n.conversation_id = msg.conversation_id and n.seq = msg.seq),
+    marker as (
+      update participants p set last_read_seq = s.seq, read_count = s.message_count
+        from (select distinct on (conversation_id, sender_id) conversation_id, sender_id, seq, message_count
+                from numbered order by conversation_id, sender_id, seq desc) s
+       where p.conversation_id = s.conversation_id and p.user_id = s.sender_id and p.last_read_seq < s.seq)
     select n.ord, msg.id, msg.seq, ${isoTime(sql`msg.created_at`)} as timestamp
       from msg join numbered n on n.conversation_id = msg.conversation_id and n.seq = msg.seq`;
 
@@ -90,7 +97,11 @@ const batchStatement = sql`
  *
  * The statement locks the batch's conversation rows in id order (so two replicas' batches
  * cannot deadlock), numbers each conversation's new messages from its `last_seq`, and
- * writes messages and event records. It skips, rather than fails on, a send from a
+ * writes messages and event records. It also keeps the read state's counts (INBOX.md):
+ * the conversation's `message_count`, each event record's running `message_count`, and the
+ * sender's read marker, moved to their newest message of the batch (sending counts as
+ * reading, so a member never has unread messages of their own). Participant rows are locked
+ * after the conversation rows, as every other writer of both locks them. It skips, rather than fails on, a send from a
  * non-participant and a `client_id` the sender already used (stored earlier, or twice in the
  * batch): the caller finds out which by the missing row. A `client_id` committed by another
  * replica while this statement waited for the lock is not visible to its snapshot and makes
@@ -160,17 +171,20 @@ export class SendBatcher {
     try {
       rows = await timeStatement(this.observer.statement, 'send_one', () => this.database.query(sql`
         with conv as (
-          update conversations c set last_seq = c.last_seq + 1, last_message_at = now()
+          update conversations c set last_seq = c.last_seq + 1, message_count = c.message_count + 1, last_message_at = now()
            where c.id = ${conversationId}
              and ${isMemberSql(conversationId, senderId)}
-          returning c.id, c.last_seq),
+          returning c.id, c.last_seq, c.message_count),
         msg as (
           insert into messages (conversation_id, sender_id, content, client_id, seq)
           select conv.id, ${senderId}, ${content}, ${clientId}, conv.last_seq from conv
           returning id, seq, created_at),
         ev as (
-          insert into conversation_events (conversation_id, seq, kind, message_id)
-          select ${conversationId}, msg.seq, ${EventKind.messageCreated}, msg.id from msg)
+          insert into conversation_events (conversation_id, seq, kind, message_id, message_count)
+          select ${conversationId}, msg.seq, ${EventKind.messageCreated}, msg.id, conv.message_count from msg, conv),
+        marker as (
+          update participants p set last_read_seq = conv.last_seq, read_count = conv.message_count
+            from conv where p.conversation_id = conv.id and p.user_id = ${senderId} and p.last_read_seq < conv.last_seq)
         select msg.id, msg.seq, ${isoTime(sql`msg.created_at`)} as timestamp from msg`));
     } catch (error) {
       // A client_id used before: the whole statement rolled back (no seq used).

@@ -24,6 +24,11 @@ export const MAX_PENDING = 10_000;
 /** A failed flush is retried after this. */
 export const NOTIFY_RETRY_MS = NOTIFY_FLUSH_MS * 4;
 
+/** A row a flush wrote: a notification to push, or one the sender's own message read. */
+export interface FlushedRow extends NotificationRecord {
+  read_by_sending: boolean;
+}
+
 interface Pending {
   conversationId: number;
   senderId: number;
@@ -54,7 +59,7 @@ export class NotificationBatcher {
 
   constructor(
     private readonly database: DatabaseHandle,
-    private readonly deliver: (rows: NotificationRecord[]) => void,
+    private readonly deliver: (rows: FlushedRow[]) => void,
     private readonly logger: Logger,
     private readonly observer: NotificationBatcherObserver = {},
     private readonly maxPending = MAX_PENDING,
@@ -138,34 +143,55 @@ export class NotificationBatcher {
     }
   }
 
-  private upsert(batch: Pending[]): Promise<NotificationRecord[]> {
+  private upsert(batch: Pending[]): Promise<FlushedRow[]> {
     // Rows are locked in (user, conversation) order, so two replicas flushing at once cannot deadlock.
+    // Sending counts as reading (INBOX.md): each sender's unread "new messages" notification of
+    // the conversation is read in the same statement, unless someone else's message in this
+    // flush is beyond the sender's marker: then that row is refreshed instead, counting anew.
+    // Nobody is notified of a message at or below their marker (they read it meanwhile), and
+    // only current members are (the participants join, at flush).
     const statement = sql`
       with batch as (
-        select * from unnest(
+        select b.*, m.seq from unnest(
           ${intArray(batch.map((b) => b.conversationId))}::int4[], ${intArray(batch.map((b) => b.senderId))}::int4[],
           ${intArray(batch.map((b) => b.messageId))}::int8[], ${intArray(batch.map((b) => b.count))}::int4[],
           ${textArray(batch.map((b) => b.sender))}::text[]
-        ) as b(conversation_id, sender_id, message_id, count, sender)),
+        ) as b(conversation_id, sender_id, message_id, count, sender)
+        join messages m on m.id = b.message_id),
+      senders as (select distinct conversation_id, sender_id from batch),
       targets as (
         select p.user_id, b.conversation_id, sum(b.count)::int4 as count, max(b.message_id) as message_id,
                (array_agg(b.sender order by b.message_id desc))[1] as sender
           from batch b join participants p on p.conversation_id = b.conversation_id and p.user_id <> b.sender_id
-         group by p.user_id, b.conversation_id)
-      insert into notifications as n (user_id, kind, conversation_id, message_id, count, text)
-      select user_id, 'messages.new', conversation_id, message_id, count,
-             case when count = 1 then 'New message from ' || sender
-                  else count || ' new messages, the latest from ' || sender end
-        from targets order by user_id, conversation_id
-      on conflict (user_id, conversation_id) where not is_read and kind = 'messages.new' do update
-        set count = n.count + excluded.count,
-            message_id = greatest(n.message_id, excluded.message_id),
-            updated_at = now(),
-            text = (n.count + excluded.count) || ' new messages, the latest from '
-                   || substring(excluded.text from ' from ([^ ]+)$')
-      returning ${notificationColumns}`;
+         where p.last_read_seq < b.seq
+         group by p.user_id, b.conversation_id),
+      read_by_sending as (
+        update notifications n set is_read = true
+          from senders s
+         where n.user_id = s.sender_id and n.conversation_id = s.conversation_id and not n.is_read and n.kind = 'messages.new'
+           and not exists (select 1 from targets t where t.user_id = s.sender_id and t.conversation_id = s.conversation_id)
+        returning ${notificationColumns}),
+      upserted as (
+        insert into notifications as n (user_id, kind, conversation_id, message_id, count, text)
+        select user_id, 'messages.new', conversation_id, message_id, count,
+               case when count = 1 then 'New message from ' || sender
+                    else count || ' new messages, the latest from ' || sender end
+          from targets order by user_id, conversation_id
+        on conflict (user_id, conversation_id) where not is_read and kind = 'messages.new' do update
+          set count = case when exists (select 1 from senders s where s.sender_id = n.user_id and s.conversation_id = n.conversation_id)
+                           then excluded.count else n.count + excluded.count end,
+              message_id = greatest(n.message_id, excluded.message_id),
+              updated_at = now(),
+              text = case when exists (select 1 from senders s where s.sender_id = n.user_id and s.conversation_id = n.conversation_id)
+                          then excluded.text
+                          else (n.count + excluded.count) || ' new messages, the latest from '
+                               || substring(excluded.text from ' from ([^ ]+)$') end
+        returning ${notificationColumns})
+      select *, false as read_by_sending from upserted
+      union all
+      select *, true as read_by_sending from read_by_sending`;
     // Planned per flush, as the send batch is: a generic plan made when participants was
     // nearly empty would keep scanning it as memberships grow (db/client.ts: planEachCall).
-    return this.database.query<NotificationRecord>(statement, { planEachCall: true });
+    return this.database.query<FlushedRow>(statement, { planEachCall: true });
   }
 }

@@ -8,7 +8,7 @@ import { toNumber } from '../db/sql.js';
 import type { ConversationEvent } from '../contract/events.js';
 import { notFound } from '../domain/errors.js';
 import type { NotificationServerEvent } from '../contract/events.js';
-import { NotificationBatcher, type NotificationBatcherObserver } from './batcher.js';
+import { type FlushedRow, NotificationBatcher, type NotificationBatcherObserver } from './batcher.js';
 import { notificationColumns, notificationView, type NotificationRecord } from './views.js';
 import { type NotificationView } from '../contract/notifications.js';
 
@@ -22,6 +22,8 @@ export interface NotificationService {
   list(userId: number, query: { unread: boolean; limit: number; before?: number | undefined }): Promise<NotificationView[]>;
   markRead(userId: number, id: number): Promise<NotificationView>;
   markAllRead(userId: number): Promise<number>;
+  /** Tells the user's notification sockets that these notifications were read (by a read marker). */
+  announceRead(userId: number, ids: number[]): void;
   /** Writes gathered notifications now (shutdown, tests). */
   flush(): Promise<void>;
   close(): Promise<void>;
@@ -45,7 +47,13 @@ export function createNotificationService(deps: NotificationServiceOptions): Not
   const pushRows = (rows: NotificationRecord[]) => {
     for (const row of rows) push(toNumber(row.user_id), { type: 'notification', message: notificationView(row) });
   };
-  const batcher = new NotificationBatcher(database, pushRows, logger, deps.batcherObserver);
+  const pushFlushed = (rows: FlushedRow[]) => {
+    for (const row of rows) {
+      if (row.read_by_sending) push(toNumber(row.user_id), { type: 'notification.read', id: toNumber(row.id) });
+      else push(toNumber(row.user_id), { type: 'notification', message: notificationView(row) });
+    }
+  };
+  const batcher = new NotificationBatcher(database, pushFlushed, logger, deps.batcherObserver);
 
   return {
     onConversationEvent(event, actor) {
@@ -92,6 +100,10 @@ export function createNotificationService(deps: NotificationServiceOptions): Not
         update notifications n set is_read = true from locked where n.id = locked.id returning n.id`);
       push(userId, { type: 'notification.read', all: true });
       return rows.length;
+    },
+
+    announceRead(userId, ids) {
+      for (const id of ids) push(userId, { type: 'notification.read', id });
     },
 
     flush: () => batcher.flush(),

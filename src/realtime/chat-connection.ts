@@ -180,6 +180,13 @@ export class ChatConnection {
         return;
       case 'typing':
         return this.typing(frame.is_typing);
+      case 'read':
+        // After this socket's earlier sends, so a read of a seq it just sent is not clamped short.
+        // Answered by the read.updated receipt (to every socket of the conversation, this one
+        // too) where receipts are on; otherwise, and for a marker that does not move, by nothing.
+        await Promise.all(this.sendsInFlight);
+        await app.reads.read(user, this.conversationId, frame.seq);
+        return;
     }
   }
 

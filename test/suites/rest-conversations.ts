@@ -51,7 +51,12 @@ export function restConversationsSuite(t: Test, context: RestContext): void {
 
       const got = await api('GET', `/api/conversations/${byIds.json.id}/`, { token: carol.token });
       t.equal(got.status, 200);
-      t.same(got.json, byIds.json, 'GET returns the created object');
+      // API.md version 2: `participants` names the caller first, so carol's object leads with her.
+      const { participants: seen, ...rest } = got.json;
+      const { participants: created, ...createdRest } = byIds.json;
+      t.same(rest, createdRest, 'GET returns the created object');
+      t.equal(seen[0], carol.user.username, 'the caller leads');
+      t.same([...seen].sort(), [...created].sort(), 'the same members');
 
       const unknownFields = await api('POST', '/api/conversations/', {
         token: alice.token,
