@@ -53,6 +53,10 @@ export class ConversationPane {
   private readonly tracker = new ReadTracker(this.list, (seq) => this.read(seq));
   private readonly panel: MembersPanel;
   private live: LiveConversation | undefined;
+  private atBottom = true;
+  private readonly resizes = new ResizeObserver(() => {
+    if (this.atBottom) this.scrollToBottom();
+  });
   private hasOlder = true;
   private loadingOlder = false;
   private destroyed = false;
@@ -68,8 +72,12 @@ export class ConversationPane {
     private readonly callbacks: PaneCallbacks,
   ) {
     this.list.addEventListener('scroll', () => {
+      this.atBottom = this.isNearBottom();
       if (this.list.scrollTop < LOAD_OLDER_PX) void this.loadOlder();
     });
+    // The list shrinks when the lines around it grow (title, "seen by", an error strip):
+    // one that was at the bottom stays there, so the newest message stays on screen.
+    this.resizes.observe(this.list);
     const memberActions: MemberActions = {
       add: async (names) => void (await this.client.addMembers(conversationId, names)),
       remove: (member) => this.client.removeMember(conversationId, member.id),
@@ -151,6 +159,7 @@ export class ConversationPane {
     this.destroyed = true;
     this.live?.close();
     this.tracker.destroy();
+    this.resizes.disconnect();
     for (const timer of this.typists.values()) clearTimeout(timer);
   }
 
@@ -163,12 +172,17 @@ export class ConversationPane {
   }
 
   private changed(state: ConversationState): void {
+    // Lines around the list may grow below: the newest message stays on screen if it was.
+    const stick = this.atBottom || this.isNearBottom();
     const others = [...state.members.values()].filter((member) => member.id !== this.me.id).map((member) => member.username);
     const named = state.title ?? (others.length > NAMES_IN_TITLE ? `${others.slice(0, NAMES_IN_TITLE).join(', ')} +${others.length - NAMES_IN_TITLE}` : others.join(', ') || this.me.username);
     this.title.textContent = named;
     this.element.dataset.unread = String(state.unreadCount);
+    this.element.dataset.readSeq = String(state.lastReadSeq);
+    this.element.dataset.lastSeq = String(state.lastSeq);
     this.panel.render(state);
     this.renderSeenBy(state);
+    if (stick) this.scrollToBottom();
     this.callbacks.onChange(state);
   }
 
@@ -331,5 +345,6 @@ export class ConversationPane {
 
   private scrollToBottom(): void {
     this.list.scrollTop = this.list.scrollHeight;
+    this.atBottom = true;
   }
 }
