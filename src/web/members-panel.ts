@@ -68,7 +68,7 @@ export class MembersPanel {
                   : h('span'),
             );
           }
-          if (state.canManage && member.role !== 'owner') controls.push(this.button(`Remove ${member.username}`, 'remove', () => this.actions.remove(member), 'danger'));
+          if (state.canManage && member.role !== 'owner') controls.push(this.button(`Remove ${member.username}`, 'remove', () => this.actions.remove(member), 'link danger'));
         }
         return h(
           'li',
