@@ -8,7 +8,7 @@
  */
 import t, { type Test } from 'tap';
 import { ApiError, type ConversationState, type LiveConversation } from '../src/client/index.js';
-import { chatEventValidator, invalidFrames, newClientUser, WAIT_MS, type ClientUser } from './helpers/client-harness.js';
+import { chatEventValidator, invalidFrames, newClientUser, poll, WAIT_MS, type ClientUser } from './helpers/client-harness.js';
 import { rejection } from './helpers/client-service.js';
 import { type Replica, startTopology } from './helpers/replicas.js';
 
@@ -203,6 +203,31 @@ t.test('the inbox through the client library, two replicas', async (t) => {
     await until(C, 'carol removed', (s) => s.removed !== undefined);
     t.match(C.state.removed, { user: { id: carol.id }, by: { id: carol.id } }, 'leaving: by is the user');
     t.same(invalidFrames(bob.wire.frames, chatEventValidator), [], "every frame bob's client got validates");
+  });
+
+  await t.test('the owner leaves: succession reaches the state; a read asked before the socket opened is sent once it does', async (t) => {
+    const alice = await newUser(r0);
+    const bob = await newUser(r1);
+    const carol = await newUser(r0);
+    const group = await alice.client.createGroup('Succession', [bob.id, carol.id]);
+    await alice.client.setRole(group.id, carol.id, 'admin');
+    const sent = await alice.client.sendMessage(group.id, 'read me');
+    // The read is asked before the socket can have opened: it waits for the connection.
+    const early = bob.client.chat(group.id, { lastSeq: 0 });
+    t.teardown(() => early.close());
+    t.equal(early.state, 'connecting');
+    early.read(sent.seq);
+    const B = await openLive(t, bob, group.id);
+    await poll('the early read to reach the service', async () => (await bob.client.getConversation(group.id)).last_read_seq === sent.seq);
+    const frames = bob.wire.attempts[0]!.sent.map((text) => JSON.parse(text) as { type: string });
+    t.same(frames, [{ type: 'read', seq: sent.seq }], 'sent once, on the connection that opened');
+    // Bob's other socket hears of it (a receipt to the reader's own other sockets) or read it with the conversation.
+    await until(B, "bob's marker in the state of his other socket", (s) => s.lastReadSeq === sent.seq);
+
+    await alice.client.leaveConversation(group.id);
+    await until(B, 'carol (the admin) owner', (s) => s.members.get(carol.id)?.role === 'owner' && !s.members.has(alice.id));
+    t.equal(B.state.members.get(bob.id)?.role, 'member', 'bob stays a member');
+    t.equal(B.state.canManage, false);
   });
 
   await t.test('a removed member: the member.removed event, then 4403 and the removed state, no reconnect', async (t) => {
