@@ -103,7 +103,7 @@ export class ChatConnection {
       // A claimed last_seq beyond the checked seq is backed by no commit the client could have
       // seen before connecting: it is clamped, so it cannot skip a removal.
       const start = fromSeq === undefined ? position : Math.min(fromSeq, position);
-      this.member = await room.join(this.sink, start, this.user.id);
+      this.member = await room.join(this.sink, start, { userId: this.user.id, memberAt: position });
       app.metrics.openSockets.inc({ kind: 'chat' });
       if (this.closed) return this.cleanup();
       void this.drainQueue();

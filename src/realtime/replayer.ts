@@ -10,9 +10,14 @@ export interface ReplayerOptions {
   conversationId: number;
   /**
    * The socket's user: a `member.removed` event about them is the last event the socket gets,
-   * then it is closed with 4403 (live and replayed alike). 0 for none.
+   * then it is closed with 4403 (live and replayed alike).
    */
   userId?: number;
+  /**
+   * A seq at which the user was a member: removals up to it were undone by a later re-add, so
+   * replaying one of those (a resume from before it) does not close the socket.
+   */
+  memberAt?: number;
   source: Pick<RoomSource, 'readEvents'>;
   logger: RoomLogger;
   /** The newest seq the conversation's sequencer has delivered: where a replay ends. */
@@ -86,8 +91,8 @@ export class Replayer {
 
   /** After the event went out: if it removed this socket's user, nothing follows it. */
   private closeIfRemoved(event: EncodedEvent): boolean {
-    const { userId } = this.options;
-    if (event.removedUserId === undefined || userId === undefined || event.removedUserId !== userId) return false;
+    const { userId, memberAt = 0 } = this.options;
+    if (event.removedUserId === undefined || event.removedUserId !== userId || event.seq <= memberAt) return false;
     this.stop(CloseCode.forbidden, 'removed from the conversation');
     return true;
   }

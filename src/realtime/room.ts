@@ -55,9 +55,10 @@ export class ConversationRoom {
   /**
    * Adds a socket. Without `fromSeq` it gets live events only; with it, every event after
    * `fromSeq` first (read from the log), then live ones, with no gap and no duplicate.
-   * `userId` is the socket's user: a `member.removed` event about them is the last it gets.
+   * `socketUser` is the socket's user and a seq at which they were a member: a `member.removed`
+   * event about them after it is the last event the socket gets.
    */
-  async join(sink: EventSink, fromSeq: number | undefined, userId?: number): Promise<MemberHandle> {
+  async join(sink: EventSink, fromSeq: number | undefined, socketUser?: { userId: number; memberAt: number }): Promise<MemberHandle> {
     const { source, conversationId, logger } = this.options;
     const delivered = this.sequencer.head;
     let start = fromSeq ?? delivered;
@@ -66,7 +67,7 @@ export class ConversationRoom {
     if (start > delivered) start = Math.min(start, await source.currentSeq(conversationId));
     const member: Replayer = new Replayer(sink, start, {
       conversationId,
-      ...(userId === undefined ? {} : { userId }),
+      ...socketUser,
       source,
       logger,
       head: () => this.sequencer.head,

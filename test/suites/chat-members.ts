@@ -142,6 +142,13 @@ export async function chatMembersSuite(t: Test, topology: Topology): Promise<voi
       if (seen.length > 0) t.match(seen.at(-1), { type: 'member.removed', user: ref(c!) }, `round ${round}: its last event is the removal`);
       t.equal((await rest(at(round), a!, 'POST', `/api/conversations/${cid}/members/`, { participants: [c!.user.id] })).status, 200, 'added back');
     }
+    // Back in: a replay from the start passes the earlier removals without closing.
+    const back = await openChat(t, at(1), cid, c, { lastSeq: 0, label: 'C back in' });
+    const last = (await rest(at(0), a!, 'POST', `/api/conversations/${cid}/messages/`, { content: 'welcome back' })).json.seq as number;
+    await back.waitForSeq(last);
+    assertSeqRun(t, back.conversationEvents(), 1, last, 'C back in');
+    t.equal(back.conversationEvents().filter(isRemovalOf(c!.user.id)).length, 6, 'its six earlier removals replayed');
+    t.ok(back.isOpen, 'and the socket stays open');
   });
 
   await t.test('members: the removed member\'s notification pushes for the conversation stop', async (t) => {

@@ -257,11 +257,12 @@ export function restMembersSuite(t: Test, context: RestContext): void {
   // ---------------------------------------------------------------------------------------
   t.test('members: removing, leaving, owner succession', async (t) => {
     const [owner, admin1, admin2, m1, m2, outsider] = await people(6);
-    const cid = await createConversation(app, owner!, [m1!, admin2!, admin1!, m2!]);
+    const cid = await createConversation(app, owner!, [m1!, admin2!, m2!]);
     const elsewhere = await createConversation(app, outsider!, [owner!]);
-    // admin2 joined (with the conversation) before admin1 was promoted: joining order decides, not promotion order.
-    t.equal((await setRole(owner!, cid, admin2!.user.id, 'admin')).status, 200);
+    t.equal((await add(owner!, cid, [admin1!.user.id])).status, 200);
+    // admin2 joined (with the conversation) before admin1, who was promoted first: joining order decides.
     t.equal((await setRole(owner!, cid, admin1!.user.id, 'admin')).status, 200);
+    t.equal((await setRole(owner!, cid, admin2!.user.id, 'admin')).status, 200);
     await sendOk(t, m1!, cid, 'hello');
 
     expectError(t, await remove(m1!, cid, m2!.user.id), 403, /owner and admins/, 'a member removing another');
@@ -275,7 +276,7 @@ export function restMembersSuite(t: Test, context: RestContext): void {
 
     const removed = await remove(admin1!, cid, m2!.user.id);
     t.equal(removed.status, 204, removed.body);
-    t.same((await events(cid)).at(-1), { type: 'member.removed', seq: 4, conversation_id: cid, user: userRef(m2!), by: userRef(admin1!) });
+    t.same((await events(cid)).at(-1), { type: 'member.removed', seq: 5, conversation_id: cid, user: userRef(m2!), by: userRef(admin1!) });
     t.equal((await conversationRow(cid))?.member_count, 4);
     expectError(t, await api('GET', `/api/conversations/${cid}/`, { token: m2!.token }), 404, undefined, 'the removed member: the conversation');
     expectError(t, await api('GET', `/api/conversations/${cid}/messages/`, { token: m2!.token }), 404, undefined, 'its history');
@@ -284,13 +285,13 @@ export function restMembersSuite(t: Test, context: RestContext): void {
     expectError(t, await remove(m2!, cid, m2!.user.id), 404, undefined, 'leaving again');
 
     t.equal((await remove(m1!, cid, m1!.user.id)).status, 204, 'a member leaves');
-    t.same((await events(cid)).at(-1), { type: 'member.removed', seq: 5, conversation_id: cid, user: userRef(m1!), by: userRef(m1!) }, 'by: themselves');
+    t.same((await events(cid)).at(-1), { type: 'member.removed', seq: 6, conversation_id: cid, user: userRef(m1!), by: userRef(m1!) }, 'by: themselves');
 
     t.equal((await remove(owner!, cid, owner!.user.id)).status, 204, 'the owner leaves');
     const log = await events(cid);
     t.same(log.slice(-2), [
-      { type: 'member.removed', seq: 6, conversation_id: cid, user: userRef(owner!), by: userRef(owner!) },
-      { type: 'member.role', seq: 7, conversation_id: cid, user: userRef(admin2!), role: 'owner' },
+      { type: 'member.removed', seq: 7, conversation_id: cid, user: userRef(owner!), by: userRef(owner!) },
+      { type: 'member.role', seq: 8, conversation_id: cid, user: userRef(admin2!), role: 'owner' },
     ], 'member.removed, then the longest-standing admin becomes owner: two seqs');
     t.same(await roles(cid), { [admin1!.user.username]: 'admin', [admin2!.user.username]: 'owner' });
     expectGapFree(t, log.map((e) => e.seq), 'the log');
