@@ -18,6 +18,7 @@ import type { StackContext } from './stack/stack.js';
 import { fanoutWorkload } from './workloads/fanout.js';
 import { historyWorkload } from './workloads/history.js';
 import { idleWorkload } from './workloads/idle.js';
+import { inboxWorkload } from './workloads/inbox.js';
 import { soakWorkload } from './workloads/soak.js';
 import { uploadWorkload } from './workloads/upload.js';
 
@@ -36,6 +37,7 @@ function runWorkload(workload: Workload, context: StackContext | null, options: 
   if (workload === 'fanout') return fanoutWorkload(context, options);
   if (workload === 'idle') return idleWorkload(context, options);
   if (workload === 'soak') return soakWorkload(context, options);
+  if (workload === 'inbox') return inboxWorkload(context, options);
   return historyWorkload(context, options);
 }
 

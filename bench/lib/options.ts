@@ -1,9 +1,9 @@
 /** The command line of `npm run bench -- [options]`. */
 import { parseArgs } from 'node:util';
 
-export const WORKLOADS = ['fanout', 'idle', 'history', 'upload', 'soak'] as const;
+export const WORKLOADS = ['fanout', 'idle', 'history', 'upload', 'soak', 'inbox'] as const;
 export type Workload = (typeof WORKLOADS)[number];
-/** What runs without --only: the soak takes ten minutes, so it is asked for by name. */
+/** What runs without --only: the soak takes ten minutes, so it is asked for by name (the inbox too: it seeds 2,000 conversations). */
 export const DEFAULT_WORKLOADS: readonly Workload[] = ['fanout', 'idle', 'history', 'upload'];
 
 export interface Options {
@@ -29,16 +29,16 @@ export interface Options {
 }
 
 export const USAGE = `usage: npm run bench -- [options]   (one JSON report on stdout, progress on stderr)
-  --only LIST          workloads, comma separated [fanout,idle,history,upload]; soak only when named
+  --only LIST          workloads, comma separated [fanout,idle,history,upload]; soak and inbox only when named
   --rates LIST         fanout step rates, msg/s [250,500,1000,1500,2000,2500,3000,4000,5000,6000]
   --rate R             fanout steady rate for p50/p99, msg/s [50]
-  --duration S         seconds per fanout run (steady, each step) and of the history reads [10]
+  --duration S         seconds per fanout run (steady, each step) and of the history and inbox reads [10]
   --n N                idle: sockets opened on replica 1 [2000]
   --users U            fanout/idle/soak users [200]
   --conversations C    fanout/idle/soak conversations, sizes cycling 2,3,4 [100]
   --p99 MS             step: a step fails above this p99 (or on any loss) [100]
   --refine K           step: bisections after the first failed rate [2]
-  --connections N      history: connections per replica [10]
+  --connections N      history, inbox: connections per replica [10]
   --upload-mb MB       upload: file size passed to measureUploadMemory [500]
   --soak-rate R        soak: sustained fan-out rate, msg/s [500]
   --soak-duration S    soak: seconds the rate is held, reported in 10 s windows [600]

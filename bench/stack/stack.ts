@@ -15,6 +15,8 @@ export interface StackContext {
 export interface Stack {
   replicas: Replica[];
   urls: string[];
+  /** The workload's own database (workloads that seed rows directly). */
+  databaseUrl: string;
   /** Stops the replicas, then drops the database. */
   stop(): Promise<void>;
 }
@@ -31,6 +33,7 @@ export async function startStack(context: StackContext, label: string): Promise<
     return {
       replicas,
       urls: replicas.map((r) => r.url),
+      databaseUrl: database.url,
       stop: async () => {
         log(`${label}: stopping replicas`);
         await stop();

@@ -76,14 +76,21 @@ const conversationObjects = (page: SQL, userId: SQLWrapper) => sql`
     join participants p on p.conversation_id = c.id and p.user_id = ${userId}
    order by page.activity desc, page.id desc`;
 
-/** The caller's conversations, newest activity first, from the start or after a cursor. */
+/**
+ * The caller's conversations, newest activity first, from the start or after a cursor. The
+ * activity is a scalar sub-select (a primary-key lookup per membership): as a join, the
+ * planner reads the whole conversations table into a hash for a user in a few thousand of
+ * them (test/explain-inbox.test.ts), which costs in proportion to everyone's conversations.
+ */
 const listStatement = (withCursor: boolean) =>
   conversationObjects(
-    sql`select c.id, ${activity} as activity
-          from participants p join conversations c on c.id = p.conversation_id
-         where p.user_id = ${sql.placeholder('userId')}
-           ${withCursor ? sql`and (${activity}, c.id) < (${sql.placeholder('beforeAt')}::timestamptz, ${sql.placeholder('beforeId')}::int4)` : sql``}
-         order by ${activity} desc, c.id desc
+    sql`select id, activity from (
+          select p.conversation_id as id,
+                 (select ${activity} from conversations c where c.id = p.conversation_id) as activity
+            from participants p
+           where p.user_id = ${sql.placeholder('userId')}) mine
+         ${withCursor ? sql`where (activity, id) < (${sql.placeholder('beforeAt')}::timestamptz, ${sql.placeholder('beforeId')}::int4)` : sql``}
+         order by activity desc, id desc
          limit ${sql.placeholder('limit')}`,
     sql.placeholder('userId'),
   );

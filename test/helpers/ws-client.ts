@@ -45,6 +45,7 @@ interface EventUser {
 export type ServerEvent =
   | ConversationEvent
   | { type: 'user.typing'; user: string; is_typing: boolean; conversation_id?: number }
+  | { type: 'read.updated'; conversation_id: number; user: string; user_id: number; last_read_seq: number }
   | { type: 'error'; code: string; message: string; client_id?: string; retry_after?: number }
   | { type: 'notification'; message: NotificationObject }
   | { type: 'notification.read'; id?: number; all?: boolean };

@@ -14,7 +14,9 @@ import { restConversationsSuite } from './rest-conversations.js';
 import { restErrorsSuite } from './rest-errors.js';
 import { restHistorySuite } from './rest-history.js';
 import { restMembersSuite } from './rest-members.js';
+import { restInboxSuite } from './rest-inbox.js';
 import { restMessagesSuite } from './rest-messages.js';
+import { restReadSuite } from './rest-read.js';
 import { restRoutesSuite } from './rest-routes.js';
 import { restSeqSuite } from './rest-seq.js';
 import { restUsersSuite } from './rest-users.js';
@@ -28,6 +30,8 @@ export async function restSuite(t: Test, kind: DatabaseKind): Promise<void> {
   restUsersSuite(t, context);
   restConversationsSuite(t, context);
   restMembersSuite(t, context);
+  restInboxSuite(t, context);
+  restReadSuite(t, context);
   restMessagesSuite(t, context);
   restHistorySuite(t, context);
   restSeqSuite(t, context);
