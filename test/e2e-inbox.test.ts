@@ -112,7 +112,7 @@ t.test('the inbox in the browser: three people on two replicas', async (t) => {
     await badge(bob.page, directId, 3);
 
     // He opens it: the messages are on screen, his marker moves, the badge goes, alice sees "seen by".
-    await listItem(bob.page, directId).click();
+    await bob.page.getByRole('button', { name: `${alice.name}, 3 unread` }).click();
     await messageWithText(bob.page, 'and a third').waitFor();
     await badge(bob.page, directId, 0);
     await alice.page.getByTestId('seen-by').filter({ hasText: `Seen by ${bob.name}` }).waitFor();

@@ -53,6 +53,9 @@ export class ConversationPane {
   private readonly tracker = new ReadTracker(this.list, (seq) => this.read(seq));
   private readonly panel: MembersPanel;
   private live: LiveConversation | undefined;
+  /** Settles once the conversation is loaded and its socket made: a send typed before that waits for it. */
+  private readonly loaded: Promise<LiveConversation | undefined>;
+  private settleLoaded: (live: LiveConversation | undefined) => void = () => undefined;
   private atBottom = true;
   private readonly resizes = new ResizeObserver(() => {
     if (this.atBottom) this.scrollToBottom();
@@ -71,6 +74,7 @@ export class ConversationPane {
     readonly conversationId: number,
     private readonly callbacks: PaneCallbacks,
   ) {
+    this.loaded = new Promise((resolve) => (this.settleLoaded = resolve));
     this.list.addEventListener('scroll', () => {
       this.atBottom = this.isNearBottom();
       if (this.list.scrollTop < LOAD_OLDER_PX) void this.loadOlder();
@@ -123,6 +127,7 @@ export class ConversationPane {
       const live = await this.client.openConversation(this.conversationId);
       if (this.destroyed) return live.close();
       this.live = live;
+      this.settleLoaded(live);
       this.tracker.floor = live.state.lastReadSeq;
       live.on('event', (event) => this.apply(event));
       live.on('change', (state) => this.changed(state));
@@ -146,6 +151,7 @@ export class ConversationPane {
       this.scrollToBottom();
       this.changed(live.state);
     } catch (error) {
+      this.settleLoaded(this.live);
       if (error instanceof ApiError && error.statusCode === 404) this.showRemoved();
       else showError(this.element, error);
     }
@@ -157,6 +163,7 @@ export class ConversationPane {
 
   destroy(): void {
     this.destroyed = true;
+    this.settleLoaded(undefined);
     this.live?.close();
     this.tracker.destroy();
     this.resizes.disconnect();
@@ -217,8 +224,6 @@ export class ConversationPane {
   }
 
   private async send(text: string, files: File[]): Promise<void> {
-    const socket = this.live?.socket;
-    if (!socket) throw new Error('not connected yet');
     const content = text || files.map((file) => file.name).join(', ');
     const clientId = crypto.randomUUID();
     // Shown at once, replaced by the stored message when its chat.message arrives.
@@ -227,6 +232,8 @@ export class ConversationPane {
     this.list.append(placeholder);
     this.scrollToBottom();
     try {
+      const socket = (this.live ?? (await this.loaded))?.socket;
+      if (!socket) throw new Error('this conversation could not be loaded');
       const message = await socket.send(content, clientId);
       for (const file of files) await this.client.uploadAttachment(this.conversationId, message.id, file, file.name);
     } catch (error) {

@@ -317,7 +317,17 @@ export class Workspace {
             'data-id': conversation.id,
             class: conversation.id === this.pane?.conversationId ? 'active' : undefined,
             'aria-current': conversation.id === this.pane?.conversationId ? 'true' : undefined,
+            // Reachable and operable from the keyboard, named with its unread count.
+            role: 'button',
+            tabindex: 0,
+            'aria-label': unread > 0 ? `${name}, ${unread} unread` : name,
             onclick: () => this.open(conversation.id),
+            onkeydown: (event: Event) => {
+              if (event instanceof KeyboardEvent && (event.key === 'Enter' || event.key === ' ')) {
+                event.preventDefault();
+                this.open(conversation.id);
+              }
+            },
           },
           h('span', { class: 'names', dir: 'auto' }, name),
           unread > 0 && h('span', { class: 'badge', 'data-testid': 'unread', 'aria-label': `${unread} unread` }, String(unread)),
