@@ -1,6 +1,6 @@
 /**
  * The web client's inbox (issue 13) in Debian's Chromium: alice, bob and carol in browser
- * contexts of their own, alice and carol on one replica and bob on the other (sharing
+ * contexts of their own, alice on one replica and bob and carol on the other (sharing
  * PostgreSQL and Redis). A direct conversation started from the user search, a named group,
  * the members panel (add, promote, demote, remove, leave), unread counts in the list updated
  * live, the read marker moved only as messages are seen (tab visible, message on screen),
@@ -93,7 +93,7 @@ t.test('the inbox in the browser: three people on two replicas', async (t) => {
   const errors: string[][] = [];
   const alice = await signUp(t, browser, r0, 'alice', errors);
   const bob = await signUp(t, browser, r1, 'bob', errors);
-  const carol = await signUp(t, browser, r0, 'carol', errors);
+  const carol = await signUp(t, browser, r1, 'carol', errors);
 
   await t.test('a direct conversation from the user search; unread counts live; seen by', async (t) => {
     await alice.page.getByRole('searchbox', { name: 'Find people' }).fill(bob.name.slice(0, 8));
@@ -162,6 +162,14 @@ t.test('the inbox in the browser: three people on two replicas', async (t) => {
     await bob.page.getByRole('button', { name: `Remove ${carol.name}` }).waitFor({ state: 'detached' });
     const members = await api<Array<{ id: number; role: string }>>(alice, 'GET', `/api/conversations/${groupId}/members/`);
     t.same(Object.fromEntries(members.map((m) => [m.id, m.role])), { [alice.id]: 'owner', [bob.id]: 'member', [carol.id]: 'member' }, 'the service agrees');
+
+    // A rename: bob's title and list follow live (conversation.updated).
+    await alice.page.getByLabel('Group name', { exact: true }).fill('Weekend plans (Saturday)');
+    await alice.page.getByRole('button', { name: 'Rename' }).click();
+    await bob.page.getByTestId('conversation-title').filter({ hasText: 'Weekend plans (Saturday)' }).waitFor();
+    await listItem(bob.page, groupId).filter({ hasText: 'Weekend plans (Saturday)' }).waitFor();
+    await bob.page.getByTestId('system').filter({ hasText: 'The group is now called “Weekend plans (Saturday)”' }).waitFor();
+    t.equal(await bob.page.getByLabel('Group name', { exact: true }).count(), 0, 'a plain member cannot rename');
   });
 
   await t.test('the read marker moves only for messages on screen in a visible tab; seen by in the group', async (t) => {

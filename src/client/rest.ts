@@ -356,7 +356,8 @@ export function nextLink(header: string | null): string | undefined {
   if (!header) return undefined;
   for (const part of header.split(/,(?=\s*<)/)) {
     const match = /^\s*<([^>]*)>\s*;(.*)$/.exec(part);
-    if (match && /(^|;)\s*rel\s*=\s*"?([^";]*\s)?next(\s[^";]*)?"?\s*(;|$)/i.test(match[2]!)) return match[1];
+    const rel = match && /(?:^|;)\s*rel\s*=\s*(?:"([^"]*)"|([^\s;]+))/i.exec(match[2]!);
+    if (match && rel && (rel[1] ?? rel[2] ?? '').toLowerCase().split(/\s+/).includes('next')) return match[1];
   }
   return undefined;
 }
