@@ -131,6 +131,11 @@ export class ConversationState {
     this.moveMarker(receipt.user_id, receipt.last_read_seq);
   }
 
+  /** The caller read up to `seq` (their own `read` frame: no receipt comes back to that socket). */
+  readTo(seq: number): void {
+    this.moveMarker(this.userId, Math.min(seq, this.lastSeq));
+  }
+
   /** The exact state after the caller's `markRead` (REST answer). */
   setUnread(lastReadSeq: number, unreadCount: number): void {
     this.moveMarker(this.userId, lastReadSeq);

@@ -25,7 +25,6 @@ export class LiveConversation extends Emitter<LiveConversationEvents> {
     readonly conversation: ConversationView,
     readonly state: ConversationState,
     readonly socket: ChatSocket,
-    private readonly userId: number,
   ) {
     super();
     socket.on('event', (event) => {
@@ -54,7 +53,7 @@ export class LiveConversation extends Emitter<LiveConversationEvents> {
     const target = Math.min(seq, this.state.lastSeq);
     if (target <= this.state.lastReadSeq) return;
     this.socket.read(target);
-    this.state.applyReceipt({ type: 'read.updated', conversation_id: this.id, user: '', user_id: this.userId, last_read_seq: target });
+    this.state.readTo(target);
     this.emit('change', this.state);
   }
 
@@ -71,10 +70,10 @@ export class LiveConversation extends Emitter<LiveConversationEvents> {
 }
 
 /** Reads the conversation (its `last_seq`), then every member, then opens the socket from that `last_seq`. */
-export async function openLiveConversation(client: RestClient, conversationId: number, chat: (lastSeq: number, userId: number) => ChatSocket): Promise<LiveConversation> {
+export async function openLiveConversation(client: RestClient, conversationId: number, chat: (lastSeq: number) => ChatSocket): Promise<LiveConversation> {
   const me = client.user ?? (await client.me());
   const conversation = await client.getConversation(conversationId);
   const members = await client.listMembers(conversationId);
   const state = new ConversationState(conversation, members, me.id);
-  return new LiveConversation(client, conversation, state, chat(conversation.last_seq, me.id), me.id);
+  return new LiveConversation(client, conversation, state, chat(conversation.last_seq));
 }
