@@ -1,4 +1,4 @@
-import type { ChatServerEvent, ConversationEvent, ErrorEvent, UserTypingEvent } from '../contract/events.js';
+import type { ChatServerEvent, ConversationEvent, ErrorEvent, MemberRemovedEvent, ReadUpdatedEvent, UserTypingEvent } from '../contract/events.js';
 import type { MessageView } from '../contract/messages.js';
 import { Emitter } from './emitter.js';
 import { type ClosedInfo, ReconnectingSocket, type ReconnectOptions, type SocketState, webSocketBase } from './reconnecting-socket.js';
@@ -17,17 +17,29 @@ export interface ChatSocketOptions extends ReconnectOptions {
    * read before loading history, and nothing between the two is missed.
    */
   lastSeq?: number;
+  /** The caller's user id: tells a `member.removed` about them (then the 4403 close means "removed"). */
+  userId?: number;
 }
 
 interface ChatSocketEvents {
-  /** Conversation events, each exactly once and in `seq` order, across reconnects. */
+  /** Conversation events (messages and membership), each exactly once and in `seq` order, across reconnects. */
   event: ConversationEvent;
   typing: UserTypingEvent;
+  /** A member's read marker moved (live only, no `seq`; the caller's own other devices included). */
+  receipt: ReadUpdatedEvent;
+  /**
+   * The caller was removed from the conversation (or left it): the `member.removed` about them
+   * came, then the service closed the socket with 4403. The socket does not reconnect.
+   */
+  removed: MemberRemovedEvent;
   /** The service's answers to frames that were not sends (those reject their promise instead). */
   error: ErrorEvent;
-  state: SocketState;
+  state: ChatSocketState;
   closed: ClosedInfo;
 }
+
+/** A socket's state, plus `removed`: closed for good after the caller's own `member.removed`. */
+export type ChatSocketState = SocketState | 'removed';
 
 /** The refusal of a send: the service's `error` event for it. */
 export class SendError extends Error {
@@ -48,6 +60,8 @@ const newClientId = (): string => globalThis.crypto.randomUUID();
 const MAX_CLIENT_ID = 64;
 /** The close code of a frame over the service's size limit. */
 const TOO_BIG = 1009;
+/** The close code for "not a member (any more)". */
+const FORBIDDEN = 4403;
 
 /**
  * `/ws/chat/{id}/` for one conversation. Delivers conversation events in `seq` order with no
@@ -63,11 +77,18 @@ export class ChatSocket extends Emitter<ChatSocketEvents> {
   private readonly pending = new Map<string, PendingSend>();
   /** Edits and deletes made while disconnected, sent in order once open. */
   private outbox: string[] = [];
+  /** The furthest read marker asked for while disconnected (only forward matters: one is enough). */
+  private unsentRead: number | undefined;
+  private readMarker = 0;
+  private readonly userId: number | undefined;
+  private removal: MemberRemovedEvent | undefined;
+  private gone = false;
 
   constructor(options: ChatSocketOptions) {
     super();
     this.conversationId = options.conversationId;
     this.seq = options.lastSeq;
+    this.userId = options.userId;
     const base = `${webSocketBase(options.baseUrl)}/ws/chat/${options.conversationId}/`;
     this.socket = new ReconnectingSocket(async () => {
       const query = new URLSearchParams();
@@ -88,6 +109,12 @@ export class ChatSocket extends Emitter<ChatSocketEvents> {
       for (const send of this.pending.values()) send.reject(new Error(`socket closed (${info.code} ${info.reason})`));
       this.pending.clear();
       this.outbox = [];
+      this.unsentRead = undefined;
+      if (info.code === FORBIDDEN && this.removal) {
+        this.gone = true;
+        this.emit('state', 'removed');
+        this.emit('removed', this.removal);
+      }
       this.emit('closed', info);
     });
     this.socket.start();
@@ -98,8 +125,14 @@ export class ChatSocket extends Emitter<ChatSocketEvents> {
     return this.seq;
   }
 
-  get state(): SocketState {
-    return this.socket.state;
+  /** `removed`: closed for good because the caller is no longer a member (see the `removed` event). */
+  get state(): ChatSocketState {
+    return this.gone ? 'removed' : this.socket.state;
+  }
+
+  /** The `member.removed` event about the caller, once it came (the socket is closing or closed for good). */
+  get removed(): MemberRemovedEvent | undefined {
+    return this.removal;
   }
 
   /**
@@ -131,6 +164,17 @@ export class ChatSocket extends Emitter<ChatSocketEvents> {
     this.socket.send(JSON.stringify({ type: 'typing', is_typing: isTyping }));
   }
 
+  /**
+   * Moves the caller's read marker forward to `seq` (the `read` frame; no answer comes, but
+   * the others get `read.updated`). Asked while disconnected, the furthest one is sent on open.
+   */
+  read(seq: number): void {
+    if (!Number.isInteger(seq) || seq < 0) throw new RangeError('seq: a non-negative integer');
+    if (seq <= this.readMarker) return;
+    this.readMarker = seq;
+    if (!this.socket.send(JSON.stringify({ type: 'read', seq }))) this.unsentRead = seq;
+  }
+
   /** Skips any remaining backoff (the browser came back online, say). */
   reconnectNow(): void {
     this.socket.reconnectNow();
@@ -158,6 +202,9 @@ export class ChatSocket extends Emitter<ChatSocketEvents> {
     const frames = this.outbox;
     this.outbox = [];
     for (const frame of frames) this.post(frame);
+    const read = this.unsentRead;
+    this.unsentRead = undefined;
+    if (read !== undefined && !this.socket.send(JSON.stringify({ type: 'read', seq: read }))) this.unsentRead = read;
   }
 
   private receive(text: string): void {
@@ -172,7 +219,8 @@ export class ChatSocket extends Emitter<ChatSocketEvents> {
         this.emit('typing', event);
         return;
       case 'read.updated':
-        // Receipts are the client library's to surface (wip/inbox-web); not a seq'd event.
+        if (event.user_id === this.userId) this.readMarker = Math.max(this.readMarker, event.last_read_seq);
+        this.emit('receipt', event);
         return;
       case 'error': {
         const send = event.client_id === undefined ? undefined : this.pending.get(event.client_id);
@@ -206,6 +254,9 @@ export class ChatSocket extends Emitter<ChatSocketEvents> {
         send.resolve(event.message);
       }
     }
+    if (event.type === 'member.removed' && event.user.id === this.userId) this.removal = event;
+    // Sending counts as reading up to one's own message (the service moves the marker too).
+    if (event.type === 'chat.message' && event.message.sender_id === this.userId) this.readMarker = Math.max(this.readMarker, event.seq);
     this.emit('event', event);
   }
 }

@@ -13,6 +13,7 @@ import { NotificationSocket } from './notification-socket.js';
 import type { ReconnectOptions } from './reconnecting-socket.js';
 import { ApiError } from './errors.js';
 import { RestClient, type RestClientOptions } from './rest.js';
+import { type LiveConversation, openLiveConversation } from './live-conversation.js';
 
 export interface ChatClientOptions extends RestClientOptions, ReconnectOptions {
   /**
@@ -33,9 +34,17 @@ export class ChatClient extends RestClient {
 
   /** Opens (and keeps open) the conversation's socket; it connects with single-use tickets. */
   chat(conversationId: number, options: { lastSeq?: number } = {}): ChatSocket {
-    const socket = new ChatSocket({ ...this.socketOptions(), conversationId, lastSeq: options.lastSeq });
+    const socket = new ChatSocket({ ...this.socketOptions(), conversationId, lastSeq: options.lastSeq, userId: this.user?.id });
     socket.on('closed', ({ code }) => code === UNAUTHORIZED && this.unauthorized());
     return socket;
+  }
+
+  /**
+   * A conversation kept current from its events: its socket and a state object with members,
+   * roles, title, everyone's read marker and the caller's unread count.
+   */
+  openConversation(conversationId: number): Promise<LiveConversation> {
+    return openLiveConversation(this, conversationId, (lastSeq) => this.chat(conversationId, { lastSeq }));
   }
 
   /** Opens (and keeps open) the caller's notification socket; it connects with single-use tickets. */
@@ -68,9 +77,11 @@ export class ChatClient extends RestClient {
   }
 }
 
-export { ChatSocket, SendError } from './chat-socket.js';
+export { ChatSocket, type ChatSocketState, SendError } from './chat-socket.js';
+export { ConversationState, type MemberState } from './conversation-state.js';
+export { LiveConversation } from './live-conversation.js';
 export { NotificationSocket } from './notification-socket.js';
-export { RestClient, type MessagePageQuery, type NotificationQuery, type Session } from './rest.js';
+export { RestClient, nextLink, type ConversationPageQuery, type DirectConversation, type MemberPageQuery, type MessagePageQuery, type NotificationQuery, type Page, type Session } from './rest.js';
 export { ApiError, NetworkError } from './errors.js';
 export { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 export { ReconnectingSocket, type SocketState } from './reconnecting-socket.js';
@@ -78,6 +89,7 @@ export { CloseCode, FATAL_CLOSE_CODES } from '../contract/socket-codes.js';
 export type * from '../contract/events.js';
 export type * from '../contract/messages.js';
 export type * from '../contract/conversations.js';
+export type { AssignableRole, MemberRole, MemberView } from '../contract/members.js';
 export type * from '../contract/notifications.js';
 export type * from '../contract/users.js';
 export type { ErrorCode } from '../contract/socket-codes.js';

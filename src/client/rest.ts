@@ -1,5 +1,6 @@
 import type { AttachmentView, MessagePageQuery as MessagePageParams, MessageView } from '../contract/messages.js';
-import type { ConversationView } from '../contract/conversations.js';
+import type { ConversationView, ReadStateView } from '../contract/conversations.js';
+import type { AssignableRole, MemberView } from '../contract/members.js';
 import type { NotificationQuery as NotificationParams, NotificationView } from '../contract/notifications.js';
 import type { Session, UserView, WsTicketView } from '../contract/users.js';
 import { ApiError, NetworkError } from './errors.js';
@@ -20,10 +21,43 @@ export interface RestClientOptions {
 
 type Query = Record<string, string | number | boolean | undefined>;
 
+/** One page of a list and where the next one starts (the `Link: <...>; rel="next"` header), if any. */
+export interface Page<T> {
+  items: T[];
+  /** The next page's query (`before=CURSOR`, `after=ID`, ...), opaque to the caller; undefined on the last page. */
+  next: Query | undefined;
+}
+
+export interface ConversationPageQuery {
+  limit?: number;
+  /** The opaque cursor of a `Page.next`. */
+  before?: string;
+}
+
+export interface MemberPageQuery {
+  limit?: number;
+  /** Only members with a larger user id. */
+  after?: number;
+}
+
+/** The caller's direct conversation with one user, and whether this call created it (201) or found it (200). */
+export interface DirectConversation {
+  conversation: ConversationView;
+  created: boolean;
+}
+
+interface Answer<T> {
+  status: number;
+  headers: Headers;
+  body: T;
+}
+
 /** The REST half of API.md, typed. Every method throws `ApiError` for an error answer. */
 export class RestClient {
   readonly baseUrl: string;
   token: string | undefined;
+  /** Who the token belongs to: set by register, login, changePassword and `me()`. */
+  user: UserView | undefined;
   private readonly fetch: typeof fetch;
 
   constructor(options: RestClientOptions) {
@@ -44,12 +78,14 @@ export class RestClient {
   async logout(): Promise<void> {
     await this.request('POST', '/api/auth/logout/');
     this.token = undefined;
+    this.user = undefined;
   }
 
   /** Ends every session of the user, this one included. */
   async logoutAll(): Promise<void> {
     await this.request('POST', '/api/auth/logout-all/');
     this.token = undefined;
+    this.user = undefined;
   }
 
   /** Every earlier token is refused; the client carries on with the new one. A wrong current password → ApiError 403. */
@@ -58,6 +94,7 @@ export class RestClient {
       body: { current_password: currentPassword, new_password: newPassword },
     });
     this.token = session.token;
+    this.user = session.user;
     return session;
   }
 
@@ -65,6 +102,7 @@ export class RestClient {
   async deleteAccount(password: string): Promise<void> {
     await this.request('DELETE', '/api/users/me/', { body: { password } });
     this.token = undefined;
+    this.user = undefined;
   }
 
   /** A single-use socket ticket, valid for `expires_in` seconds. */
@@ -72,8 +110,10 @@ export class RestClient {
     return this.request('POST', '/api/auth/ws-ticket/');
   }
 
-  me(): Promise<UserView> {
-    return this.request('GET', '/api/users/me/');
+  async me(): Promise<UserView> {
+    const user = await this.request<UserView>('GET', '/api/users/me/');
+    this.user = user;
+    return user;
   }
 
   /** Up to 20 users whose username starts with `prefix`. */
@@ -81,18 +121,99 @@ export class RestClient {
     return this.request('GET', '/api/users/', { query: { search: prefix } });
   }
 
-  /** Most recent activity first. */
-  listConversations(limit?: number): Promise<ConversationView[]> {
-    return this.request('GET', '/api/conversations/', { query: { limit } });
+  /** The first page of the caller's conversations, most recent activity first (`listConversationsPage` for the cursor). */
+  async listConversations(limit?: number): Promise<ConversationView[]> {
+    return (await this.listConversationsPage({ limit })).items;
   }
 
-  /** `participants`: user ids or usernames; the caller is always added. */
-  createConversation(participants: Array<number | string>): Promise<ConversationView> {
-    return this.request('POST', '/api/conversations/', { body: { participants } });
+  /** One page of the inbox; pass `page.next` back in for the following one. */
+  async listConversationsPage(query: ConversationPageQuery | Query = {}): Promise<Page<ConversationView>> {
+    return this.page('/api/conversations/', { ...query });
+  }
+
+  /** Every conversation of the caller, page by page along the `Link` cursor. */
+  conversations(query: { limit?: number } = {}): AsyncGenerator<ConversationView> {
+    return this.all((next) => this.listConversationsPage(next ?? { limit: query.limit }));
+  }
+
+  /** A new group every time: `participants` are user ids or usernames; the caller is added (and is its owner). */
+  createConversation(participants: Array<number | string>, options: { title?: string } = {}): Promise<ConversationView> {
+    return this.request('POST', '/api/conversations/', { body: { participants, ...(options.title === undefined ? {} : { title: options.title }) } });
+  }
+
+  /** A named group (`title`: 1-100 characters); the caller is its owner. */
+  createGroup(title: string, participants: Array<number | string>): Promise<ConversationView> {
+    return this.createConversation(participants, { title });
+  }
+
+  /** The caller's one direct conversation with `user` (id or username): created now (201) or found (200). */
+  async openDirect(user: number | string): Promise<DirectConversation> {
+    const answer = await this.exchange<ConversationView>('POST', '/api/conversations/', { body: { participants: [user], direct: true } });
+    return { conversation: answer.body, created: answer.status === 201 };
   }
 
   getConversation(id: number): Promise<ConversationView> {
     return this.request('GET', `/api/conversations/${id}/`);
+  }
+
+  /** Renames a group (owner and admins): its members see `conversation.updated`. */
+  renameConversation(id: number, title: string): Promise<ConversationView> {
+    return this.request('PATCH', `/api/conversations/${id}/`, { body: { title } });
+  }
+
+  /** One page of members, by user id. */
+  listMembersPage(conversationId: number, query: MemberPageQuery | Query = {}): Promise<Page<MemberView>> {
+    return this.page(`/api/conversations/${conversationId}/members/`, { ...query }, (items, asked) => {
+      // Without a Link header a full page may still have a successor: continue after its last id.
+      const limit = Number(asked.limit ?? DEFAULT_MEMBER_PAGE);
+      const last = items.at(-1);
+      return last && items.length >= limit ? { ...asked, after: last.id } : undefined;
+    });
+  }
+
+  /** Every member, page by page. */
+  members(conversationId: number, query: { limit?: number } = {}): AsyncGenerator<MemberView> {
+    return this.all((next) => this.listMembersPage(conversationId, next ?? { limit: query.limit }));
+  }
+
+  /** Every member in one array. */
+  async listMembers(conversationId: number): Promise<MemberView[]> {
+    const members: MemberView[] = [];
+    for await (const member of this.members(conversationId)) members.push(member);
+    return members;
+  }
+
+  /** Adds members (owner and admins); members already in are ignored. Resolves with the conversation. */
+  addMembers(conversationId: number, participants: Array<number | string>): Promise<ConversationView> {
+    return this.request('POST', `/api/conversations/${conversationId}/members/`, { body: { participants } });
+  }
+
+  /** Removes a member (owner and admins); the caller's own id leaves. */
+  removeMember(conversationId: number, userId: number): Promise<void> {
+    return this.request('DELETE', `/api/conversations/${conversationId}/members/${userId}/`);
+  }
+
+  /** The caller leaves the conversation. */
+  async leaveConversation(conversationId: number): Promise<void> {
+    const me = this.user ?? (await this.me());
+    await this.removeMember(conversationId, me.id);
+  }
+
+  /** Only the owner: makes a member `admin` or back `member`. */
+  setRole(conversationId: number, userId: number, role: AssignableRole): Promise<MemberView> {
+    return this.request('PATCH', `/api/conversations/${conversationId}/members/${userId}/`, { body: { role } });
+  }
+
+  /** Moves the caller's read marker forward to `seq` (clamped to the conversation's last seq). */
+  markRead(conversationId: number, seq: number): Promise<ReadStateView> {
+    return this.request('POST', `/api/conversations/${conversationId}/read/`, { body: { seq } });
+  }
+
+  /** The caller's unread count in each of their conversations (the whole inbox, page by page), by conversation id. */
+  async unreadCounts(): Promise<Map<number, number>> {
+    const counts = new Map<number, number>();
+    for await (const conversation of this.conversations({ limit: 500 })) counts.set(conversation.id, conversation.unread_count);
+    return counts;
   }
 
   /** A page in ascending id order: the newest by default, older ones with `before`. */
@@ -144,14 +265,42 @@ export class RestClient {
   private async startSession(kind: 'register' | 'login', username: string, password: string): Promise<Session> {
     const session = await this.request<Session>('POST', `/api/auth/${kind}/`, { body: { username, password }, anonymous: true });
     this.token = session.token;
+    this.user = session.user;
     return session;
   }
 
-  private async request<T>(
-    method: string,
-    path: string,
-    options: { query?: Query; body?: unknown; form?: FormData; anonymous?: boolean } = {},
-  ): Promise<T> {
+  /**
+   * A list page and its successor's query: from the `Link: <...>; rel="next"` header (its
+   * URL's query, so a PUBLIC_URL other than `baseUrl` does not matter), else from `fallback`.
+   */
+  private async page<T>(path: string, query: Query, fallback?: (items: T[], asked: Query) => Query | undefined): Promise<Page<T>> {
+    const answer = await this.exchange<T[]>('GET', path, { query });
+    const link = nextLink(answer.headers.get('link'));
+    let next: Query | undefined;
+    if (link !== undefined) {
+      next = {};
+      for (const [name, value] of new URL(link, this.baseUrl).searchParams) next[name] = value;
+    } else if (answer.headers.get('link') === null) {
+      next = fallback?.(answer.body, query);
+    }
+    return { items: answer.body, next };
+  }
+
+  private async *all<T>(fetchPage: (next: Query | undefined) => Promise<Page<T>>): AsyncGenerator<T> {
+    let next: Query | undefined;
+    for (;;) {
+      const page = await fetchPage(next);
+      yield* page.items;
+      if (page.next === undefined || page.items.length === 0) return;
+      next = page.next;
+    }
+  }
+
+  private async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    return (await this.exchange<T>(method, path, options)).body;
+  }
+
+  private async exchange<T>(method: string, path: string, options: RequestOptions = {}): Promise<Answer<T>> {
     const url = new URL(this.baseUrl + path);
     for (const [name, value] of Object.entries(options.query ?? {})) {
       if (value !== undefined) url.searchParams.set(name, String(value));
@@ -169,7 +318,7 @@ export class RestClient {
     } catch (error) {
       throw new NetworkError(`${method} ${path}: no answer from the service`, { cause: error });
     }
-    if (response.status === 204) return undefined as T;
+    if (response.status === 204) return { status: 204, headers: response.headers, body: undefined as T };
     const text = await response.text();
     let json: unknown;
     try {
@@ -188,6 +337,27 @@ export class RestClient {
         retryAfter === null ? undefined : Number(retryAfter),
       );
     }
-    return json as T;
+    return { status: response.status, headers: response.headers, body: json as T };
   }
+}
+
+interface RequestOptions {
+  query?: Query;
+  body?: unknown;
+  form?: FormData;
+  anonymous?: boolean;
+}
+
+/** API.md: the members list's default page size. */
+const DEFAULT_MEMBER_PAGE = 100;
+
+/** The target of the `rel="next"` link in a `Link` header (RFC 8288), if there is one. */
+export function nextLink(header: string | null): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(/,(?=\s*<)/)) {
+    const match = /^\s*<([^>]*)>\s*;(.*)$/.exec(part);
+    const rel = match && /(?:^|;)\s*rel\s*=\s*(?:"([^"]*)"|([^\s;]+))/i.exec(match[2]!);
+    if (match && rel && (rel[1] ?? rel[2] ?? '').toLowerCase().split(/\s+/).includes('next')) return match[1];
+  }
+  return undefined;
 }

@@ -1,38 +1,71 @@
-import { type ChatClient, type ChatSocket, type ConversationEvent, type MessageView, SendError, type SocketState, type UserView } from '../client/index.js';
+import {
+  ApiError,
+  type ChatClient,
+  type ChatSocketState,
+  type ConversationEvent,
+  type ConversationState,
+  type LiveConversation,
+  type MessageView,
+  SendError,
+  type UserView,
+} from '../client/index.js';
 import { composer } from './composer.js';
 import { h, showError } from './dom.js';
+import { type MemberActions, MembersPanel } from './members-panel.js';
 import { type MessageActions, renderMessage } from './message-item.js';
+import { ReadTracker } from './read-tracker.js';
 
 const PAGE_SIZE = 30;
 /** Scrolling this close to the top loads the previous page. */
 const LOAD_OLDER_PX = 80;
 /** A typing indicator nobody cleared (the typist's tab closed) fades after this. */
 const TYPING_TTL_MS = 6_000;
+/** "Seen by" names everyone, so it is shown only in conversations this small. */
+const SEEN_BY_MAX_MEMBERS = 20;
+/** An untitled group is named after this many of its members. */
+const NAMES_IN_TITLE = 4;
 
 export interface PaneCallbacks {
-  onState(state: SocketState): void;
+  onState(state: ChatSocketState): void;
   onExpired(): void;
+  /** Membership, title or the caller's unread count changed. */
+  onChange(state: ConversationState): void;
+  /** The caller is no longer a member (removed, or left). */
+  onRemoved(conversationId: number): void;
 }
 
 /**
  * One open conversation: history (older pages on scroll-up), live events through a
- * ChatSocket resumed from the conversation's `last_seq`, typing, edit, delete, uploads.
+ * ChatSocket resumed from the conversation's `last_seq`, typing, edit, delete, uploads; the
+ * members panel, the read marker moved as messages are seen, and "seen by" under the last message.
  */
 export class ConversationPane {
   readonly element: HTMLElement;
   private readonly list = h('ol', { class: 'messages', 'data-testid': 'messages' });
   private readonly typingLine = h('div', { class: 'typing', 'data-testid': 'typing', 'aria-live': 'polite' });
+  private readonly seenLine = h('div', { class: 'seen-by', 'data-testid': 'seen-by', 'aria-live': 'polite' });
   private readonly title = h('h2', { dir: 'auto', 'data-testid': 'conversation-title' });
+  private readonly membersToggle = h('button', { type: 'button', class: 'secondary', 'aria-expanded': 'false', 'aria-controls': '', 'data-testid': 'members-toggle' }, 'Members');
+  private readonly composerForm: HTMLFormElement;
   private readonly items = new Map<number, { message: MessageView; element: HTMLElement }>();
   private readonly pending = new Map<string, HTMLElement>();
   private readonly typists = new Map<string, ReturnType<typeof setTimeout>>();
-  private socket: ChatSocket | undefined;
+  private readonly tracker = new ReadTracker(this.list, (seq) => this.read(seq));
+  private readonly panel: MembersPanel;
+  private live: LiveConversation | undefined;
+  /** Settles once the conversation is loaded and its socket made: a send typed before that waits for it. */
+  private readonly loaded: Promise<LiveConversation | undefined>;
+  private settleLoaded: (live: LiveConversation | undefined) => void = () => undefined;
+  private atBottom = true;
+  private readonly resizes = new ResizeObserver(() => {
+    if (this.atBottom) this.scrollToBottom();
+  });
   private hasOlder = true;
   private loadingOlder = false;
   private destroyed = false;
   private readonly actions: MessageActions = {
-    edit: (message, content) => this.socket?.edit(message.id, content),
-    delete: (message) => this.socket?.delete(message.id),
+    edit: (message, content) => this.live?.socket.edit(message.id, content),
+    delete: (message) => this.live?.socket.delete(message.id),
   };
 
   constructor(
@@ -41,63 +74,156 @@ export class ConversationPane {
     readonly conversationId: number,
     private readonly callbacks: PaneCallbacks,
   ) {
+    this.loaded = new Promise((resolve) => (this.settleLoaded = resolve));
     this.list.addEventListener('scroll', () => {
+      this.atBottom = this.isNearBottom();
       if (this.list.scrollTop < LOAD_OLDER_PX) void this.loadOlder();
     });
+    // The list shrinks when the lines around it grow (title, "seen by", an error strip):
+    // one that was at the bottom stays there, so the newest message stays on screen.
+    this.resizes.observe(this.list);
+    const memberActions: MemberActions = {
+      add: async (names) => void (await this.client.addMembers(conversationId, names)),
+      remove: (member) => this.client.removeMember(conversationId, member.id),
+      setRole: async (member, role) => void (await this.client.setRole(conversationId, member.id, role)),
+      rename: async (title) => void (await this.client.renameConversation(conversationId, title)),
+      leave: () => this.client.leaveConversation(conversationId),
+    };
+    this.panel = new MembersPanel(me.id, memberActions, (error) => showError(this.element, error));
+    const panelId = `members-${conversationId}`;
+    this.panel.element.id = panelId;
+    this.panel.element.hidden = true;
+    this.membersToggle.setAttribute('aria-controls', panelId);
+    this.membersToggle.addEventListener('click', () => {
+      const open = this.panel.element.hidden;
+      this.panel.element.hidden = !open;
+      this.membersToggle.setAttribute('aria-expanded', String(open));
+    });
+    this.composerForm = composer({ send: (text, files) => this.send(text, files), typing: (isTyping) => this.live?.socket.typing(isTyping) });
     this.element = h(
       'div',
       { class: 'conversation', 'data-testid': 'conversation-pane', 'data-id': conversationId },
-      this.title,
+      h('div', { class: 'conversation-header' }, this.title, this.membersToggle),
+      this.panel.element,
       this.list,
+      this.seenLine,
       this.typingLine,
-      composer({ send: (text, files) => this.send(text, files), typing: (isTyping) => this.socket?.typing(isTyping) }),
+      this.composerForm,
     );
   }
 
-  get state(): SocketState {
-    return this.socket?.state ?? 'connecting';
+  /** The caller's unread count as the live state has it (undefined until loaded). */
+  get unreadCount(): number | undefined {
+    return this.live?.state.unreadCount;
+  }
+
+  get state(): ChatSocketState {
+    return this.live?.socket.state ?? 'connecting';
   }
 
   async start(): Promise<void> {
     try {
-      // last_seq first, history second: the socket replays whatever happened in between.
-      const conversation = await this.client.getConversation(this.conversationId);
-      this.title.textContent = conversation.participants.join(', ');
-      const page = await this.client.listMessages(this.conversationId, { limit: PAGE_SIZE });
-      if (this.destroyed) return;
-      this.hasOlder = page.length === PAGE_SIZE;
-      for (const message of page) this.upsert(message);
-      this.scrollToBottom();
-      const socket = this.client.chat(this.conversationId, { lastSeq: conversation.last_seq });
-      this.socket = socket;
-      socket.on('event', (event) => this.apply(event));
-      socket.on('typing', (event) => this.showTyping(event.user, event.is_typing));
-      socket.on('error', (event) => showError(this.element, `${event.code}: ${event.message}`));
-      socket.on('state', (state) => {
+      // The conversation (its last_seq) first, history second: the socket replays whatever happened in between.
+      const live = await this.client.openConversation(this.conversationId);
+      if (this.destroyed) return live.close();
+      this.live = live;
+      this.settleLoaded(live);
+      this.tracker.floor = live.state.lastReadSeq;
+      live.on('event', (event) => this.apply(event));
+      live.on('change', (state) => this.changed(state));
+      live.on('removed', () => this.showRemoved());
+      live.socket.on('typing', (event) => this.showTyping(event.user, event.is_typing));
+      live.socket.on('error', (event) => showError(this.element, `${event.code}: ${event.message}`));
+      live.socket.on('state', (state) => {
         this.element.dataset.state = state;
         this.callbacks.onState(state);
       });
-      socket.on('closed', ({ code }) => {
+      live.socket.on('closed', ({ code }) => {
         if (code === 4401) this.callbacks.onExpired();
+        else if (code === 4403 && !live.state.removed) this.showRemoved();
       });
+      // Listening before the history read: events that arrive meanwhile are merged by id.
+      const page = await this.client.listMessages(this.conversationId, { limit: PAGE_SIZE });
+      if (this.destroyed) return;
+      this.hasOlder = page.length === PAGE_SIZE;
+      live.state.observe(page);
+      for (const message of page) this.upsert(message);
+      this.scrollToBottom();
+      this.changed(live.state);
     } catch (error) {
-      showError(this.element, error);
+      this.settleLoaded(this.live);
+      if (error instanceof ApiError && error.statusCode === 404) this.showRemoved();
+      else showError(this.element, error);
     }
   }
 
   reconnectNow(): void {
-    this.socket?.reconnectNow();
+    this.live?.socket.reconnectNow();
   }
 
   destroy(): void {
     this.destroyed = true;
-    this.socket?.close();
+    this.settleLoaded(undefined);
+    this.live?.close();
+    this.tracker.destroy();
+    this.resizes.disconnect();
     for (const timer of this.typists.values()) clearTimeout(timer);
   }
 
+  /** The tracker saw `seq`: reading the newest message reads everything up to the last event. */
+  private read(seq: number): void {
+    const live = this.live;
+    if (!live || live.state.removed) return;
+    const newest = Math.max(0, ...[...this.items.values()].map((item) => item.message.seq));
+    live.read(seq >= newest ? live.state.lastSeq : seq);
+  }
+
+  private changed(state: ConversationState): void {
+    // Lines around the list may grow below: the newest message stays on screen if it was.
+    const stick = this.atBottom || this.isNearBottom();
+    const others = [...state.members.values()].filter((member) => member.id !== this.me.id).map((member) => member.username);
+    const named = state.title ?? (others.length > NAMES_IN_TITLE ? `${others.slice(0, NAMES_IN_TITLE).join(', ')} +${others.length - NAMES_IN_TITLE}` : others.join(', ') || this.me.username);
+    this.title.textContent = named;
+    this.element.dataset.unread = String(state.unreadCount);
+    this.element.dataset.readSeq = String(state.lastReadSeq);
+    this.element.dataset.lastSeq = String(state.lastSeq);
+    this.panel.render(state);
+    this.renderSeenBy(state);
+    if (stick) this.scrollToBottom();
+    this.callbacks.onChange(state);
+  }
+
+  private renderSeenBy(state: ConversationState): void {
+    let last: MessageView | undefined;
+    for (const item of this.items.values()) if (!item.message.is_deleted && (!last || item.message.id > last.id)) last = item.message;
+    if (!last || state.members.size > SEEN_BY_MAX_MEMBERS) {
+      this.seenLine.textContent = '';
+      return;
+    }
+    const names = state.seenBy(last.seq, [this.me.id, last.sender_id]).map((member) => member.username).sort();
+    this.seenLine.classList.toggle('mine', last.sender_id === this.me.id);
+    this.seenLine.dataset.seq = String(last.seq);
+    this.seenLine.textContent = names.length === 0 ? '' : `Seen by ${names.join(', ')}`;
+  }
+
+  /** Removed (or left): the page says so and takes no more input. */
+  private showRemoved(): void {
+    if (this.element.querySelector('[data-testid=removed]')) return;
+    const removal = this.live?.state.removed;
+    const text = !removal
+      ? 'You are not a member of this conversation.'
+      : removal.by.id === this.me.id
+        ? 'You left this conversation.'
+        : `You were removed from this conversation by ${removal.by.username}.`;
+    this.composerForm.replaceWith(h('p', { class: 'removed-notice', role: 'status', 'data-testid': 'removed' }, text));
+    this.panel.element.hidden = true;
+    this.membersToggle.hidden = true;
+    this.typingLine.textContent = '';
+    this.element.dataset.removed = 'true';
+    this.callbacks.onRemoved(this.conversationId);
+  }
+
   private async send(text: string, files: File[]): Promise<void> {
-    const socket = this.socket;
-    if (!socket) throw new Error('not connected yet');
     const content = text || files.map((file) => file.name).join(', ');
     const clientId = crypto.randomUUID();
     // Shown at once, replaced by the stored message when its chat.message arrives.
@@ -106,6 +232,8 @@ export class ConversationPane {
     this.list.append(placeholder);
     this.scrollToBottom();
     try {
+      const socket = (this.live ?? (await this.loaded))?.socket;
+      if (!socket) throw new Error('this conversation could not be loaded');
       const message = await socket.send(content, clientId);
       for (const file of files) await this.client.uploadAttachment(this.conversationId, message.id, file, file.name);
     } catch (error) {
@@ -136,7 +264,30 @@ export class ConversationPane {
             : { ...message, attachments: [...message.attachments, event.attachment] },
         );
         return;
+      case 'member.added':
+        this.notice(`${event.by.username} added ${event.users.map((user) => user.username).join(', ')}`);
+        return;
+      case 'member.removed':
+        this.notice(event.by.id === event.user.id ? `${event.user.username} left` : `${event.by.username} removed ${event.user.username}`);
+        return;
+      case 'member.role':
+        this.notice(`${event.user.username} is now ${event.role === 'member' ? 'a member' : `the ${event.role}`}`);
+        return;
+      case 'conversation.updated':
+        this.notice(`The group is now called “${event.conversation.title ?? ''}”`);
+        return;
     }
+  }
+
+  /** A line about the conversation itself (who joined, left, was promoted; a rename). */
+  private notice(text: string): void {
+    const nearBottom = this.isNearBottom();
+    this.list.insertBefore(h('li', { class: 'system', dir: 'auto', 'data-testid': 'system' }, text), this.list.querySelector('.pending'));
+    if (nearBottom) this.scrollToBottom();
+  }
+
+  private isNearBottom(): boolean {
+    return this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 60;
   }
 
   /** Adds a message in id order, or re-renders it if already shown (history and replay overlap). */
@@ -147,10 +298,11 @@ export class ConversationPane {
       renderMessage(existing.element, message, message.sender_id === this.me.id, this.actions);
       return;
     }
-    const nearBottom = this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 60;
+    const nearBottom = this.isNearBottom();
     const element = h('li');
     renderMessage(element, message, message.sender_id === this.me.id, this.actions);
     this.items.set(message.id, { message, element });
+    this.tracker.watch(element, message.seq);
     const placeholder = message.client_id === null ? undefined : this.pending.get(message.client_id);
     placeholder?.remove();
     const next = [...this.items.keys()].filter((id) => id > message.id).sort((a, b) => a - b)[0];
@@ -175,6 +327,7 @@ export class ConversationPane {
       this.hasOlder = page.length === PAGE_SIZE;
       // Keep what the user is looking at in place while rows are added above it.
       const fromBottom = this.list.scrollHeight - this.list.scrollTop;
+      this.live?.state.observe(page);
       for (const message of page) this.upsert(message);
       this.list.scrollTop = this.list.scrollHeight - fromBottom;
     } catch (error) {
@@ -199,5 +352,6 @@ export class ConversationPane {
 
   private scrollToBottom(): void {
     this.list.scrollTop = this.list.scrollHeight;
+    this.atBottom = true;
   }
 }

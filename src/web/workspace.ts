@@ -1,12 +1,17 @@
-import type { ChatClient, ConversationView, NotificationSocket, NotificationView, SocketState, UserView } from '../client/index.js';
+import type { ChatClient, ChatSocketState, ConversationState, ConversationView, NotificationSocket, NotificationView, UserView } from '../client/index.js';
 import { ConversationPane } from './conversation-pane.js';
 import { clear, formatTime, h, showError } from './dom.js';
+
+/** Typing pauses this long before the user search runs. */
+const SEARCH_DEBOUNCE_MS = 250;
 
 /** Conversation list, notifications and the open conversation of a logged-in user. */
 export class Workspace {
   readonly element: HTMLElement;
   private readonly conversationList = h('ul', { class: 'conversations', 'data-testid': 'conversations' });
   private readonly notificationList = h('ul', { class: 'notifications', 'data-testid': 'notifications' });
+  private readonly people = h('ul', { class: 'people', 'aria-label': 'People found', 'data-testid': 'people' });
+  private searchTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly status = h('span', { class: 'status', 'data-testid': 'connection' }, 'connecting…');
   private readonly main = h('section', { class: 'main' }, h('p', { class: 'placeholder' }, 'Pick a conversation or start one.'));
   private conversations: ConversationView[] = [];
@@ -47,6 +52,43 @@ export class Workspace {
         (error: unknown) => showError(newConversation, error),
       );
     });
+    const search = h('input', { type: 'search', 'aria-label': 'Find people', placeholder: 'find people by name', dir: 'auto', 'data-testid': 'people-search' });
+    const searchForm: HTMLFormElement = h('form', { class: 'new-conversation', role: 'search' }, search);
+    const runSearch = (): void => {
+      clearTimeout(this.searchTimer);
+      void this.searchPeople(search.value.trim(), searchForm);
+    };
+    search.addEventListener('input', () => {
+      clearTimeout(this.searchTimer);
+      this.searchTimer = setTimeout(runSearch, SEARCH_DEBOUNCE_MS);
+    });
+    searchForm.addEventListener('submit', (event) => {
+      event.preventDefault();
+      runSearch();
+    });
+    const groupTitle = h('input', { 'aria-label': 'New group name', placeholder: 'group name', maxlength: 100, dir: 'auto', required: true, 'data-testid': 'group-title' });
+    const groupMembers = h('input', { 'aria-label': 'Group members', placeholder: 'usernames, comma separated', dir: 'auto', required: true, 'data-testid': 'group-members' });
+    const newGroup: HTMLFormElement = h(
+      'form',
+      { class: 'new-group', 'aria-label': 'New group' },
+      groupTitle,
+      h('div', { class: 'new-conversation' }, groupMembers, h('button', { type: 'submit', 'data-testid': 'create-group' }, 'Create group')),
+    );
+    newGroup.addEventListener('submit', (event) => {
+      event.preventDefault();
+      const names = groupMembers.value.split(',').map((name) => name.trim()).filter(Boolean);
+      const title = groupTitle.value.trim();
+      if (names.length === 0 || title === '') return;
+      void this.client.createGroup(title, names).then(
+        (conversation) => {
+          groupTitle.value = '';
+          groupMembers.value = '';
+          this.upsertConversation(conversation);
+          this.open(conversation.id);
+        },
+        (error: unknown) => showError(newGroup, error),
+      );
+    });
     this.element = h(
       'div',
       { class: 'workspace' },
@@ -62,6 +104,12 @@ export class Workspace {
       h(
         'aside',
         {},
+        h('h2', {}, 'People'),
+        searchForm,
+        this.people,
+        h('h2', {}, 'New group'),
+        newGroup,
+        h('h2', {}, 'New conversation'),
         newConversation,
         h('h2', {}, 'Conversations'),
         this.conversationList,
@@ -88,6 +136,8 @@ export class Workspace {
         if ('all' in event || notification.id === event.id) notification.is_read = true;
       }
       this.renderNotifications();
+      // Read on another device: the unread counts changed there.
+      this.refreshConversationsSoon();
     });
     // Notifications carry no seq: after a break, read the list again.
     socket.on('resync', () => void this.reload());
@@ -102,6 +152,7 @@ export class Workspace {
     window.removeEventListener('online', this.onOnline);
     document.removeEventListener('visibilitychange', this.onVisible);
     clearTimeout(this.refreshTimer);
+    clearTimeout(this.searchTimer);
     this.notificationSocket?.close();
     this.pane?.destroy();
   }
@@ -150,6 +201,12 @@ export class Workspace {
     const pane = new ConversationPane(this.client, this.me, conversationId, {
       onState: () => this.renderStatus(),
       onExpired: () => this.expired(),
+      onChange: (state) => this.conversationChanged(state),
+      onRemoved: (id) => {
+        this.conversations = this.conversations.filter((conversation) => conversation.id !== id);
+        this.renderConversations();
+        this.renderStatus();
+      },
     });
     this.pane = pane;
     clear(this.main);
@@ -187,7 +244,57 @@ export class Workspace {
     }
   }
 
-  private unreadCount(conversationId: number): number {
+  /** The open conversation's live state: its unread count and title are newer than the list's. */
+  private conversationChanged(state: ConversationState): void {
+    const conversation = this.conversations.find((c) => c.id === state.id);
+    if (!conversation) return;
+    if (conversation.unread_count === state.unreadCount && conversation.title === state.title && conversation.member_count === state.members.size) return;
+    conversation.unread_count = state.unreadCount;
+    conversation.title = state.title;
+    conversation.member_count = state.members.size;
+    this.renderConversations();
+  }
+
+  private async searchPeople(prefix: string, host: HTMLElement): Promise<void> {
+    if (prefix === '') return this.people.replaceChildren();
+    try {
+      const users = (await this.client.searchUsers(prefix)).filter((user) => user.id !== this.me.id);
+      this.people.replaceChildren(
+        ...users.map((user) =>
+          h(
+            'li',
+            { 'data-testid': 'person', 'data-id': user.id },
+            h('span', { class: 'names', dir: 'auto' }, user.username),
+            h('button', { type: 'button', class: 'link', 'aria-label': `Message ${user.username}`, 'data-testid': 'message-person', onclick: () => void this.openDirect(user, host) }, 'message'),
+          ),
+        ),
+      );
+      if (users.length === 0) this.people.append(h('li', { class: 'muted' }, 'nobody by that name'));
+    } catch (error) {
+      showError(host, error);
+    }
+  }
+
+  /** The one direct conversation with `user`: found, or created now. */
+  private async openDirect(user: UserView, host: HTMLElement): Promise<void> {
+    try {
+      const { conversation } = await this.client.openDirect(user.id);
+      this.upsertConversation(conversation);
+      this.open(conversation.id);
+    } catch (error) {
+      showError(host, error);
+    }
+  }
+
+  /** The service's count; before it sent one, the unread notifications' count. */
+  private unreadCount(conversation: ConversationView): number {
+    const live = conversation.id === this.pane?.conversationId ? this.pane.unreadCount : undefined;
+    if (live !== undefined) return live;
+    if (typeof conversation.unread_count === 'number') return conversation.unread_count;
+    return this.notificationUnread(conversation.id);
+  }
+
+  private notificationUnread(conversationId: number): number {
     let count = 0;
     for (const notification of this.notifications.values()) {
       if (notification.is_read || notification.conversation_id !== conversationId) continue;
@@ -200,7 +307,8 @@ export class Workspace {
     clear(this.conversationList);
     for (const conversation of this.conversations) {
       const others = conversation.participants.filter((name) => name !== this.me.username);
-      const unread = this.unreadCount(conversation.id);
+      const unread = this.unreadCount(conversation);
+      const name = conversation.title ?? (others.join(', ') || this.me.username);
       this.conversationList.append(
         h(
           'li',
@@ -208,10 +316,21 @@ export class Workspace {
             'data-testid': 'conversation',
             'data-id': conversation.id,
             class: conversation.id === this.pane?.conversationId ? 'active' : undefined,
+            'aria-current': conversation.id === this.pane?.conversationId ? 'true' : undefined,
+            // Reachable and operable from the keyboard, named with its unread count.
+            role: 'button',
+            tabindex: 0,
+            'aria-label': unread > 0 ? `${name}, ${unread} unread` : name,
             onclick: () => this.open(conversation.id),
+            onkeydown: (event: Event) => {
+              if (event instanceof KeyboardEvent && (event.key === 'Enter' || event.key === ' ')) {
+                event.preventDefault();
+                this.open(conversation.id);
+              }
+            },
           },
-          h('span', { class: 'names', dir: 'auto' }, others.join(', ') || this.me.username),
-          unread > 0 && h('span', { class: 'badge', 'data-testid': 'unread' }, String(unread)),
+          h('span', { class: 'names', dir: 'auto' }, name),
+          unread > 0 && h('span', { class: 'badge', 'data-testid': 'unread', 'aria-label': `${unread} unread` }, String(unread)),
         ),
       );
     }
@@ -241,7 +360,9 @@ export class Workspace {
   }
 
   private renderStatus(): void {
-    const states: SocketState[] = [this.notificationSocket?.state ?? 'connecting', ...(this.pane ? [this.pane.state] : [])];
+    // A conversation the caller was removed from has no socket to wait for.
+    const paneState = this.pane?.state;
+    const states: ChatSocketState[] = [this.notificationSocket?.state ?? 'connecting', ...(paneState && paneState !== 'removed' && this.pane?.element.dataset.removed !== 'true' ? [paneState] : [])];
     const online = states.every((state) => state === 'open');
     this.status.textContent = online ? 'online' : states.includes('closed') ? 'offline' : 'reconnecting…';
     this.status.dataset.state = online ? 'online' : 'reconnecting';

@@ -7,7 +7,7 @@
  */
 import { Compile } from 'typebox/compile';
 import { ChatClient, type ChatClientOptions } from '../../src/client/index.js';
-import type { ChatSocket, ConversationEvent, ErrorEvent, NotificationReadEvent, NotificationSocket, NotificationView, SocketState, UserTypingEvent } from '../../src/client/index.js';
+import type { ChatSocket, ChatSocketState, ErrorEvent, MemberRemovedEvent, NotificationReadEvent, NotificationSocket, NotificationView, ReadUpdatedEvent, ConversationEvent, UserTypingEvent } from '../../src/client/index.js';
 import type { WebSocketConstructor } from '../../src/client/reconnecting-socket.js';
 import { randomName } from './api.js';
 import { ChatServerEventSchema, eventSchemaContext, NotificationServerEventSchema } from '../../src/contract/events.js';
@@ -92,7 +92,7 @@ export class Wire {
 /** Re-checks conditions whenever something is recorded. */
 class Watch {
   /** Every state change, when it happened and (chat sockets) the last delivered seq then. */
-  readonly states: { state: SocketState; at: number; seq?: number | undefined }[] = [];
+  readonly states: { state: ChatSocketState; at: number; seq?: number | undefined }[] = [];
   private readonly wakers = new Set<() => void>();
 
   constructor(readonly label: string) {}
@@ -128,12 +128,12 @@ class Watch {
   }
 
   /** Index into `states` of the first `state` at or after `from`, or -1. */
-  stateIndex(state: SocketState, from = 0): number {
+  stateIndex(state: ChatSocketState, from = 0): number {
     return this.states.findIndex((entry, index) => index >= from && entry.state === state);
   }
 
   /** Resolves once the socket has reached `state` at or after `states[from]`. */
-  reach(state: SocketState, from = 0, timeoutMs = WAIT_MS): Promise<void> {
+  reach(state: ChatSocketState, from = 0, timeoutMs = WAIT_MS): Promise<void> {
     return this.until(`${state} (after state #${from})`, () => this.stateIndex(state, from) >= 0, timeoutMs);
   }
 }
@@ -143,6 +143,8 @@ export class ChatRecorder extends Watch {
   readonly events: ConversationEvent[] = [];
   readonly typing: UserTypingEvent[] = [];
   readonly errors: ErrorEvent[] = [];
+  readonly receipts: ReadUpdatedEvent[] = [];
+  removed: MemberRemovedEvent | undefined;
   closed: { code: number; reason: string } | undefined;
 
   constructor(
@@ -153,6 +155,8 @@ export class ChatRecorder extends Watch {
     socket.on('event', (event) => (this.events.push(event), this.wake()));
     socket.on('typing', (event) => (this.typing.push(event), this.wake()));
     socket.on('error', (event) => (this.errors.push(event), this.wake()));
+    socket.on('receipt', (event) => (this.receipts.push(event), this.wake()));
+    socket.on('removed', (event) => ((this.removed = event), this.wake()));
     socket.on('state', (state) => (this.states.push({ state, at: performance.now(), seq: socket.lastSeq }), this.wake()));
     socket.on('closed', (info) => ((this.closed = info), this.wake()));
   }
