@@ -73,6 +73,10 @@ t.test('the inbox statements use their indexes', async (t) => {
   await admin.unsafe(`insert into participants (conversation_id, user_id, joined_at)
     select ${BIG}, 1000 + i, now() - interval '2 days' + i * interval '1 second' from generate_series(1, 300) i on conflict do nothing`);
   await admin.unsafe(`update conversations set member_count = (select count(*) from participants where conversation_id = ${BIG}) where id = ${BIG}`);
+  // As the service keeps them (conversations/inbox-order.ts): tracked memberships at their
+  // conversation's activity, the big group's flagged large and read live.
+  await admin.unsafe(`update participants p set activity_at = coalesce(c.last_message_at, c.created_at), large = c.member_count > 100
+    from conversations c where c.id = p.conversation_id`);
   await admin.unsafe(`insert into notifications (user_id, kind, conversation_id, text, is_read)
     select i % ${USERS} + 1, 'messages.new', i % ${CONVERSATIONS} + 1, 'New message', i % 10 <> 0 from generate_series(1, 300000) i
     on conflict do nothing`);
@@ -106,13 +110,13 @@ t.test('the inbox statements use their indexes', async (t) => {
     walk(plan, (node) => void (node['Index Name'] && found.add(node['Index Name'])));
     return found;
   };
-  // Alternatives: participants_pkey and participants_user_idx both find one member's row;
+  // Alternatives: participants_pkey and participants_inbox_idx both find one member's row;
   // small groups' names may come from either index on conversation_id (five rows to sort).
-  const MEMBER_ROW = ['participants_pkey', 'participants_user_idx'];
+  const MEMBER_ROW = ['participants_pkey', 'participants_inbox_idx'];
   const NAMES = ['participants_joined_idx', 'participants_pkey'];
   const expectedIndexes: Record<string, string[][]> = {
-    'list, first page of 50': [['participants_user_idx'], NAMES, ['messages_conversation_id_idx'], ['messages_deleted_idx']],
-    'list, after a cursor': [['participants_user_idx'], NAMES, ['messages_conversation_id_idx'], ['messages_deleted_idx']],
+    'list, first page of 50': [['participants_inbox_idx'], ['participants_large_idx'], NAMES, ['messages_conversation_id_idx'], ['messages_deleted_idx']],
+    'list, after a cursor': [['participants_inbox_idx'], ['participants_large_idx'], NAMES, ['messages_conversation_id_idx'], ['messages_deleted_idx']],
     'one conversation': [MEMBER_ROW, ['participants_joined_idx'], ['messages_conversation_id_idx'], ['messages_deleted_idx']],
     'read marker': [MEMBER_ROW, ['conversation_events_pkey'], ['messages_deleted_idx'], ['notifications_one_unread_key']],
   };

@@ -1,9 +1,21 @@
 import { type Static, Type } from 'typebox';
 import { Id, Nullable, Text, Timestamp } from './common.js';
-import type { MessageView } from './messages.js';
+import { Message, type MessageView } from './messages.js';
 
 /** The longest a conversation object's `participants` gets; `member_count` says how many there are. */
 export const MAX_LISTED_PARTICIPANTS = 100;
+
+/**
+ * The newest message, or null, as `type: ["object", "null"]` over Message's own properties
+ * rather than an anyOf of a `$ref` and null: the response serializer then writes it directly,
+ * where an anyOf costs a validation of the whole message per item (a list page has up to 500).
+ */
+const LastMessage = Type.Unsafe<MessageView | null>({
+  type: ['object', 'null'],
+  properties: Message.properties,
+  required: Message.required,
+  description: 'the newest message as history renders it (a deleted one as deleted), or null',
+});
 
 export const Conversation = Type.Object(
   {
@@ -19,8 +31,7 @@ export const Conversation = Type.Object(
     title: Nullable(Type.String({ description: '1-100 characters; always null for a direct conversation' })),
     kind: Type.Union([Type.Literal('direct'), Type.Literal('group')]),
     member_count: Type.Integer({ minimum: 0 }),
-    /** The newest message as history renders it (a deleted one as deleted), or null. */
-    last_message: Type.Union([Type.Ref('Message'), Type.Null()]),
+    last_message: LastMessage,
     /** The caller's read marker: only moves forward, never past `last_seq`. */
     last_read_seq: Type.Integer({ minimum: 0 }),
     /** Messages from others, not deleted, with a seq above `last_read_seq`. */

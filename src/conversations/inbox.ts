@@ -77,23 +77,28 @@ const conversationObjects = (page: SQL, userId: SQLWrapper) => sql`
    order by page.activity desc, page.id desc`;
 
 /**
- * The caller's conversations, newest activity first, from the start or after a cursor. The
- * activity is a scalar sub-select (a primary-key lookup per membership): as a join, the
- * planner reads the whole conversations table into a hash for a user in a few thousand of
- * them (test/explain-inbox.test.ts), which costs in proportion to everyone's conversations.
+ * The caller's conversations, newest activity first, from the start or after a cursor: the
+ * tracked memberships as a range of participants_inbox_idx read backwards (it stops at the
+ * page's end, however many conversations the caller is in), merged with the few memberships
+ * of large conversations, whose activity is the conversation's own (inbox-order.ts).
  */
-const listStatement = (withCursor: boolean) =>
-  conversationObjects(
+const listStatement = (withCursor: boolean) => {
+  const after = (at: SQL, id: SQL) =>
+    withCursor ? sql`and (${at}, ${id}) < (${sql.placeholder('beforeAt')}::timestamptz, ${sql.placeholder('beforeId')}::int4)` : sql``;
+  return conversationObjects(
     sql`select id, activity from (
-          select p.conversation_id as id,
-                 (select ${activity} from conversations c where c.id = p.conversation_id) as activity
-            from participants p
-           where p.user_id = ${sql.placeholder('userId')}) mine
-         ${withCursor ? sql`where (activity, id) < (${sql.placeholder('beforeAt')}::timestamptz, ${sql.placeholder('beforeId')}::int4)` : sql``}
+          (select p.conversation_id as id, p.activity_at as activity from participants p
+            where p.user_id = ${sql.placeholder('userId')} and not p.large ${after(sql`p.activity_at`, sql`p.conversation_id`)}
+            order by p.activity_at desc, p.conversation_id desc
+            limit ${sql.placeholder('limit')})
+          union all
+          (select c.id, ${activity} from participants p join conversations c on c.id = p.conversation_id
+            where p.user_id = ${sql.placeholder('userId')} and p.large ${after(activity, sql`c.id`)})) mine
          order by activity desc, id desc
          limit ${sql.placeholder('limit')}`,
     sql.placeholder('userId'),
   );
+};
 
 const LIST_FIRST = listStatement(false);
 const LIST_AFTER_CURSOR = listStatement(true);

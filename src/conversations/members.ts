@@ -7,6 +7,7 @@ import { conflict, DomainError, forbidden, invalid, notFound } from '../domain/e
 import type { EventUser } from '../contract/events.js';
 import { type AssignableRole, type MemberRole, type MemberView, TITLE_MAX_LENGTH, type UserReference } from '../contract/members.js';
 import type { LockedConversation, SequencedEvent, WritePath } from '../messages/write-path.js';
+import { INBOX_TRACKED_MEMBERS, retrackMemberships } from './inbox-order.js';
 import { resolveUsers } from './user-references.js';
 
 /**
@@ -75,6 +76,7 @@ export function createMembership(options: MembershipOptions): Membership {
     }
     await query(sql`delete from participants where conversation_id = ${conversationId} and user_id = ${userId}`);
     await query(sql`update conversations set member_count = member_count - 1 where id = ${conversationId}`);
+    await retrackMemberships(query, conversationId, locked.memberCount, locked.memberCount - 1);
     const removed: SequencedEvent = {
       kind: EventKind.memberRemoved,
       userId,
@@ -122,8 +124,8 @@ export function createMembership(options: MembershipOptions): Membership {
         const ids = [...named.keys()];
         // A new member starts with everything up to their own joining read: unread counts begin at 0.
         const inserted = await query<{ user_id: unknown }>(sql`
-          insert into participants (conversation_id, user_id, role, last_read_seq, read_count)
-          select ${conversationId}, u.id, 'member', ${seq}, ${locked.messageCount}
+          insert into participants (conversation_id, user_id, role, last_read_seq, read_count, large)
+          select ${conversationId}, u.id, 'member', ${seq}, ${locked.messageCount}, ${locked.memberCount > INBOX_TRACKED_MEMBERS}
             from unnest(${intArray(ids)}::int4[]) with ordinality as u(id, n) order by u.n
           on conflict (conversation_id, user_id) do nothing
           returning user_id`);
@@ -132,6 +134,7 @@ export function createMembership(options: MembershipOptions): Membership {
           throw invalid(`participants: at most ${maxParticipants} members`);
         }
         await query(sql`update conversations set member_count = member_count + ${inserted.length} where id = ${conversationId}`);
+        await retrackMemberships(query, conversationId, locked.memberCount, locked.memberCount + inserted.length);
         const insertedIds = new Set(inserted.map((row) => toNumber(row.user_id)));
         const users = ids.filter((id) => insertedIds.has(id)).map((id) => ({ id, username: named.get(id)! }));
         return {

@@ -6,6 +6,7 @@ import { intArray, textArray, toNumber } from '../db/sql.js';
 import type { ConversationView } from '../contract/conversations.js';
 import { TITLE_MAX_LENGTH, type UserReference } from '../contract/members.js';
 import { getConversation } from './inbox.js';
+import { INBOX_TRACKED_MEMBERS } from './inbox-order.js';
 import { resolveUsers } from './user-references.js';
 import { invalid, unauthenticated } from '../domain/errors.js';
 
@@ -63,8 +64,8 @@ export async function createConversation(
     // list (after the caller) and the earliest-named member is the heir. A direct conversation has no roles.
     const roles = [...members.keys()].map((userId) => (!direct && userId === creator.id ? 'owner' : 'member'));
     await query(sql`
-      insert into participants (conversation_id, user_id, role, joined_at)
-      select ${id}, m.user_id, m.role, now() + (m.ord - 1) * interval '1 microsecond'
+      insert into participants (conversation_id, user_id, role, joined_at, large)
+      select ${id}, m.user_id, m.role, now() + (m.ord - 1) * interval '1 microsecond', ${members.size > INBOX_TRACKED_MEMBERS}
         from unnest(${intArray([...members.keys()])}::int4[], ${textArray(roles)}::text[]) with ordinality as m(user_id, role, ord)`);
     return id;
   });

@@ -86,7 +86,8 @@ const batchStatement = sql`
       select msg.conversation_id, msg.seq, ${EventKind.messageCreated}, msg.id, n.message_count
         from msg join numbered n on n.conversation_id = msg.conversation_id and n.seq = msg.seq),
     marker as (
-      update participants p set last_read_seq = s.seq, read_count = s.message_count
+      update participants p set last_read_seq = s.seq, read_count = s.message_count,
+             activity_at = case when p.large then p.activity_at else now() end
         from (select distinct on (conversation_id, sender_id) conversation_id, sender_id, seq, message_count
                 from numbered order by conversation_id, sender_id, seq desc) s
        where p.conversation_id = s.conversation_id and p.user_id = s.sender_id and p.last_read_seq < s.seq)
@@ -194,7 +195,8 @@ export class SendBatcher {
           insert into conversation_events (conversation_id, seq, kind, message_id, message_count)
           select ${conversationId}, msg.seq, ${EventKind.messageCreated}, msg.id, conv.message_count from msg, conv),
         marker as (
-          update participants p set last_read_seq = conv.last_seq, read_count = conv.message_count
+          update participants p set last_read_seq = conv.last_seq, read_count = conv.message_count,
+                 activity_at = case when p.large then p.activity_at else now() end
             from conv where p.conversation_id = conv.id and p.user_id = ${senderId} and p.last_read_seq < conv.last_seq)
         select msg.id, msg.seq, ${isoTime(sql`msg.created_at`)} as timestamp from msg`));
     } catch (error) {

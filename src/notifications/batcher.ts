@@ -149,16 +149,28 @@ export class NotificationBatcher {
     // the conversation is read in the same statement, unless someone else's message in this
     // flush is beyond the sender's marker: then that row is refreshed instead, counting anew.
     // Nobody is notified of a message at or below their marker (they read it meanwhile), and
-    // only current members are (the participants join, at flush).
+    // only current members are (the participants join, at flush). The same statement moves the
+    // conversation up its members' inboxes (`moved`).
     const statement = sql`
       with batch as (
-        select b.*, m.seq from unnest(
+        select b.*, m.seq, m.created_at as sent_at from unnest(
           ${intArray(batch.map((b) => b.conversationId))}::int4[], ${intArray(batch.map((b) => b.senderId))}::int4[],
           ${intArray(batch.map((b) => b.messageId))}::int8[], ${intArray(batch.map((b) => b.count))}::int4[],
           ${textArray(batch.map((b) => b.sender))}::text[]
         ) as b(conversation_id, sender_id, message_id, count, sender)
         join messages m on m.id = b.message_id),
       senders as (select distinct conversation_id, sender_id from batch),
+      -- The inbox order (conversations/inbox-order.ts): every tracked membership of a
+      -- conversation with new messages, the senders' too, moves to its newest message; locked
+      -- in (conversation, user) order like everything else here.
+      active as (select conversation_id, max(sent_at) as at from batch group by conversation_id),
+      moving as (
+        select p.conversation_id, p.user_id, a.at from participants p join active a on a.conversation_id = p.conversation_id
+         where not p.large and p.activity_at < a.at
+         order by p.conversation_id, p.user_id for update of p),
+      moved as (
+        update participants p set activity_at = m.at from moving m
+         where p.conversation_id = m.conversation_id and p.user_id = m.user_id),
       targets as (
         select p.user_id, b.conversation_id, sum(b.count)::int4 as count, max(b.message_id) as message_id,
                (array_agg(b.sender order by b.message_id desc))[1] as sender

@@ -111,8 +111,12 @@ export function restConversationsSuite(t: Test, context: RestContext): void {
       };
       t.same(await list(x), [c3, c2, c1], 'newest first without messages');
       await sendOk(t, y, c1, 'wake c1');
+      t.same(await list(y), [c1, elsewhere, c3], 'the sender’s own inbox moves at once');
+      // The other members' inboxes move with the notification flush (at most NOTIFY_FLUSH_MS later).
+      await app.notifications.flush();
       t.same(await list(x), [c1, c3, c2], 'a message moves its conversation first');
       await sendOk(t, z, c2, 'wake c2');
+      await app.notifications.flush();
       t.same(await list(x), [c2, c1, c3]);
       t.same(await list(y), [c1, elsewhere, c3]);
       t.notOk((await list(x)).includes(elsewhere), 'others’ conversations are not listed');

@@ -5,6 +5,7 @@
 import { sql } from 'drizzle-orm';
 import type { Test } from 'tap';
 import { createConversation, randomName, register } from '../helpers/api.js';
+import { INBOX_TRACKED_MEMBERS } from '../../src/conversations/inbox-order.js';
 import { expectError, ids, ISO, nextLink, type RestContext } from '../helpers/rest-context.js';
 
 export function restInboxSuite(t: Test, context: RestContext): void {
@@ -56,6 +57,8 @@ export function restInboxSuite(t: Test, context: RestContext): void {
     // Activity: c2 and c5 get messages (c5 last), the rest keep their creation time.
     await sendOk(t, y, created[2]!, 'wake 2');
     await sendOk(t, y, created[5]!, 'wake 5');
+    // x's inbox moves with the notification flush (at most NOTIFY_FLUSH_MS after the sends).
+    await app.notifications.flush();
     const expected = [created[5], created[2], created[6], created[4], created[3], created[1], created[0]];
 
     const whole = await api('GET', '/api/conversations/', { token: x.token });
@@ -79,6 +82,7 @@ export function restInboxSuite(t: Test, context: RestContext): void {
     // pages after the cursor still hold each older one once.
     const first = await api('GET', '/api/conversations/?limit=3', { token: x.token });
     await sendOk(t, y, created[0]!, 'wake 0');
+    await app.notifications.flush();
     const rest: number[] = [];
     for (let next = nextLink(first); next; ) {
       const page = await api('GET', next, { token: x.token });
@@ -122,5 +126,40 @@ export function restInboxSuite(t: Test, context: RestContext): void {
     t.equal(new Set(seen.json.participants).size, 100, 'nobody twice');
     const listed = await api('GET', '/api/conversations/', { token });
     t.same(listed.json, [seen.json], 'the list gives the same object');
+  });
+
+  t.test('inbox: a conversation above INBOX_TRACKED_MEMBERS is ordered by its own activity, and tracked again below it', async (t) => {
+    const [x, y] = await Promise.all([register(app), register(app)]);
+    const names = Array.from({ length: INBOX_TRACKED_MEMBERS }, () => randomName('l'));
+    await insertUsers(names);
+    const large = await api('POST', '/api/conversations/', { token: x.token, body: { participants: [y.user.id, ...names] } });
+    t.equal(large.status, 201, large.body);
+    const big = large.json.id as number;
+    const small = await createConversation(app, x, [y]);
+    const flags = async () =>
+      (await database.query<{ large: boolean }>(sql`select distinct large from participants where conversation_id = ${big}`)).map((r) => r.large);
+    t.same(await flags(), [true], `${INBOX_TRACKED_MEMBERS + 2} members: every membership flagged large`);
+    const order = async () => ids(await api('GET', '/api/conversations/', { token: x.token }));
+    t.same(await order(), [small, big], 'newest first');
+
+    // No flush in between: a large conversation's place is read from the conversation itself.
+    await sendOk(t, y, big, 'to everyone');
+    t.same(await order(), [big, small], 'a message in the large one moves it first at once');
+    await sendOk(t, y, small, 'to x');
+    await app.notifications.flush();
+    t.same(await order(), [small, big]);
+
+    // Down to the threshold: tracked again, starting from the conversation's activity.
+    const ownerToken = x.token;
+    const members = await api('GET', `/api/conversations/${big}/members/?limit=1000`, { token: ownerToken });
+    const removable = (members.json as { id: number; role: string }[]).filter((m) => m.id !== x.user.id && m.id !== y.user.id).slice(0, 2);
+    for (const member of removable) {
+      t.equal((await api('DELETE', `/api/conversations/${big}/members/${member.id}/`, { token: ownerToken })).status, 204);
+    }
+    t.same(await flags(), [false], `${INBOX_TRACKED_MEMBERS} members: tracked again`);
+    t.same(await order(), [small, big], 'the order holds across the switch');
+    await sendOk(t, y, big, 'tracked now');
+    await app.notifications.flush();
+    t.same(await order(), [big, small], 'and follows messages through the flush');
   });
 }

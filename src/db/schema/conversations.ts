@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, check, index, integer, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { bigint, boolean, check, index, integer, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 import { createdAt } from './columns.js';
 import { users } from './users.js';
 
@@ -51,10 +51,24 @@ export const participants = pgTable(
      * it): `message_count - read_count` is what arrived since, without counting rows.
      */
     readCount: bigint('read_count', { mode: 'number' }).notNull().default(0),
+    /**
+     * The conversation's newest activity as this member's inbox orders it: kept by the
+     * notification flush for conversations of up to INBOX_TRACKED_MEMBERS members (so the
+     * inbox's first page is an index range, not a sort of every membership), and set at joining.
+     */
+    activityAt: timestamp('activity_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    /**
+     * Set on every membership of a conversation above INBOX_TRACKED_MEMBERS members: their
+     * `activity_at` is not kept (one message would write thousands of rows); the inbox reads
+     * the conversation's own activity for these few instead.
+     */
+    large: boolean('large').notNull().default(false),
   },
   (t) => [
     primaryKey({ name: 'participants_pkey', columns: [t.conversationId, t.userId] }),
-    index('participants_user_idx').on(t.userId, t.conversationId),
+    // A member's inbox in activity order (and every lookup of a user's memberships).
+    index('participants_inbox_idx').on(t.userId, t.activityAt, t.conversationId),
+    index('participants_large_idx').on(t.userId).where(sql`${t.large}`),
     // Members in joining order (the participant names, owner succession) without a sort.
     index('participants_joined_idx').on(t.conversationId, t.joinedAt, t.userId),
     check('participants_role_check', sql`${t.role} in ('owner', 'admin', 'member')`),
