@@ -5,7 +5,9 @@ import { PgDialect, type PgDatabase, type PgQueryResultHKT } from 'drizzle-orm/p
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
+import { databaseErrorCode, READ_ONLY_TRANSACTION } from './errors.js';
 import { migrateEmbedded, migratePostgresLocked } from './migrate.js';
+import { postgresTarget, type PostgresTarget } from './read-write-host.js';
 import { retryConflicts } from './retry.js';
 import * as schema from './schema/index.js';
 
@@ -94,7 +96,7 @@ export function createDatabase(options: DatabaseOptions): DatabaseHandle {
 }
 
 /** Counts work in flight and failed statements for `DatabaseHandle.load`. */
-function loadCounter(poolSize: number) {
+function loadCounter(poolSize: number, onError: (error: unknown) => void = () => {}) {
   const load = { inFlight: 0, poolSize, failures: 0 };
   const track = async <R>(work: () => Promise<R>, countFailure: boolean): Promise<R> => {
     load.inFlight += 1;
@@ -102,6 +104,7 @@ function loadCounter(poolSize: number) {
       return await work();
     } catch (error) {
       if (countFailure) load.failures += 1;
+      onError(error);
       throw error;
     } finally {
       load.inFlight -= 1;
@@ -110,8 +113,17 @@ function loadCounter(poolSize: number) {
   return { load, track };
 }
 
+/**
+ * postgres.js's `socket` option (documented in its README, missing from its types): with a
+ * multi-host URL, read-write-host.ts decides which server each pooled connection opens to.
+ */
+const socketOption = (target: PostgresTarget): postgres.Options<Record<string, never>> =>
+  (target.socket ? { socket: target.socket } : {}) as postgres.Options<Record<string, never>>;
+
 function connectPostgres(url: string, poolSize: number, timeouts: DatabaseTimeouts): DatabaseHandle {
-  const client = postgres(url, {
+  const target = postgresTarget(url, timeouts.connectMs);
+  const client = postgres(target.url, {
+    ...socketOption(target),
     max: poolSize,
     onnotice: () => {},
     // A dead server must surface as an error (503) quickly, not as a hung request.
@@ -134,7 +146,12 @@ function connectPostgres(url: string, poolSize: number, timeouts: DatabaseTimeou
   });
   const db = drizzlePostgres({ client, schema });
   const dialect = new PgDialect();
-  const { load, track } = loadCounter(poolSize);
+  // A read-only answer means this connection reached a standby, or a server fenced or not
+  // yet promoted: have the pool move to the read-write server (closing the connections that
+  // are not on it) instead of failing writes for as long as those connections live.
+  const { load, track } = loadCounter(poolSize, (error) => {
+    if (databaseErrorCode(error) === READ_ONLY_TRANSACTION) target.readOnlyAnswered();
+  });
   return {
     db,
     kind: 'postgres',
@@ -156,7 +173,7 @@ function connectPostgres(url: string, poolSize: number, timeouts: DatabaseTimeou
     // A transaction holds one connection throughout; what its work throws is not the database's failure.
     transaction: (work) =>
       track(() => db.transaction((tx) => work(async <T extends Row>(statement: SQL) => (await tx.execute<T>(statement)) as T[])), false),
-    migrate: () => migratePostgresLocked(url),
+    migrate: () => migratePostgresLocked(target.url, socketOption(target)),
     ping: () => pingWith(db),
     close: () => client.end({ timeout: 5 }),
   };
