@@ -1,7 +1,7 @@
 /**
  * PostgreSQL faults under live traffic on two replicas over Redis, on a PostgreSQL 15 of
  * the test's own (never the shared server): a crash (SIGKILL) and restart. Failover to a
- * promoted standby is not covered yet (README: chaos figures).
+ * promoted standby: chat-postgres-failover.test.ts.
  */
 import t from 'tap';
 import { startTopology } from './helpers/replicas.js';

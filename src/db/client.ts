@@ -5,10 +5,12 @@ import { PgDialect, type PgDatabase, type PgQueryResultHKT } from 'drizzle-orm/p
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
+import { databaseErrorCode, READ_ONLY_TRANSACTION } from './errors.js';
 import { migrateEmbedded, migratePostgresLocked } from './migrate.js';
+import { postgresTarget, type PostgresTarget } from './read-write-host.js';
 import { retryConflicts } from './retry.js';
 import * as schema from './schema/index.js';
-import { watchedSockets } from './watched-socket.js';
+import { watchedSockets, watchSocket } from './watched-socket.js';
 
 /** One type for both drivers: features never know which one they run on. */
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -99,7 +101,7 @@ export function createDatabase(options: DatabaseOptions): DatabaseHandle {
 }
 
 /** Counts work in flight and failed statements for `DatabaseHandle.load`. */
-function loadCounter(poolSize: number) {
+function loadCounter(poolSize: number, onError: (error: unknown) => void = () => {}) {
   const load = { inFlight: 0, poolSize, failures: 0 };
   const track = async <R>(work: () => Promise<R>, countFailure: boolean): Promise<R> => {
     load.inFlight += 1;
@@ -107,6 +109,7 @@ function loadCounter(poolSize: number) {
       return await work();
     } catch (error) {
       if (countFailure) load.failures += 1;
+      onError(error);
       throw error;
     } finally {
       load.inFlight -= 1;
@@ -115,8 +118,35 @@ function loadCounter(poolSize: number) {
   return { load, track };
 }
 
+/**
+ * postgres.js's `socket` option (documented in its README, missing from its types): with a
+ * multi-host URL, read-write-host.ts decides which server each pooled connection opens to.
+ */
+const socketOption = (target: PostgresTarget): postgres.Options<Record<string, never>> =>
+  (target.socket ? { socket: target.socket } : {}) as postgres.Options<Record<string, never>>;
+
+/**
+ * The pool's sockets: to the read-write server read-write-host.ts located (a multi-host URL),
+ * or to the URL's host; either way watched for stalls (watched-socket.ts).
+ */
+const pooledSockets = (target: PostgresTarget, responseMs: number): postgres.Options<Record<string, never>> => {
+  const located = target.socket;
+  const socket = located
+    ? async () => {
+        const opened = await located();
+        watchSocket(opened, responseMs);
+        return opened;
+      }
+    : watchedSockets(responseMs);
+  return { socket } as postgres.Options<Record<string, never>>;
+};
+
 function connectPostgres(url: string, poolSize: number, timeouts: DatabaseTimeouts): DatabaseHandle {
-  const client = postgres(url, {
+  const target = postgresTarget(url, timeouts.connectMs);
+  const client = postgres(target.url, {
+    // A stalled network must not hold statements until TCP gives up (watched-socket.ts), and a
+    // multi-host URL's connections go to its read-write server (read-write-host.ts).
+    ...pooledSockets(target, timeouts.responseMs ?? DEFAULT_TIMEOUTS.responseMs!),
     max: poolSize,
     onnotice: () => {},
     // A dead server must surface as an error (503) quickly, not as a hung request.
@@ -126,9 +156,6 @@ function connectPostgres(url: string, poolSize: number, timeouts: DatabaseTimeou
     // half a second (jittered), a request fails fast and recovery is noticed at once.
     backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, 0.5),
     idle_timeout: 60,
-    // A stalled network must not hold statements until TCP gives up: see watched-socket.ts.
-    // postgres.js takes `socket` (a factory) but its type definitions leave it out.
-    ...{ socket: watchedSockets(timeouts.responseMs ?? DEFAULT_TIMEOUTS.responseMs!) },
     // UTC sessions: timestamps arrive as `...+00` text that isoFrom() formats cheaply.
     // Session limits as start-up parameters: a stuck statement or lock wait ends as an error
     // instead of holding a connection (and the sends queued behind it) indefinitely.
@@ -142,7 +169,12 @@ function connectPostgres(url: string, poolSize: number, timeouts: DatabaseTimeou
   });
   const db = drizzlePostgres({ client, schema });
   const dialect = new PgDialect();
-  const { load, track } = loadCounter(poolSize);
+  // A read-only answer means this connection reached a standby, or a server fenced or not
+  // yet promoted: have the pool move to the read-write server (closing the connections that
+  // are not on it) instead of failing writes for as long as those connections live.
+  const { load, track } = loadCounter(poolSize, (error) => {
+    if (databaseErrorCode(error) === READ_ONLY_TRANSACTION) target.readOnlyAnswered();
+  });
   return {
     db,
     kind: 'postgres',
@@ -164,7 +196,7 @@ function connectPostgres(url: string, poolSize: number, timeouts: DatabaseTimeou
     // A transaction holds one connection throughout; what its work throws is not the database's failure.
     transaction: (work) =>
       track(() => db.transaction((tx) => work(async <T extends Row>(statement: SQL) => (await tx.execute<T>(statement)) as T[])), false),
-    migrate: () => migratePostgresLocked(url),
+    migrate: () => migratePostgresLocked(target.url, socketOption(target)),
     ping: () => pingWith(db),
     close: () => client.end({ timeout: 5 }),
   };

@@ -3,6 +3,10 @@
 export const UNIQUE_VIOLATION = '23505';
 export const DEADLOCK_DETECTED = '40P01';
 export const SERIALIZATION_FAILURE = '40001';
+/** A write on a read-only server: a standby, or a server not yet promoted during a failover. */
+export const READ_ONLY_TRANSACTION = '25006';
+/** No server of a multi-host DATABASE_URL is read-write right now (db/read-write-host.ts). */
+export const NO_READ_WRITE_HOST = 'NO_READ_WRITE_HOST';
 
 /** The root cause of a driver error, through drizzle's wrapper. */
 function rootCause(error: unknown): { code?: unknown; message?: unknown } | undefined {
@@ -31,7 +35,7 @@ const UNAVAILABLE_CODES = new Set([
   // Deadlock victims and serialization failures still failing after the retries (db/retry.ts).
   '40P01', '40001',
   // A read-only server (a standby during a failover, before the client moves to the new primary).
-  '25006',
+  '25006', NO_READ_WRITE_HOST,
 ]);
 
 /** The server or the connection to it is gone (as opposed to a bug): the caller may retry. */

@@ -16,8 +16,8 @@ const MIGRATION_LOCK_KEY = 7_240_113_001;
  * Applies pending migrations on PostgreSQL under a session advisory lock held on a connection
  * of its own, so N replicas starting at once apply them exactly once and the others wait.
  */
-export async function migratePostgresLocked(url: string): Promise<void> {
-  const client = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10 });
+export async function migratePostgresLocked(url: string, options: postgres.Options<Record<string, never>> = {}): Promise<void> {
+  const client = postgres(url, { ...options, max: 1, onnotice: () => {}, connect_timeout: 10 });
   try {
     await client`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`;
     await migratePostgres(drizzlePostgres({ client }), { migrationsFolder: migrationsFolder() });

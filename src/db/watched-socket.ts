@@ -40,12 +40,14 @@ export function watchedSockets(responseMs: number): (target: SocketTarget) => So
       : connect({ host: target.host[index] ?? 'localhost', port: target.port[index] ?? target.port[0] ?? 5432 });
     // postgres.js reads host and port back from its socket (errors, TLS server name).
     Object.assign(socket, { host: target.host[index], port: target.port[index] ?? target.port[0] });
-    if (responseMs > 0) watch(socket, responseMs);
+    watchSocket(socket, responseMs);
     return socket;
   };
 }
 
-function watch(socket: Socket, responseMs: number): void {
+/** Destroys `socket` once it has written and then heard nothing for `responseMs` (0: never). */
+export function watchSocket(socket: Socket, responseMs: number): void {
+  if (responseMs <= 0) return;
   let timer: NodeJS.Timeout | undefined;
   const disarm = (): void => {
     clearTimeout(timer);

@@ -164,6 +164,29 @@ export async function promote(server: PostgresServer): Promise<void> {
   }
 }
 
+/**
+ * Makes `primary` replicate synchronously to its standby (`synchronous_standby_names = '*'`)
+ * and resolves once the standby streams in that mode: from then on a commit is acknowledged
+ * only once the standby has flushed it, so a failover loses no acknowledged write. (Set after
+ * the standby exists: before, every commit would wait for it.)
+ */
+export async function replicateSynchronously(primary: PostgresServer, timeoutMs = 30_000): Promise<void> {
+  const client = postgres(primary.url, { max: 1, onnotice: () => {} });
+  try {
+    await client`alter system set synchronous_standby_names = '*'`;
+    await client`select pg_reload_conf()`;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const rows = await client`select 1 from pg_stat_replication where sync_state = 'sync' and state = 'streaming'`;
+      if (rows.length > 0) return;
+      if (Date.now() > deadline) throw new Error(`no synchronous standby streaming from port ${primary.port} within ${timeoutMs} ms`);
+      await delay(50);
+    }
+  } finally {
+    await client.end({ timeout: 1 });
+  }
+}
+
 /** Creates a database on `server` and returns its URL (optionally with extra hosts for failover). */
 export async function createDatabaseOn(server: PostgresServer, name: string): Promise<string> {
   const admin = postgres(server.url, { max: 1, onnotice: () => {} });

@@ -135,6 +135,8 @@ export interface TrafficStats {
   unavailable: number;
   resent: number;
   unexpected: string[];
+  /** The longest a send waited for its answer (an echo or an error) on an open socket, ms. */
+  slowestAnswerMs: number;
 }
 
 /** One sender: a message at a time, each resent with its client_id until answered. */
@@ -150,8 +152,10 @@ async function sendUntil(client: ResumingClient, prefix: string, stop: () => boo
         if (attempt > 0) stats.resent += 1;
         socket.send({ type: 'chat_message', message: `${prefix} #${i}`, client_id: clientId });
         stats.sent += 1;
+        const sentAt = Date.now();
         try {
           answer = await socket.waitFor(isAnswerTo(clientId), ANSWER_MS);
+          stats.slowestAnswerMs = Math.max(stats.slowestAnswerMs, Date.now() - sentAt);
         } catch (error) {
           if (socket.isOpen) throw error;
           // Its socket died with the message in flight: it may or may not be stored. Reconnect
@@ -195,7 +199,7 @@ export async function startTraffic(t: Test, topology: Topology, prefix: string):
   t.teardown(() => Promise.all(clients.map((client) => client.stop())));
 
   let stopping = false;
-  const stats: TrafficStats = { sent: 0, acked: new Set(), unavailable: 0, resent: 0, unexpected: [] };
+  const stats: TrafficStats = { sent: 0, acked: new Set(), unavailable: 0, resent: 0, unexpected: [], slowestAnswerMs: 0 };
   const running = Promise.all(senders.map((sender, i) => sendUntil(sender, `${prefix}${i}`, () => stopping, stats)));
   // A sender that fails stops the test with its reason instead of a later timeout.
   running.catch(() => {});

@@ -1,9 +1,11 @@
 /**
  * PostgreSQL faults under live traffic (the chat-faults machinery: resuming clients, senders
- * that resend by client_id): the server restarted after a crash (a failover to a promoted
- * standby fits the same suite, but has no test yet). Sends during the fault are answered
- * `unavailable` (never silence); once the database is back, every acknowledged message is
- * stored once and every client holds every event once, in seq order.
+ * that resend by client_id, plus a REST sender resending 503s by client_id): the server
+ * restarted after a crash (chat-database-faults), or the primary killed and its standby
+ * promoted (chat-postgres-failover). Sends during the fault are answered `unavailable` or 503
+ * within a bound (never silence); once the database is back a send is acknowledged within a
+ * bound, every acknowledged message is stored once and every client holds every event once,
+ * in seq order.
  */
 import type { Test } from 'tap';
 import type { Topology } from '../helpers/replicas.js';
@@ -23,13 +25,77 @@ async function recovered(traffic: Awaited<ReturnType<typeof startTraffic>>, sinc
   return Date.now() - since;
 }
 
+export interface DatabaseFaultOptions {
+  /** Every socket send and REST send is answered within this (ms): never silence. Default 10 s. */
+  answerWithinMs?: number;
+  /** A send is acknowledged within this of the database serving again (ms). Default 10 s. */
+  recoverWithinMs?: number;
+}
+
+interface RestSender {
+  statuses: Map<number, number>;
+  slowestMs: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * One REST client sending a message at a time, alternating replicas, as a real one does: a
+ * 503 is resent with the same client_id until it gets its 201. A 201 counts as acknowledged
+ * (into `acked`, checked by verifyTraffic with the socket sends); each request must be
+ * answered within `answerWithinMs`.
+ */
+function startRestSender(topology: Topology, traffic: Awaited<ReturnType<typeof startTraffic>>, prefix: string, answerWithinMs: number): RestSender {
+  const statuses = new Map<number, number>();
+  const sender: RestSender = { statuses, slowestMs: 0, stop: async () => {} };
+  let stopping = false;
+  const run = (async () => {
+    for (let i = 0; !stopping; i++) {
+      const clientId = `${prefix}-${i}`;
+      for (let attempt = 0; ; attempt++) {
+        const replica = topology.at(i + attempt);
+        const started = Date.now();
+        const response = await fetch(`${replica.url}/api/conversations/${traffic.conversationId}/messages/`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${traffic.owner.token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ content: `rest #${i}`, client_id: clientId }),
+          signal: AbortSignal.timeout(answerWithinMs),
+        });
+        await response.arrayBuffer();
+        sender.slowestMs = Math.max(sender.slowestMs, Date.now() - started);
+        statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
+        if (response.status === 201) {
+          traffic.stats.acked.add(clientId);
+          break;
+        }
+        if (response.status !== 503) {
+          traffic.stats.unexpected.push(`REST ${clientId}: ${response.status}`);
+          break;
+        }
+        if (stopping) return;
+      }
+    }
+  })();
+  // A failed (unanswered) request stops the test with its reason when stop() is awaited.
+  run.catch(() => {});
+  sender.stop = async () => {
+    stopping = true;
+    await run;
+  };
+  return sender;
+}
+
 /**
  * `fault` breaks the database and returns once it is serving again (restart, or promote);
  * the suite measures from its start to the first acknowledged send after it.
  */
-export async function databaseFaultSuite(t: Test, topology: Topology, name: string, fault: () => Promise<void>): Promise<void> {
+export async function databaseFaultSuite(t: Test, topology: Topology, name: string, fault: () => Promise<void>, options: DatabaseFaultOptions = {}): Promise<void> {
+  const answerWithinMs = options.answerWithinMs ?? 10_000;
+  const recoverWithinMs = options.recoverWithinMs ?? 10_000;
   await t.test(`${name} mid-traffic: sends answered, nothing lost, nothing doubled`, async (t) => {
-    const traffic = await startTraffic(t, topology, name.replace(/\W/g, '').slice(0, 6));
+    const prefix = name.replace(/\W/g, '').slice(0, 6);
+    const traffic = await startTraffic(t, topology, prefix);
+    const rest = startRestSender(topology, traffic, `${prefix}rest`, answerWithinMs);
+    t.teardown(() => rest.stop().catch(() => {}));
     await traffic.reach(30);
     const ackedBefore = traffic.stats.acked.size;
     const unavailableBefore = traffic.stats.unavailable;
@@ -49,11 +115,18 @@ export async function databaseFaultSuite(t: Test, topology: Topology, name: stri
     const last = Math.max(...traffic.clients.map((client) => client.lastSeq()));
     await traffic.reach(last + 30);
     await traffic.stop();
+    await rest.stop();
     t.ok(traffic.stats.unavailable > unavailableBefore, `sends during the fault were answered unavailable (${traffic.stats.unavailable - unavailableBefore})`);
+    t.ok(traffic.stats.slowestAnswerMs < answerWithinMs, `every socket send was answered within ${answerWithinMs} ms (slowest ${traffic.stats.slowestAnswerMs} ms)`);
+    t.ok(rest.slowestMs < answerWithinMs, `every REST send was answered within ${answerWithinMs} ms (slowest ${rest.slowestMs} ms)`);
+    t.same([...rest.statuses.keys()].filter((status) => status !== 201 && status !== 503), [], `REST sends answered 201 or 503 only (${JSON.stringify(Object.fromEntries(rest.statuses))})`);
+    const afterBack = recoveredMs - backAfter;
+    t.ok(afterBack < recoverWithinMs, `a send was acknowledged ${afterBack} ms after the database was serving again (bound ${recoverWithinMs} ms)`);
     await verifyTraffic(t, topology, traffic);
     t.comment(
-      `chaos: ${name}: ${traffic.stats.acked.size} acknowledged (${traffic.stats.acked.size - ackedBefore} after the fault began), ` +
-        `${traffic.stats.unavailable - unavailableBefore} unavailable, database back after ${backAfter} ms, first acknowledged send ${recoveredMs} ms after the fault began`,
+      `chaos: ${name}: ${traffic.stats.acked.size} acknowledged (${traffic.stats.acked.size - ackedBefore} after the fault began; REST ${JSON.stringify(Object.fromEntries(rest.statuses))}), ` +
+        `${traffic.stats.unavailable - unavailableBefore} socket sends unavailable, database back after ${backAfter} ms, first acknowledged send ${recoveredMs} ms after the fault began ` +
+        `(${afterBack} ms after the database was back); slowest answer: socket ${traffic.stats.slowestAnswerMs} ms, REST ${rest.slowestMs} ms`,
     );
   });
 }
