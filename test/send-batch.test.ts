@@ -190,3 +190,31 @@ t.test('the send queue is bounded: past it a send is refused as unavailable (503
   await holding;
   t.same((await Promise.all(queued)).map((s) => s?.seq), [1, 2, 3], 'the queued ones are stored');
 });
+
+t.test('a conversation whose row is held elsewhere does not hold the other conversations’ sends', async (t) => {
+  const url = await freshPostgresDatabase(t, 'batchhot');
+  const app = await buildTestApp(t, { env: { DATABASE_URL: url, MIGRATE_ON_START: 'true', DATABASE_LOCK_TIMEOUT_MS: '60000' } });
+  const alice = await register(app);
+  const bob = await register(app);
+  const hot = await createConversation(app, alice, [bob]);
+  const quiet = await createConversation(app, alice, [bob]);
+  const batcher = new SendBatcher(app.database);
+  const request = (conversationId: number, content: string, clientId: string | null = null) => ({ conversationId, senderId: alice.user.id, content, clientId });
+
+  const { release, done: holding } = await holdConversationRow(t, url, hot);
+  const held = [batcher.store(request(hot, 'h1')), batcher.store(request(hot, 'h2', 'c2'))];
+  const elsewhere = batcher.store(request(quiet, 'q1'));
+  // Resolves while the hot row is still held: the main lane passed over it instead of waiting.
+  t.match(await elsewhere, { seq: 1 }, 'the other conversation’s send is stored while the row is held');
+  t.equal(batcher.queued, 2, 'the hot conversation’s sends wait in the other lane');
+  // Later sends to the hot conversation queue behind the held ones, not past them.
+  const later = [batcher.store(request(hot, 'h3')), batcher.store(request(hot, 'h2 again', 'c2'))];
+  t.match(await batcher.store(request(quiet, 'q2')), { seq: 2 }, 'and the main lane keeps going');
+  release();
+  await holding;
+  const stored = await Promise.all([...held, ...later]);
+  t.same(stored.map((s) => s?.seq), [1, 2, 3, undefined], 'stored in the order they came, the repeated client_id once');
+  const messages = await history(app, alice, hot);
+  t.same(messages.map((m) => m.content), ['h1', 'h2', 'h3'], 'history in order');
+  checkOrder(t, messages, 'the hot conversation');
+});

@@ -1,4 +1,4 @@
-import { sql } from 'drizzle-orm';
+import { type SQL, sql } from 'drizzle-orm';
 import { isMemberSql } from '../conversations/membership.js';
 import type { DatabaseHandle } from '../db/client.js';
 import { EventKind } from '../db/schema/index.js';
@@ -50,8 +50,12 @@ export const MAX_BATCH = 256;
  */
 export const MAX_QUEUED_SENDS = 8_192;
 
-/** The batch statement (see SendBatcher); built once. */
-const batchStatement = sql`
+/**
+ * The batch statement (see SendBatcher); built once per lane. `skipLocked`: conversation rows
+ * locked by another transaction are passed over, and reported in `skipped` rows, instead of
+ * waited for.
+ */
+const batchStatement = (skipLocked: boolean) => sql`
     with input as (
       select * from unnest(
         ${sql.placeholder('conversationIds')}::int4[], ${sql.placeholder('senderIds')}::int4[],
@@ -60,7 +64,7 @@ const batchStatement = sql`
     locked as (
       select c.id, c.last_seq, c.message_count from conversations c
        where c.id in (select conversation_id from input)
-       order by c.id for update),
+       order by c.id for update${skipLocked ? sql` skip locked` : sql``}),
     accepted as (
       select distinct on (i.conversation_id, i.sender_id, i.client_id, case when i.client_id is null then i.ord end) i.*
         from input i
@@ -91,8 +95,14 @@ const batchStatement = sql`
         from (select distinct on (conversation_id, sender_id) conversation_id, sender_id, seq, message_count
                 from numbered order by conversation_id, sender_id, seq desc) s
        where p.conversation_id = s.conversation_id and p.user_id = s.sender_id and p.last_read_seq < s.seq)
-    select n.ord, msg.id, msg.seq, ${isoTime(sql`msg.created_at`)} as timestamp
-      from msg join numbered n on n.conversation_id = msg.conversation_id and n.seq = msg.seq`;
+    select n.ord, msg.id, msg.seq, ${isoTime(sql`msg.created_at`)} as timestamp, null::int4 as skipped
+      from msg join numbered n on n.conversation_id = msg.conversation_id and n.seq = msg.seq
+    union all
+    select null, null, null, null, s.conversation_id
+      from (select distinct conversation_id from input) s
+     where s.conversation_id not in (select id from locked)`;
+const FREE_ROWS_ONLY = batchStatement(true);
+const WAITING_FOR_ROWS = batchStatement(false);
 
 /**
  * Stores concurrent sends together: while one batch statement runs, new sends queue, and the
@@ -113,20 +123,33 @@ const batchStatement = sql`
  * it fail with a unique violation; the batch's sends are then stored one by one, in order,
  * before the next batch: sends leave the queue in the order they entered it, always, so a
  * socket may queue its next send before the previous one commits.
+ *
+ * A conversation whose row another transaction holds (a long edit or membership change, a
+ * stuck statement, another replica's batch) must not hold every other conversation's sends
+ * behind its lock wait: the batch statement passes over locked rows (SKIP LOCKED), and the
+ * sends it passed over move to a second lane, per conversation, whose statement waits for
+ * that conversation's row. While a conversation has sends in that lane its new sends queue
+ * behind them there, so each conversation's sends are still stored in the order they came.
+ * The main lane never waits for a lock; a unique violation or deadlock there also hands its
+ * sends to the waiting lane, which stores them one by one.
  */
 export class SendBatcher {
   private queue: Waiting[] = [];
   private running = false;
   private inFlight = 0;
+  /** Conversations whose row was locked elsewhere: their sends, in order, for the waiting lane. */
+  private readonly held = new Map<number, Waiting[]>();
+  private heldCount = 0;
+  private holding = false;
   constructor(
     private readonly database: DatabaseHandle,
     private readonly observer: SendBatcherObserver = {},
     private readonly maxQueued = MAX_QUEUED_SENDS,
   ) {}
 
-  /** Sends waiting for storage, including the batch in flight. */
+  /** Sends waiting for storage, including the batches in flight and the waiting lane. */
   get queued(): number {
-    return this.queue.length + this.inFlight;
+    return this.queue.length + this.inFlight + this.heldCount;
   }
 
   store(request: SendRequest): Promise<StoredSend | undefined> {
@@ -139,37 +162,86 @@ export class SendBatcher {
     });
   }
 
+  /** The main lane: one statement in flight, over every conversation whose row is free. */
   private async run(): Promise<void> {
     this.running = true;
     try {
       while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, MAX_BATCH);
+        const taken = this.queue.splice(0, MAX_BATCH);
         this.observer.queued?.(this.queue.length);
+        // Behind a conversation's sends already in the waiting lane: there, in order.
+        const batch = taken.filter((waiting) => !this.hold(waiting, false));
+        if (batch.length === 0) continue;
         this.observer.batch?.(batch.length);
         this.inFlight += batch.length;
-        const carrier = this.observer.context;
         try {
-          const requests = batch.map((w) => w.request);
-          const stored = await (carrier ? carrier.run(batch[0]!.context, () => this.insert(requests)) : this.insert(requests));
-          batch.forEach((waiting, index) => waiting.resolve(stored.get(index + 1)));
+          const { stored, skipped } = await this.withContext(batch[0]!, () => this.insert(batch.map((w) => w.request), FREE_ROWS_ONLY));
+          batch.forEach((waiting, index) => {
+            if (!this.hold(waiting, skipped.has(waiting.request.conversationId))) waiting.resolve(stored.get(index + 1));
+          });
         } catch (error) {
-          // A client_id raced by another replica (or, never expected, a deadlock): one by one.
+          // A client_id raced by another replica (or, never expected, a deadlock): the waiting
+          // lane stores them one by one. Anything else fails the batch's sends.
           const retry = [UNIQUE_VIOLATION, DEADLOCK_DETECTED].includes(databaseErrorCode(error) ?? '');
-          for (const waiting of batch) {
-            if (!retry) waiting.reject(error);
-            else
-              await (carrier ? carrier.run(waiting.context, () => this.storeOne(waiting.request)) : this.storeOne(waiting.request)).then(
-                waiting.resolve,
-                waiting.reject,
-              );
-          }
+          for (const waiting of batch) if (!this.hold(waiting, retry)) waiting.reject(error);
         } finally {
           this.inFlight -= batch.length;
         }
+        if (this.held.size > 0 && !this.holding) void this.runHeld();
       }
     } finally {
       this.running = false;
     }
+  }
+
+  /** Puts `waiting` in the waiting lane when `always` or when its conversation has sends there; whether it did. */
+  private hold(waiting: Waiting, always: boolean): boolean {
+    const id = waiting.request.conversationId;
+    const lane = this.held.get(id);
+    if (!lane && !always) return false;
+    if (lane) lane.push(waiting);
+    else this.held.set(id, [waiting]);
+    this.heldCount += 1;
+    return true;
+  }
+
+  /**
+   * The waiting lane: one conversation's sends at a time (taking turns), in a statement that
+   * waits for its row (lock_timeout bounds the wait: then they fail as unavailable).
+   */
+  private async runHeld(): Promise<void> {
+    this.holding = true;
+    try {
+      for (let next = this.held.entries().next(); !next.done; next = this.held.entries().next()) {
+        const [conversationId, lane] = next.value;
+        // The conversation stays in the map until its lane is empty: a send that arrives
+        // meanwhile joins the lane instead of overtaking these through the main lane.
+        const batch = lane.splice(0, MAX_BATCH);
+        try {
+          const { stored } = await this.withContext(batch[0]!, () => this.insert(batch.map((w) => w.request), WAITING_FOR_ROWS));
+          batch.forEach((waiting, index) => waiting.resolve(stored.get(index + 1)));
+        } catch (error) {
+          const retry = [UNIQUE_VIOLATION, DEADLOCK_DETECTED].includes(databaseErrorCode(error) ?? '');
+          for (const waiting of batch) {
+            if (!retry) waiting.reject(error);
+            else await this.withContext(waiting, () => this.storeOne(waiting.request)).then(waiting.resolve, waiting.reject);
+          }
+        } finally {
+          this.heldCount -= batch.length;
+        }
+        // Taking turns: a conversation with more to store goes to the back.
+        this.held.delete(conversationId);
+        if (lane.length > 0) this.held.set(conversationId, lane);
+      }
+    } finally {
+      this.holding = false;
+    }
+  }
+
+  /** Tracing: the statement runs in the context of the send it is attributed to. */
+  private withContext<R>(waiting: Waiting, work: () => Promise<R>): Promise<R> {
+    const carrier = this.observer.context;
+    return carrier ? carrier.run(waiting.context, work) : work();
   }
 
   /**
@@ -208,12 +280,12 @@ export class SendBatcher {
     return row && { id: toNumber(row.id), seq: toNumber(row.seq), timestamp: row.timestamp };
   }
 
-  /** Runs the batch statement; the map is keyed by the request's 1-based position. */
-  private async insert(requests: SendRequest[]): Promise<Map<number, StoredSend>> {
+  /** Runs a batch statement: what it stored, keyed by the request's 1-based position, and the conversations it passed over. */
+  private async insert(requests: SendRequest[], statement: SQL): Promise<{ stored: Map<number, StoredSend>; skipped: Set<number> }> {
     // Planned per batch: its best plan depends on the batch's size and on how many messages
     // are stored, which a generic plan made on a fresh database would not follow (db/client.ts).
     const rows = await timeStatement(this.observer.statement, 'send_batch', () =>
-      this.database.prepare<{ ord: unknown; id: unknown; seq: unknown; timestamp: string }>(batchStatement, { planEachCall: true })({
+      this.database.prepare<{ ord: unknown; id: unknown; seq: unknown; timestamp: string; skipped: unknown }>(statement, { planEachCall: true })({
         conversationIds: intArray(requests.map((r) => r.conversationId)),
         senderIds: intArray(requests.map((r) => r.senderId)),
         contents: textArray(requests.map((r) => r.content)),
@@ -221,7 +293,11 @@ export class SendBatcher {
       }),
     );
     const stored = new Map<number, StoredSend>();
-    for (const row of rows) stored.set(toNumber(row.ord), { id: toNumber(row.id), seq: toNumber(row.seq), timestamp: row.timestamp });
-    return stored;
+    const skipped = new Set<number>();
+    for (const row of rows) {
+      if (row.skipped !== null) skipped.add(toNumber(row.skipped));
+      else stored.set(toNumber(row.ord), { id: toNumber(row.id), seq: toNumber(row.seq), timestamp: row.timestamp });
+    }
+    return { stored, skipped };
   }
 }
