@@ -66,7 +66,7 @@ interface SearchRow extends PageRow {
  * One statement. It walks one word's index rows newest first (`message_words_word_idx`,
  * the longest whole word, which is likely the rarest; with only a prefix,
  * `message_words_head_idx` by its first three characters), at most `SEARCH_SCAN_ROWS` of
- * them, keeps those of conversations the caller is a member of now, checks the other
+ * them (a prefix's words of the same head count too: a message can appear twice), keeps those of conversations the caller is a member of now, checks the other
  * words of each candidate by the primary key (message id, word), and joins the page's
  * messages. Its cost is bounded by the scan, not by the size of the history; deleted
  * messages have no words (their delete removed them), edited ones only their current words.
@@ -82,15 +82,17 @@ export async function searchMessages(
   const lastLength = [...last].length;
   const hasPrefix = (column: SQL) => sql`left(${column}, ${lastLength}) = ${last}`;
 
-  const drive: SQL[] =
-    driving !== undefined
-      ? [sql`w.word = ${driving}`]
-      : prefix
-        ? [sql`left(w.word, 3) = ${[...last].slice(0, 3).join('')}`, hasPrefix(sql`w.word`)]
-        : [sql`w.word = ${last}`];
+  // A prefix alone walks every word of its first three characters (bounded by the scan) and
+  // keeps those with the whole prefix afterwards, so the scan's cost never depends on how
+  // rare the prefix is among them.
+  const byHead = driving === undefined && prefix;
+  const drive: SQL[] = [
+    driving !== undefined ? sql`w.word = ${driving}` : byHead ? sql`left(w.word, 3) = ${[...last].slice(0, 3).join('')}` : sql`w.word = ${last}`,
+  ];
   if (request.before !== undefined) drive.push(sql`w.message_id < ${request.before}`);
 
   const checks: SQL[] = [
+    ...(byHead ? [hasPrefix(sql`c.word`)] : []),
     request.conversationId === undefined
       ? sql`c.conversation_id in (select p.conversation_id from participants p where p.user_id = ${userId})`
       : sql`c.conversation_id = ${request.conversationId} and ${isMemberSql(request.conversationId, userId)}`,
@@ -106,11 +108,11 @@ export async function searchMessages(
 
   const rows = await database.query<SearchRow>(sql`
     with candidates as (
-      select w.message_id, w.conversation_id from message_words w
+      select w.message_id, w.conversation_id, w.word from message_words w
        where ${sql.join(drive, sql` and `)}
        order by w.message_id desc limit ${SEARCH_SCAN_ROWS}),
     hits as (
-      select c.message_id from candidates c
+      select distinct c.message_id from candidates c
        where ${sql.join(checks, sql` and `)}
        order by c.message_id desc limit ${request.limit + 1}),
     scan as (select count(*) as scanned, min(message_id) as scanned_to from candidates)
