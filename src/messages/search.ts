@@ -55,15 +55,11 @@ export function searchTerms(q: string): SearchTerms {
   return { exact, last, prefix };
 }
 
-interface SearchRow extends PageRow {
-  scanned: unknown;
-  scanned_to: unknown;
-}
-
 /**
  * Messages the caller can read now that hold every word of `q`, newest first.
  *
- * One statement. It walks one word's index rows newest first (`message_words_word_idx`,
+ * One statement (and, for a page that is not full, a second that tells whether the scan
+ * ended at its bound). It walks one word's index rows newest first (`message_words_word_idx`,
  * the longest whole word, which is likely the rarest; with only a prefix,
  * `message_words_head_idx` by its first three characters), at most `SEARCH_SCAN_ROWS` of
  * them (a prefix's words of the same head count too: a message can appear twice), keeps those of conversations the caller is a member of now, checks the other
@@ -91,49 +87,47 @@ export async function searchMessages(
   ];
   if (request.before !== undefined) drive.push(sql`w.message_id < ${request.before}`);
 
+  // Each further word is looked up per candidate (a sub-select with LIMIT stays a lookup by
+  // message id; as EXISTS the planner may hash every row of a common word instead).
+  const has = (condition: SQL) => sql`(select 1 from message_words x where x.message_id = c.message_id and ${condition} limit 1) is not null`;
   const checks: SQL[] = [
     ...(byHead ? [hasPrefix(sql`c.word`)] : []),
     request.conversationId === undefined
       ? sql`c.conversation_id in (select p.conversation_id from participants p where p.user_id = ${userId})`
       : sql`c.conversation_id = ${request.conversationId} and ${isMemberSql(request.conversationId, userId)}`,
   ];
-  for (const word of exact) {
-    if (word !== driving) checks.push(sql`exists (select 1 from message_words x where x.message_id = c.message_id and x.word = ${word})`);
-  }
+  for (const word of exact) if (word !== driving) checks.push(has(sql`x.word = ${word}`));
   // Driven by a whole word, the last word is one more check; otherwise it drives.
-  if (driving !== undefined) {
-    const lastWord = prefix ? hasPrefix(sql`x.word`) : sql`x.word = ${last}`;
-    checks.push(sql`exists (select 1 from message_words x where x.message_id = c.message_id and ${lastWord})`);
-  }
+  if (driving !== undefined) checks.push(has(prefix ? hasPrefix(sql`x.word`) : sql`x.word = ${last}`));
 
-  const rows = await database.query<SearchRow>(sql`
-    with candidates as (
-      select w.message_id, w.conversation_id, w.word from message_words w
-       where ${sql.join(drive, sql` and `)}
-       order by w.message_id desc limit ${SEARCH_SCAN_ROWS}),
-    hits as (
-      select distinct c.message_id from candidates c
-       where ${sql.join(checks, sql` and `)}
-       order by c.message_id desc limit ${request.limit + 1}),
-    scan as (select count(*) as scanned, min(message_id) as scanned_to from candidates)
-    select scan.scanned, scan.scanned_to, page.*
-      from scan left join (
-        select ${messageBaseColumns}, ${pageRowCounters}
-          from hits join messages m on m.id = hits.message_id join users u on u.id = m.sender_id
-         where not m.is_deleted) page on true
-     order by page.id desc`);
+  const scan = sql`
+    select w.message_id, w.conversation_id, w.word from message_words w
+     where ${sql.join(drive, sql` and `)}
+     order by w.message_id desc limit ${SEARCH_SCAN_ROWS}`;
+  // The candidates stream in index order: the page stops reading them once it is full.
+  const rows = await database.query<PageRow>(sql`
+    select ${messageBaseColumns}, ${pageRowCounters}
+      from (select ${byHead ? sql`distinct on (c.message_id)` : sql``} c.message_id from (${scan}) c
+             where ${sql.join(checks, sql` and `)}
+             order by c.message_id desc limit ${request.limit + 1}) hits
+      join messages m on m.id = hits.message_id join users u on u.id = m.sender_id
+     where not m.is_deleted
+     order by m.id desc`);
 
-  const scanned = toNumber(rows[0]?.scanned ?? 0);
-  const pageRows = rows.filter((row) => row.id !== null);
   // As the conversation's other routes: a conversation of others is not found (a hit proves membership).
-  if (request.conversationId !== undefined && pageRows.length === 0 && !(await isMember(database, userId, request.conversationId))) {
+  if (request.conversationId !== undefined && rows.length === 0 && !(await isMember(database, userId, request.conversationId))) {
     throw notFound('conversation not found');
   }
-  const full = pageRows.length > request.limit;
-  const messages = pageRows.slice(0, request.limit);
+  const messages = rows.slice(0, request.limit);
   await completeRows(database, messages);
   let nextBefore: number | null = null;
-  if (full) nextBefore = toNumber(messages.at(-1)!.id);
-  else if (scanned >= SEARCH_SCAN_ROWS) nextBefore = toNumber(rows[0]!.scanned_to);
+  if (rows.length > request.limit) nextBefore = toNumber(messages.at(-1)!.id);
+  else {
+    // A short page: did it stop at the end of the word's rows, or at the bound of the scan?
+    const [bound] = await database.query<{ scanned: unknown; scanned_to: unknown }>(
+      sql`select count(*) as scanned, min(s.message_id) as scanned_to from (${scan}) s`,
+    );
+    if (toNumber(bound?.scanned ?? 0) >= SEARCH_SCAN_ROWS) nextBefore = toNumber(bound!.scanned_to);
+  }
   return { messages: messages.map((row) => messageView(row, links)), nextBefore };
 }
