@@ -19,6 +19,7 @@ import { fanoutWorkload } from './workloads/fanout.js';
 import { historyWorkload } from './workloads/history.js';
 import { idleWorkload } from './workloads/idle.js';
 import { inboxWorkload } from './workloads/inbox.js';
+import { searchWorkload } from './workloads/search.js';
 import { soakWorkload } from './workloads/soak.js';
 import { uploadWorkload } from './workloads/upload.js';
 
@@ -38,6 +39,7 @@ function runWorkload(workload: Workload, context: StackContext | null, options: 
   if (workload === 'idle') return idleWorkload(context, options);
   if (workload === 'soak') return soakWorkload(context, options);
   if (workload === 'inbox') return inboxWorkload(context, options);
+  if (workload === 'search') return searchWorkload(context, options);
   return historyWorkload(context, options);
 }
 

@@ -28,6 +28,7 @@ import { infrastructurePlugin } from './http/infrastructure.js';
 import { ErrorResponse } from './contract/common.js';
 import { validatorCompiler } from './http/validation.js';
 import { messageRoutes } from './messages/routes.js';
+import { searchRoutes } from './messages/search-routes.js';
 import { metricsPlugin } from './metrics/plugin.js';
 import { notificationRoutes } from './notifications/routes.js';
 import { Notification } from './contract/notifications.js';
@@ -256,6 +257,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         await authenticated.register(conversationRoutes);
         await authenticated.register(memberRoutes);
         await authenticated.register(messageRoutes);
+        await authenticated.register(searchRoutes);
         await authenticated.register(attachmentRoutes);
         await authenticated.register(notificationRoutes);
       });

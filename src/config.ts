@@ -88,6 +88,7 @@ export const ConfigSchema = Type.Object({
   MAX_UPLOADS: Int(8, 0, 10_000, 'concurrent uploads per replica; 0 = off'),
   MAX_SOCKETS_PER_USER: Int(20, 0, 100_000, 'open sockets per user across replicas; 0 = off'),
   RECEIPTS_MAX_MEMBERS: Int(100, 0, 1_000_000, 'read receipts (read.updated) only in conversations of up to this many members; 0 = none'),
+  MAX_REPLAY_EVENTS: Int(10_000, 1, 10_000_000, 'a chat socket resuming with ?last_seq= further behind than this is closed with 4409 (reload over REST)'),
   USER_SEARCH_MIN_PREFIX: Int(1, 0, 32, 'shortest ?search= prefix for the user search; 0 allows listing without one'),
   TRUST_PROXY: Type.Optional(
     Type.String({

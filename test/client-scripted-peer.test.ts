@@ -75,6 +75,8 @@ const chatMessage = (seq: number, clientId: string, content: string) =>
       client_id: clientId,
       seq,
       attachments: [],
+      reply_to: null,
+      reactions: [],
     },
   });
 

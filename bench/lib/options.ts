@@ -1,9 +1,12 @@
 /** The command line of `npm run bench -- [options]`. */
 import { parseArgs } from 'node:util';
 
-export const WORKLOADS = ['fanout', 'idle', 'history', 'upload', 'soak', 'inbox'] as const;
+export const WORKLOADS = ['fanout', 'idle', 'history', 'upload', 'soak', 'inbox', 'search'] as const;
 export type Workload = (typeof WORKLOADS)[number];
-/** What runs without --only: the soak takes ten minutes, so it is asked for by name (the inbox too: it seeds 2,000 conversations). */
+/**
+ * What runs without --only: the soak takes ten minutes, so it is asked for by name (the inbox
+ * too: it seeds 2,000 conversations; and search: a million messages).
+ */
 export const DEFAULT_WORKLOADS: readonly Workload[] = ['fanout', 'idle', 'history', 'upload'];
 
 export interface Options {
@@ -26,10 +29,13 @@ export interface Options {
   /** soak: the sustained fan-out rate (msg/s) and how long it is held (s). */
   soakRate: number;
   soakDurationS: number;
+  /** search: messages of the big history (the small one has a hundredth), over `searchConversations` conversations each. */
+  searchMessages: number;
+  searchConversations: number;
 }
 
 export const USAGE = `usage: npm run bench -- [options]   (one JSON report on stdout, progress on stderr)
-  --only LIST          workloads, comma separated [fanout,idle,history,upload]; soak and inbox only when named
+  --only LIST          workloads, comma separated [fanout,idle,history,upload]; soak, inbox and search only when named
   --rates LIST         fanout step rates, msg/s [250,500,1000,1500,2000,2500,3000,4000,5000,6000]
   --rate R             fanout steady rate for p50/p99, msg/s [50]
   --duration S         seconds per fanout run (steady, each step) and of the history and inbox reads [10]
@@ -42,6 +48,8 @@ export const USAGE = `usage: npm run bench -- [options]   (one JSON report on st
   --upload-mb MB       upload: file size passed to measureUploadMemory [500]
   --soak-rate R        soak: sustained fan-out rate, msg/s [500]
   --soak-duration S    soak: seconds the rate is held, reported in 10 s windows [600]
+  --search-messages N  search: messages of the big history; the small one has N/100 [1000000]
+  --search-conversations C  search: conversations each history is spread over [1000]
 Environment: BENCH_PG_URL [postgres://postgres@127.0.0.1:5432/postgres] (admin URL; a bench_<random>
 database is created on that server and dropped at the end), BENCH_REDIS_URL (use this Redis instead
 of starting a redis-server on a free loopback port).`;
@@ -85,6 +93,8 @@ export function parseOptions(argv: string[]): Options | 'help' {
         'upload-mb': { type: 'string', default: '500' },
         'soak-rate': { type: 'string', default: '500' },
         'soak-duration': { type: 'string', default: '600' },
+        'search-messages': { type: 'string', default: '1000000' },
+        'search-conversations': { type: 'string', default: '1000' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -115,5 +125,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
     uploadMb: positive('upload-mb', v['upload-mb']),
     soakRate: positive('soak-rate', v['soak-rate']),
     soakDurationS: positive('soak-duration', v['soak-duration']),
+    searchMessages: int('search-messages', v['search-messages'], 100),
+    searchConversations: int('search-conversations', v['search-conversations'], 1),
   };
 }

@@ -37,6 +37,19 @@ export const AttachmentAddedEvent = Type.Object({
   message_id: BigId('message id'),
   attachment: Attachment,
 });
+/** Someone reacted to a message with an emoji, or took their reaction back. */
+const reactionEvent = <T extends 'reaction.added' | 'reaction.removed'>(type: T) =>
+  Type.Object({
+    type: Type.Literal(type),
+    seq: Seq,
+    conversation_id: Id('conversation id'),
+    message_id: BigId('message id'),
+    emoji: Type.String({ description: 'one emoji' }),
+    user: Type.String({ description: 'username' }),
+    user_id: Id('user id'),
+  });
+export const ReactionAddedEvent = reactionEvent('reaction.added');
+export const ReactionRemovedEvent = reactionEvent('reaction.removed');
 /** A user as membership events name them. */
 export const EventUser = Type.Object({ id: Id('user id'), username: Type.String() });
 export const MemberAddedEvent = Type.Object({
@@ -104,6 +117,8 @@ export type ChatMessageEvent = Omit<Static<typeof ChatMessageEvent>, 'message'> 
 export type MessageEditedEvent = Static<typeof MessageEditedEvent>;
 export type MessageDeletedEvent = Static<typeof MessageDeletedEvent>;
 export type AttachmentAddedEvent = Static<typeof AttachmentAddedEvent>;
+export type ReactionAddedEvent = Static<typeof ReactionAddedEvent>;
+export type ReactionRemovedEvent = Static<typeof ReactionRemovedEvent>;
 export type UserTypingEvent = Static<typeof UserTypingEvent>;
 export type EventUser = Static<typeof EventUser>;
 export type MemberAddedEvent = Static<typeof MemberAddedEvent>;
@@ -117,8 +132,13 @@ export type NotificationReadEvent = Static<typeof NotificationReadEvent>;
 
 /** Membership and conversation events: stored in the log as published (their `payload`). */
 export type MembershipEvent = MemberAddedEvent | MemberRemovedEvent | MemberRoleEvent | ConversationUpdatedEvent;
+/**
+ * Reaction events: stored as published, replayed as `message.deleted` once their message is
+ * deleted (its reactions went with it).
+ */
+export type ReactionEvent = ReactionAddedEvent | ReactionRemovedEvent;
 /** A message event: rendered from the current rows, so deleted text never comes back. */
-export type MessageEvent = ChatMessageEvent | MessageEditedEvent | MessageDeletedEvent | AttachmentAddedEvent;
+export type MessageEvent = ChatMessageEvent | MessageEditedEvent | MessageDeletedEvent | AttachmentAddedEvent | ReactionEvent;
 /** A conversation event: numbered by `seq`, stored in the event log, published after commit. */
 export type ConversationEvent = MessageEvent | MembershipEvent;
 /** Everything `/ws/chat/{id}/` sends. */
@@ -133,6 +153,8 @@ export const ChatServerEventSchema = Type.Union([
   MessageEditedEvent,
   MessageDeletedEvent,
   AttachmentAddedEvent,
+  ReactionAddedEvent,
+  ReactionRemovedEvent,
   MemberAddedEvent,
   MemberRemovedEvent,
   MemberRoleEvent,

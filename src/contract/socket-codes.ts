@@ -23,6 +23,11 @@ export const CloseCode = {
   forbidden: 4403,
   /** More sockets than MAX_SOCKETS_PER_USER: the client may retry later. */
   tooManySockets: 4429,
+  /**
+   * `?last_seq=` more than MAX_REPLAY_EVENTS behind: the client reloads the newest page over
+   * REST and reconnects from the `last_seq` it then has.
+   */
+  tooFarBehind: 4409,
   /** The client read too slowly; it reconnects and resumes with `last_seq`. */
   slowConsumer: 4008,
 } as const;

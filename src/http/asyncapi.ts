@@ -1,5 +1,5 @@
 import {
-  AttachmentAddedEvent, ChatMessageEvent, ConversationUpdatedEvent, ErrorEvent, MemberAddedEvent, MemberRemovedEvent, MemberRoleEvent,
+  AttachmentAddedEvent, ChatMessageEvent, ReactionAddedEvent, ReactionRemovedEvent, ConversationUpdatedEvent, ErrorEvent, MemberAddedEvent, MemberRemovedEvent, MemberRoleEvent,
   MessageDeletedEvent, MessageEditedEvent, NotificationEvent, NotificationReadEvent, ReadUpdatedEvent, UserTypingEvent, eventSchemaContext,
 } from '../contract/events.js';
 import { CLIENT_FRAMES } from '../contract/frames.js';
@@ -42,10 +42,15 @@ function typeOf(schema: unknown): string {
 
 /** One line per message, for the document's readers. */
 const SUMMARIES: Record<string, string> = {
-  chat_message: 'send a message (idempotent with client_id); answered by its chat.message',
+  chat_message: 'send a message (idempotent with client_id: a resend is answered by the original chat.message; reply_to answers a message)',
   edit_message: 'edit one of your messages',
   delete_message: 'delete one of your messages',
   typing: 'start or stop typing (live only, throttled)',
+  read: 'move your read marker',
+  react: 'react to a message with one emoji (idempotent)',
+  unreact: 'take your reaction back (idempotent)',
+  'reaction.added': 'someone reacted to a message',
+  'reaction.removed': 'someone took a reaction back',
   'chat.message': 'a new message (also to its sender)',
   'message.edited': 'a message was edited',
   'message.deleted': 'a message was deleted',
@@ -69,6 +74,8 @@ const CHAT_EVENTS = [
   MessageEditedEvent,
   MessageDeletedEvent,
   AttachmentAddedEvent,
+  ReactionAddedEvent,
+  ReactionRemovedEvent,
   MemberAddedEvent,
   MemberRemovedEvent,
   MemberRoleEvent,
@@ -124,8 +131,9 @@ export function asyncApiDocument(publicUrl: string): JsonObject {
         address: '/ws/chat/{conversationId}/',
         title: 'A conversation',
         description:
-          'Live events of one conversation, and frames that send, edit, delete and type. 4401: bad token; 4403: not a member, ' +
-          'or removed from the conversation (right after the `member.removed` event naming the user).',
+          'Live events of one conversation, and frames that send, edit, delete, react and type. 4401: bad token; 4403: not a member, ' +
+          'or removed from the conversation (right after the `member.removed` event naming the user); 4409: `last_seq` more than ' +
+          'MAX_REPLAY_EVENTS behind (reload over REST, reconnect with the new `last_seq`).',
         parameters: { conversationId: { description: 'the conversation id' } },
         messages: channelMessages([...chatIn, ...chatOut]),
         bindings: {

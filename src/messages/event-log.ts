@@ -4,7 +4,7 @@ import type { ConversationEvent } from '../contract/events.js';
 import type { DatabaseHandle } from '../db/client.js';
 import { EventKind } from '../db/schema/index.js';
 import { isoTime, toNumber } from '../db/sql.js';
-import { attachmentView, messageColumns, messageView, type MessageRecord } from './views.js';
+import { attachmentView, messageEventColumns, messageView, type MessageRecord } from './views.js';
 
 interface EventRow extends MessageRecord {
   event_seq: unknown;
@@ -22,7 +22,10 @@ interface EventRow extends MessageRecord {
  * Events after `afterSeq`, in seq order. Message events render from the current rows: an
  * event about a message that has since been deleted replays as that deletion (or, for its
  * creation, as a deleted message), so the log never serves deleted text or files again.
- * Membership and conversation events replay as stored, the JSON that was published.
+ * Membership and conversation events replay as stored, the JSON that was published;
+ * reaction events too, unless their message has since been deleted (its reactions went with
+ * it): then they replay as that deletion. A replayed `chat.message` has no reactions, as
+ * when it was new: the reaction events after it rebuild them, each once.
  */
 export async function readEvents(
   database: DatabaseHandle,
@@ -32,7 +35,7 @@ export async function readEvents(
   limit: number,
 ): Promise<ConversationEvent[]> {
   const rows = await database.query<EventRow>(sql`
-    select e.seq as event_seq, e.kind, e.attachment_id, e.payload, ${messageColumns},
+    select e.seq as event_seq, e.kind, e.attachment_id, e.payload, ${messageEventColumns},
            a.filename as a_filename, a.content_type as a_content_type, a.size as a_size,
            ${isoTime(sql`a.created_at`)} as a_uploaded_at
       from conversation_events e
@@ -45,8 +48,10 @@ export async function readEvents(
 }
 
 function renderEvent(row: EventRow, links: AttachmentLinkSigner, conversationId: number): ConversationEvent {
-  if (row.payload !== null) return JSON.parse(row.payload) as ConversationEvent;
   const seq = toNumber(row.event_seq);
+  const reaction = row.kind === EventKind.reactionAdded || row.kind === EventKind.reactionRemoved;
+  if (reaction && row.is_deleted) return { type: 'message.deleted', seq, conversation_id: conversationId, message_id: toNumber(row.id) };
+  if (row.payload !== null) return JSON.parse(row.payload) as ConversationEvent;
   const message = messageView(row, links);
   // Same key order as live events, so a replayed event is byte-for-byte what was published.
   const base = { seq, conversation_id: conversationId };

@@ -6,7 +6,9 @@ import type { DatabaseHandle } from '../db/client.js';
 import { intArray, toNumber } from '../db/sql.js';
 import { notFound } from '../domain/errors.js';
 import { timeStatement, type StatementTimer } from '../domain/observer.js';
-import { attachmentColumns, messageBaseColumns, messageView, type AttachmentRecord, type MessageRecord } from './views.js';
+import {
+  attachmentColumns, messageBaseColumns, messageView, reactionsOf, replyToColumn, type AttachmentRecord, type MessageRecord,
+} from './views.js';
 
 /** A page request: the contract's query, as validated. */
 export type PageRequest = Pick<MessagePageQuery, 'limit'> & { before?: number | undefined; after?: number | undefined };
@@ -21,10 +23,17 @@ export interface MessagePage {
 /** Which bounds a page request has; each shape is its own prepared statement. */
 type PageShape = 'newest' | 'before' | 'after' | 'between';
 
-/** A history row: the attachments are read apart, for the rows that count some. */
-interface PageRow extends MessageRecord {
+/** A history row: attachments, reactions and reply previews are read apart, for the rows that have some. */
+export interface PageRow extends MessageRecord {
   attachment_count: number;
+  reaction_count: number;
+  reply_to_id: unknown;
 }
+
+/** Columns of `PageRow` beyond `messageBaseColumns`, from `messages m`. */
+export const pageRowCounters: SQL = sql`
+  case when m.is_deleted then 0 else m.attachment_count end as attachment_count,
+  case when m.is_deleted then 0 else m.reaction_count end as reaction_count, m.reply_to_id`;
 
 interface MessageAttachmentRow extends AttachmentRecord, Record<string, unknown> {
   message_id: unknown;
@@ -45,7 +54,7 @@ function pageStatement(shape: PageShape): SQL {
   if (shape === 'before' || shape === 'between') filters.push(sql`m.id < ${sql.placeholder('before')}`);
   if (shape === 'after' || shape === 'between') filters.push(sql`m.id > ${sql.placeholder('after')}`);
   return sql`
-    select ${messageBaseColumns}, case when m.is_deleted then 0 else m.attachment_count end as attachment_count
+    select ${messageBaseColumns}, ${pageRowCounters}
       from messages m join users u on u.id = m.sender_id
      where ${sql.join(filters, sql` and `)}
      order by m.id ${shape === 'after' ? sql`asc` : sql`desc`} limit ${sql.placeholder('limit')}`;
@@ -87,8 +96,56 @@ export async function listMessages(
   const hasMore = rows.length > page.limit;
   const pageRows = rows.slice(0, page.limit);
   if (shape !== 'after') pageRows.reverse();
-  await attachAttachments(database, pageRows);
+  await completeRows(database, pageRows);
   return { messages: pageRows.map((row) => messageView(row, links)), hasMore };
+}
+
+const REACTIONS_OF_MESSAGES = reactionsOf(sql`${sql.placeholder('ids')}::int8[]`);
+const REPLY_PREVIEWS = sql`
+  select m.id as message_id, ${replyToColumn} from messages m where m.id = any(${sql.placeholder('ids')}::int8[])`;
+
+interface ReactionRow extends Record<string, unknown> {
+  message_id: unknown;
+  emoji: string;
+  count: unknown;
+  users: string[];
+}
+
+/**
+ * Sets `attachments`, `reactions` and `reply_to` on each row, reading each only for the rows
+ * that have some (their counters and `reply_to_id` say so): a page without any costs nothing
+ * more than its one statement.
+ */
+export async function completeRows(database: DatabaseHandle, rows: PageRow[]): Promise<void> {
+  await Promise.all([attachAttachments(database, rows), attachReactions(database, rows), attachReplies(database, rows)]);
+}
+
+async function attachReactions(database: DatabaseHandle, rows: PageRow[]): Promise<void> {
+  const reacted = rows.filter((row) => row.reaction_count > 0);
+  for (const row of rows) row.reactions = null;
+  if (reacted.length === 0) return;
+  const byMessage = new Map<number, { emoji: string; count: number; users: string[] }[]>();
+  const ids = intArray(reacted.map((row) => toNumber(row.id)));
+  for (const reaction of await database.prepare<ReactionRow>(REACTIONS_OF_MESSAGES)({ ids })) {
+    const messageId = toNumber(reaction.message_id);
+    const view = { emoji: reaction.emoji, count: toNumber(reaction.count), users: reaction.users };
+    const list = byMessage.get(messageId);
+    if (list) list.push(view);
+    else byMessage.set(messageId, [view]);
+  }
+  for (const row of reacted) row.reactions = byMessage.get(toNumber(row.id)) ?? null;
+}
+
+async function attachReplies(database: DatabaseHandle, rows: PageRow[]): Promise<void> {
+  const replies = rows.filter((row) => row.reply_to_id !== null);
+  for (const row of rows) row.reply_to = null;
+  if (replies.length === 0) return;
+  const ids = intArray(replies.map((row) => toNumber(row.id)));
+  const previews = new Map<number, unknown>();
+  for (const preview of await database.prepare<{ message_id: unknown; reply_to: unknown }>(REPLY_PREVIEWS)({ ids })) {
+    previews.set(toNumber(preview.message_id), preview.reply_to);
+  }
+  for (const row of replies) row.reply_to = previews.get(toNumber(row.id)) ?? null;
 }
 
 /** Sets `attachments` on each row: null (none) or the rows of those that count some. */

@@ -3,18 +3,30 @@ import type { AttachmentLinkSigner } from '../attachments/links.js';
 import type { MessageView } from '../contract/messages.js';
 import type { DatabaseHandle, Query } from '../db/client.js';
 import { EventKind } from '../db/schema/index.js';
-import { toNumber } from '../db/sql.js';
+import { textArray, toNumber } from '../db/sql.js';
 import type { AuthUser } from '../domain/auth-user.js';
 import { conflict, forbidden, notFound } from '../domain/errors.js';
 import { normalizeClientId, normalizeContent } from './content.js';
+import { createReactions, type Reactions } from './reactions.js';
+import { normalizeReplyTo, replyPreviewFor } from './replies.js';
+import { wordsOf } from './search-words.js';
 import { SendBatcher, type SendBatcherObserver } from './send-batcher.js';
 import { messageColumns, messageView, type MessageRecord } from './views.js';
 import type { WritePath } from './write-path.js';
 
-/** Sending, editing and deleting messages: each a conversation event of the one write path. */
-export interface MessageWrites {
-  /** `created` is false when `client_id` matched an earlier send: that message comes back. */
-  send(actor: AuthUser, conversationId: number, content: unknown, clientId?: unknown): Promise<{ message: MessageView; created: boolean }>;
+/** Sending, editing, deleting and reacting to messages: each a conversation event of the one write path. */
+export interface MessageWrites extends Reactions {
+  /**
+   * `created` is false when `client_id` matched an earlier send: that message comes back.
+   * `replyTo`: the id of a message of the same conversation it answers.
+   */
+  send(
+    actor: AuthUser,
+    conversationId: number,
+    content: unknown,
+    clientId?: unknown,
+    replyTo?: unknown,
+  ): Promise<{ message: MessageView; created: boolean }>;
   edit(actor: AuthUser, conversationId: number, messageId: number, content: unknown): Promise<MessageView>;
   /** Idempotent; resolves to the storage keys of the attachments it removed. */
   delete(actor: AuthUser, conversationId: number, messageId: number): Promise<string[]>;
@@ -38,6 +50,19 @@ export async function ownMessage(query: Query, actor: AuthUser, conversationId: 
   return row;
 }
 
+/** A message of the conversation as it is now (reactions included), or undefined. */
+export async function findMessage(
+  database: DatabaseHandle,
+  links: AttachmentLinkSigner,
+  conversationId: number,
+  messageId: number,
+): Promise<MessageView | undefined> {
+  const [row] = await database.query<MessageRecord>(sql`
+    select ${messageColumns} from messages m join users u on u.id = m.sender_id
+     where m.id = ${messageId} and m.conversation_id = ${conversationId}`);
+  return row && messageView(row, links);
+}
+
 export function createMessageWrites(options: MessageWritesOptions): MessageWrites {
   const { writePath, database, links } = options;
   const batcher = new SendBatcher(database, options.sendObserver);
@@ -49,11 +74,14 @@ export function createMessageWrites(options: MessageWritesOptions): MessageWrite
     return row && messageView(row, links);
   }
 
-  async function send(actor: AuthUser, conversationId: number, rawContent: unknown, rawClientId?: unknown) {
+  async function send(actor: AuthUser, conversationId: number, rawContent: unknown, rawClientId?: unknown, rawReplyTo?: unknown) {
     const content = normalizeContent(rawContent, options.maxMessageLength);
     const clientId = normalizeClientId(rawClientId);
+    const replyToId = normalizeReplyTo(rawReplyTo);
     writePath.admit();
-    const stored = await batcher.store({ conversationId, senderId: actor.id, content, clientId });
+    // A reply costs one more statement (the original's check and preview); other sends none.
+    const replyTo = replyToId === null ? null : await replyPreviewFor(database, actor.id, conversationId, replyToId);
+    const stored = await batcher.store({ conversationId, senderId: actor.id, content, clientId, replyToId, words: wordsOf(content) });
     if (!stored) {
       // Skipped: a client_id used before (that message comes back), or not a participant.
       const earlier = clientId === null ? undefined : await findByClientId(actor, conversationId, clientId);
@@ -73,20 +101,34 @@ export function createMessageWrites(options: MessageWritesOptions): MessageWrite
       client_id: clientId,
       seq: stored.seq,
       attachments: [],
+      reply_to: replyTo,
+      reactions: [],
     };
     writePath.committed({ type: 'chat.message', seq: message.seq, conversation_id: conversationId, message }, actor);
     return { message, created: true };
   }
 
   return {
-    send: (actor, conversationId, content, clientId) => writePath.track(send(actor, conversationId, content, clientId)),
+    send: (actor, conversationId, content, clientId, replyTo) => writePath.track(send(actor, conversationId, content, clientId, replyTo)),
+    ...createReactions({ writePath }),
 
     async edit(actor, conversationId, messageId, rawContent) {
       const content = normalizeContent(rawContent, options.maxMessageLength);
       const edited = await writePath.sequenced(actor, conversationId, async (query, seq) => {
         const current = await ownMessage(query, actor, conversationId, messageId);
         if (current.is_deleted) throw conflict('a deleted message cannot be edited');
-        await query(sql`update messages set content = ${content}, edited_at = now() where id = ${messageId}`);
+        // The version it replaces is kept (its history), and its words give way to the new ones
+        // (words of both versions stay: deleting and inserting one key in a statement would clash).
+        const words = textArray(wordsOf(content));
+        await query(sql`
+          with kept as (
+            insert into message_versions (message_id, content, written_at)
+            select id, content, coalesce(edited_at, created_at) from messages where id = ${messageId}),
+          unindexed as (delete from message_words where message_id = ${messageId} and word <> all(${words}::text[])),
+          indexed as (
+            insert into message_words (message_id, conversation_id, word)
+            select ${messageId}, ${conversationId}, w.word from unnest(${words}::text[]) as w(word) on conflict do nothing)
+          update messages set content = ${content}, edited_at = now() where id = ${messageId}`);
         const [row] = await query<MessageRecord>(sql`
           select ${messageColumns} from messages m join users u on u.id = m.sender_id where m.id = ${messageId}`);
         if (!row) throw new Error('edited message vanished');
@@ -111,8 +153,13 @@ export function createMessageWrites(options: MessageWritesOptions): MessageWrite
       const keys = await writePath.sequenced(actor, conversationId, async (query, seq) => {
         const current = await ownMessage(query, actor, conversationId, messageId);
         if (current.is_deleted) return null;
-        // The text is gone for good; the row stays so history keeps its place.
-        await query(sql`update messages set content = '', is_deleted = true, attachment_count = 0 where id = ${messageId}`);
+        // The text is gone for good, with its earlier versions, its words and its reactions;
+        // the row stays so history keeps its place.
+        await query(sql`
+          with versions as (delete from message_versions where message_id = ${messageId}),
+          words as (delete from message_words where message_id = ${messageId}),
+          reactions as (delete from message_reactions where message_id = ${messageId})
+          update messages set content = '', is_deleted = true, attachment_count = 0, reaction_count = 0 where id = ${messageId}`);
         const removed = await query<{ storage_key: string }>(
           sql`delete from attachments where message_id = ${messageId} returning storage_key`,
         );

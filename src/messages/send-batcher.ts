@@ -13,6 +13,10 @@ export interface SendRequest {
   senderId: number;
   content: string;
   clientId: string | null;
+  /** The message it answers (checked by the caller to be of the same conversation); none by default. */
+  replyToId?: number | null;
+  /** Its words for the search index (search-words.ts); none by default. */
+  words?: string[];
 }
 
 /** What the batch statement stored for a request; undefined: it stored nothing for it. */
@@ -59,8 +63,8 @@ const batchStatement = (skipLocked: boolean) => sql`
     with input as (
       select * from unnest(
         ${sql.placeholder('conversationIds')}::int4[], ${sql.placeholder('senderIds')}::int4[],
-        ${sql.placeholder('contents')}::text[], ${sql.placeholder('clientIds')}::text[]
-      ) with ordinality as i(conversation_id, sender_id, content, client_id, ord)),
+        ${sql.placeholder('contents')}::text[], ${sql.placeholder('clientIds')}::text[], ${sql.placeholder('replyTos')}::int8[]
+      ) with ordinality as i(conversation_id, sender_id, content, client_id, reply_to_id, ord)),
     locked as (
       select c.id, c.last_seq, c.message_count from conversations c
        where c.id in (select conversation_id from input)
@@ -82,9 +86,15 @@ const batchStatement = (skipLocked: boolean) => sql`
         from (select conversation_id, max(seq) as seq, max(message_count) as message_count from numbered group by conversation_id) n
        where c.id = n.conversation_id),
     msg as (
-      insert into messages (conversation_id, sender_id, content, client_id, seq)
-      select conversation_id, sender_id, content, client_id, seq from numbered order by conversation_id, seq
+      insert into messages (conversation_id, sender_id, content, client_id, seq, reply_to_id)
+      select conversation_id, sender_id, content, client_id, seq, reply_to_id from numbered order by conversation_id, seq
       returning id, conversation_id, seq, created_at),
+    words as (
+      insert into message_words (message_id, conversation_id, word)
+      select msg.id, msg.conversation_id, w.word
+        from unnest(${sql.placeholder('wordOrds')}::int4[], ${sql.placeholder('words')}::text[]) as w(ord, word)
+        join numbered n on n.ord = w.ord
+        join msg on msg.conversation_id = n.conversation_id and msg.seq = n.seq),
     ev as (
       insert into conversation_events (conversation_id, seq, kind, message_id, message_count)
       select msg.conversation_id, msg.seq, ${EventKind.messageCreated}, msg.id, n.message_count
@@ -112,7 +122,7 @@ const WAITING_FOR_ROWS = batchStatement(false);
  *
  * The statement locks the batch's conversation rows in id order (so two replicas' batches
  * cannot deadlock), numbers each conversation's new messages from its `last_seq`, and
- * writes messages and event records. It also keeps the read state's counts (INBOX.md):
+ * writes messages, their words for search (search-words.ts) and event records. It also keeps the read state's counts (INBOX.md):
  * the conversation's `message_count`, each event record's running `message_count`, and the
  * sender's read marker, moved to their newest message of the batch (sending counts as
  * reading, so a member never has unread messages of their own). Participant rows are locked
@@ -250,7 +260,7 @@ export class SendBatcher {
    * nothing (a client_id used before, or not a participant).
    */
   private async storeOne(request: SendRequest): Promise<StoredSend | undefined> {
-    const { conversationId, senderId, content, clientId } = request;
+    const { conversationId, senderId, content, clientId, replyToId = null, words = [] } = request;
     let rows: { id: unknown; seq: unknown; timestamp: string }[];
     try {
       rows = await timeStatement(this.observer.statement, 'send_one', () => this.database.query(sql`
@@ -260,9 +270,12 @@ export class SendBatcher {
              and ${isMemberSql(conversationId, senderId)}
           returning c.id, c.last_seq, c.message_count),
         msg as (
-          insert into messages (conversation_id, sender_id, content, client_id, seq)
-          select conv.id, ${senderId}, ${content}, ${clientId}, conv.last_seq from conv
+          insert into messages (conversation_id, sender_id, content, client_id, seq, reply_to_id)
+          select conv.id, ${senderId}, ${content}, ${clientId}, conv.last_seq, ${replyToId}::int8 from conv
           returning id, seq, created_at),
+        words as (
+          insert into message_words (message_id, conversation_id, word)
+          select msg.id, ${conversationId}, w.word from msg, unnest(${textArray(words)}::text[]) as w(word)),
         ev as (
           insert into conversation_events (conversation_id, seq, kind, message_id, message_count)
           select ${conversationId}, msg.seq, ${EventKind.messageCreated}, msg.id, conv.message_count from msg, conv),
@@ -290,6 +303,9 @@ export class SendBatcher {
         senderIds: intArray(requests.map((r) => r.senderId)),
         contents: textArray(requests.map((r) => r.content)),
         clientIds: textArray(requests.map((r) => r.clientId)),
+        replyTos: textArray(requests.map((r) => (r.replyToId === null || r.replyToId === undefined ? null : String(r.replyToId)))),
+        wordOrds: intArray(requests.flatMap((r, index) => (r.words ?? []).map(() => index + 1))),
+        words: textArray(requests.flatMap((r) => r.words ?? [])),
       }),
     );
     const stored = new Map<number, StoredSend>();

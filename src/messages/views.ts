@@ -1,7 +1,7 @@
 import { type SQL, sql } from 'drizzle-orm';
 import type { AttachmentLinkSigner } from '../attachments/links.js';
 import { isoFrom, isoTime, toNumber } from '../db/sql.js';
-import type { AttachmentView, MessageView } from '../contract/messages.js';
+import type { AttachmentView, MessageView, ReactionView, ReplyPreviewView } from '../contract/messages.js';
 
 /**
  * Message columns for `MessageRecord` but `attachments`, from
@@ -16,14 +16,47 @@ export const messageBaseColumns: SQL = sql`
 export const attachmentColumns: SQL = sql`
   a.id, a.filename, a.content_type, a.size, ${isoTime(sql`a.created_at`)} as uploaded_at`;
 
-/** Message columns for `MessageRecord`, from `messages m join users u on u.id = m.sender_id`. */
-export const messageColumns: SQL = sql`${messageBaseColumns},
+/** The preview of the message `m` answers (API.md: 200 characters, no text once deleted); null for most. */
+export const replyToColumn: SQL = sql`
+  case when m.reply_to_id is null then null else (
+    select json_build_object('id', r.id, 'sender', ru.username,
+                             'content', case when r.is_deleted then '' else left(r.content, 200) end, 'is_deleted', r.is_deleted)
+      from messages r join users ru on ru.id = r.sender_id where r.id = m.reply_to_id) end as reply_to`;
+
+/**
+ * The reactions of the messages whose ids are `ids` (an SQL int8[]), one row per message and
+ * emoji in the order each emoji first came, with the first ten users.
+ */
+export const reactionsOf = (ids: SQL): SQL => sql`
+  select r.message_id, r.emoji, count(*)::int4 as count,
+         (array_agg(u.username order by r.created_at, r.user_id))[1:10] as users, min(r.created_at) as first_at
+    from message_reactions r join users u on u.id = r.user_id
+   where r.message_id = any(${ids})
+   group by r.message_id, r.emoji
+   order by r.message_id, min(r.created_at), r.emoji`;
+
+/** The reactions of `m` as JSON, read only when it counts some. */
+export const reactionsColumn: SQL = sql`
+  case when m.is_deleted or m.reaction_count = 0 then null else (
+    select json_agg(json_build_object('emoji', x.emoji, 'count', x.count, 'users', x.users) order by x.first_at, x.emoji)
+      from (${reactionsOf(sql`array[m.id]`)}) x) end as reactions`;
+
+/**
+ * Message columns for `MessageRecord` as the event log renders a `chat.message`: no
+ * reactions (a new message has none; the log's reaction events rebuild them), from
+ * `messages m join users u on u.id = m.sender_id`.
+ */
+export const messageEventColumns: SQL = sql`${messageBaseColumns},
   case when m.is_deleted or m.attachment_count = 0 then null else coalesce(
     (select json_agg(json_build_object(
         'id', a.id, 'filename', a.filename, 'content_type', a.content_type, 'size', a.size,
         'uploaded_at', ${isoTime(sql`a.created_at`)}) order by a.id)
        from attachments a where a.message_id = m.id),
-    '[]'::json) end as attachments`;
+    '[]'::json) end as attachments,
+  ${replyToColumn}`;
+
+/** Message columns for `MessageRecord` as it is now, from `messages m join users u on u.id = m.sender_id`. */
+export const messageColumns: SQL = sql`${messageEventColumns}, ${reactionsColumn}`;
 
 export interface MessageRecord extends Record<string, unknown> {
   id: unknown;
@@ -37,6 +70,10 @@ export interface MessageRecord extends Record<string, unknown> {
   created_at: unknown;
   edited_at: unknown;
   attachments: unknown;
+  /** JSON of the reply preview, or null. */
+  reply_to?: unknown;
+  /** JSON of the reactions, or null (none, or not read). */
+  reactions?: unknown;
 }
 
 export interface AttachmentRecord {
@@ -76,4 +113,20 @@ export const messageView = (row: MessageRecord, links: AttachmentLinkSigner): Me
   seq: toNumber(row.seq),
   // null: no attachments (the common case, spared building and parsing '[]' per message).
   attachments: row.attachments === null ? [] : parseJson<AttachmentRecord[]>(row.attachments).map((a) => attachmentView(a, links)),
+  reply_to: row.reply_to === null || row.reply_to === undefined ? null : replyPreview(parseJson<ReplyRecord>(row.reply_to)),
+  reactions: row.reactions === null || row.reactions === undefined ? [] : parseJson<ReactionView[]>(row.reactions),
+});
+
+interface ReplyRecord {
+  id: unknown;
+  sender: string;
+  content: string;
+  is_deleted: boolean;
+}
+
+const replyPreview = (row: ReplyRecord): ReplyPreviewView => ({
+  id: toNumber(row.id),
+  sender: row.sender,
+  content: row.content,
+  is_deleted: row.is_deleted,
 });

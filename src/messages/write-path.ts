@@ -22,8 +22,9 @@ export interface SequencedEvent {
   /** The member a `member.removed` / `member.role` event is about. */
   userId?: number | null;
   /**
-   * The event as published (and as the log replays it), given its seq. Membership and
-   * conversation events are stored as this JSON; message events render from their rows.
+   * The event as published (and as the log replays it), given its seq. Membership,
+   * conversation and reaction events are stored as this JSON; other message events render
+   * from their rows.
    */
   event: ConversationEvent;
 }
@@ -45,8 +46,14 @@ export interface LockedConversation {
   actorRole: MemberRole;
 }
 
-/** Events whose JSON the log stores as published (`conversation_events.payload`). */
+/**
+ * Events whose JSON the log stores as published (`conversation_events.payload`). Reaction
+ * events too: a row could not tell an added reaction since removed from one never there,
+ * and the removal is an event of its own.
+ */
 const STORED_AS_PAYLOAD: ReadonlySet<ConversationEvent['type']> = new Set([
+  'reaction.added',
+  'reaction.removed',
   'member.added',
   'member.removed',
   'member.role',

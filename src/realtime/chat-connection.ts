@@ -4,6 +4,8 @@ import type { AuthUser } from '../domain/auth-user.js';
 import { conversationChannel } from '../redis/names.js';
 import { memberPosition } from '../conversations/membership.js';
 import { normalizeContent } from '../messages/content.js';
+import { readEvents } from '../messages/event-log.js';
+import type { MessageView } from '../contract/messages.js';
 import { unavailable } from '../domain/errors.js';
 import { encodeTyping } from './hub.js';
 import { type ClientFrame, frameErrorEvent, parseFrame } from './protocol.js';
@@ -96,6 +98,9 @@ export class ChatConnection {
       // one that slipped by before its room subscribed.
       const position = await memberPosition(app.database, this.user.id, conversationId);
       if (position === null) return this.close(CloseCode.forbidden, 'no such conversation');
+      if (fromSeq !== undefined && position - fromSeq > app.config.MAX_REPLAY_EVENTS) {
+        return this.close(CloseCode.tooFarBehind, 'too far behind: reload over REST, then reconnect with the new last_seq');
+      }
       if (this.closed) return;
       const room = await app.rooms.acquire(conversationId, this.onTyping);
       this.room = room;
@@ -158,9 +163,10 @@ export class ChatConnection {
         if (this.sendsInFlight.size >= MAX_SENDS_IN_FLIGHT) await Promise.race(this.sendsInFlight);
         // Queued now, in frame order; its outcome arrives as chat.message (or an error event).
         const send: Promise<void> = app.messages
-          .send(user, this.conversationId, frame.message, frame.client_id)
+          .send(user, this.conversationId, frame.message, frame.client_id, frame.reply_to)
           .then(
-            () => {},
+            // A client_id stored before: this socket hears its chat.message again (the others heard it then).
+            ({ message, created }) => (created ? undefined : this.resendOriginal(message)),
             (error: unknown) => this.report(error, frame),
           )
           .finally(() => this.sendsInFlight.delete(send));
@@ -178,6 +184,13 @@ export class ChatConnection {
         await Promise.all(this.sendsInFlight);
         app.removeStoredFiles(await app.messages.delete(user, this.conversationId, frame.message_id));
         return;
+      case 'react':
+      case 'unreact':
+        // Answered by the reaction event (to every socket), or by nothing when it changed nothing.
+        await app.limitWrites('edit', user.id);
+        await Promise.all(this.sendsInFlight);
+        await (frame.type === 'react' ? app.messages.react : app.messages.unreact)(user, this.conversationId, frame.message_id, frame.emoji);
+        return;
       case 'typing':
         return this.typing(frame.is_typing);
       case 'read':
@@ -187,6 +200,20 @@ export class ChatConnection {
         await Promise.all(this.sendsInFlight);
         await app.reads.read(user, this.conversationId, frame.seq);
         return;
+    }
+  }
+
+  /**
+   * The `chat.message` event of a message stored earlier, as the event log renders it (same
+   * id and seq), to this socket only: a client that retries a send it never heard back about
+   * hears it now.
+   */
+  private async resendOriginal(message: MessageView): Promise<void> {
+    try {
+      const [event] = await readEvents(this.app.database, this.app.links, this.conversationId, message.seq - 1, 1);
+      if (event && !this.closed) this.sink.send(JSON.stringify(event));
+    } catch (error) {
+      this.report(error, undefined);
     }
   }
 

@@ -47,7 +47,14 @@ export async function deleteAccount(parts: AccountDeletion, user: AuthUser): Pro
     const rest = await query<{ storage_key: string }>(sql`
       delete from attachments where uploader_id = ${user.id} returning storage_key`);
     keys.push(...rest.map((r) => r.storage_key));
-    await query(sql`update messages set content = '', is_deleted = true, attachment_count = 0 where sender_id = ${user.id} and not is_deleted`);
+    // Their earlier versions, words and reactions go with the text, as a delete takes them.
+    await query(sql`
+      with gone as (
+        update messages set content = '', is_deleted = true, attachment_count = 0, reaction_count = 0
+         where sender_id = ${user.id} and not is_deleted returning id),
+      versions as (delete from message_versions where message_id in (select id from gone)),
+      words as (delete from message_words where message_id in (select id from gone))
+      delete from message_reactions where message_id in (select id from gone)`);
     // Every membership went with an event above; one added in a race with the deletion goes too.
     await query(sql`
       with gone as (delete from participants where user_id = ${user.id} returning conversation_id)

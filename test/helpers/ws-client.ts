@@ -31,6 +31,7 @@ export type ConversationEvent =
   | (Sequenced & { type: 'message.edited'; message: { id: number; content: string; is_edited: boolean } })
   | (Sequenced & { type: 'message.deleted'; message_id: number })
   | (Sequenced & { type: 'attachment.added'; message_id: number; attachment: unknown })
+  | (Sequenced & { type: 'reaction.added' | 'reaction.removed'; message_id: number; emoji: string; user: string; user_id: number })
   | (Sequenced & { type: 'member.added'; users: EventUser[]; by: EventUser })
   | (Sequenced & { type: 'member.removed'; user: EventUser; by: EventUser })
   | (Sequenced & { type: 'member.role'; user: EventUser; role: string })

@@ -17,6 +17,7 @@ import { restMembersSuite } from './rest-members.js';
 import { restInboxSuite } from './rest-inbox.js';
 import { restMessagesSuite } from './rest-messages.js';
 import { restReadSuite } from './rest-read.js';
+import { restRichSuite } from './rest-rich.js';
 import { restRoutesSuite } from './rest-routes.js';
 import { restSeqSuite } from './rest-seq.js';
 import { restUsersSuite } from './rest-users.js';
@@ -34,6 +35,7 @@ export async function restSuite(t: Test, kind: DatabaseKind): Promise<void> {
   restReadSuite(t, context);
   restMessagesSuite(t, context);
   restHistorySuite(t, context);
+  restRichSuite(t, context);
   restSeqSuite(t, context);
   restRoutesSuite(t, context);
   restErrorsSuite(t, context);

@@ -24,6 +24,10 @@ export const messages = pgTable(
     isDeleted: boolean('is_deleted').notNull().default(false),
     /** Lets a page of history skip the attachments lookup for the (many) messages without any. */
     attachmentCount: integer('attachment_count').notNull().default(0),
+    /** Reaction rows (user, emoji) it holds: a page of history reads reactions only for messages that have some. */
+    reactionCount: integer('reaction_count').notNull().default(0),
+    /** The message this one answers, of the same conversation (checked at send). */
+    replyToId: bigint('reply_to_id', { mode: 'number' }),
   },
   (t) => [
     index('messages_conversation_id_idx').on(t.conversationId, t.id),
@@ -46,6 +50,8 @@ export const EventKind = {
   memberRemoved: 6,
   memberRole: 7,
   conversationUpdated: 8,
+  reactionAdded: 9,
+  reactionRemoved: 10,
 } as const;
 export type EventKind = (typeof EventKind)[keyof typeof EventKind];
 
@@ -81,3 +87,59 @@ export const conversationEvents = pgTable(
 );
 
 export type MessageRow = typeof messages.$inferSelect;
+
+/** One user's reaction with one emoji to one message; removed with the message. */
+export const messageReactions = pgTable(
+  'message_reactions',
+  {
+    messageId: bigint('message_id', { mode: 'number' })
+      .notNull()
+      .references(() => messages.id, { onDelete: 'cascade' }),
+    emoji: text('emoji').notNull(),
+    userId: integer('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ name: 'message_reactions_pkey', columns: [t.messageId, t.emoji, t.userId] })],
+);
+
+/** The versions an edit replaced, erased with the message's text when it is deleted. */
+export const messageVersions = pgTable(
+  'message_versions',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    messageId: bigint('message_id', { mode: 'number' })
+      .notNull()
+      .references(() => messages.id, { onDelete: 'cascade' }),
+    content: text('content').notNull(),
+    /** When this version was written: the message's creation, or the edit that wrote it. */
+    writtenAt: timestamp('written_at', { withTimezone: true, mode: 'date' }).notNull(),
+  },
+  (t) => [index('message_versions_message_idx').on(t.messageId, t.id)],
+);
+
+/**
+ * The search index, written by the application (src/messages/search-words.ts normalises and
+ * splits the text), so PGlite and PostgreSQL match alike whatever the database locale: one
+ * row per distinct word of a live message. Searches walk one word's rows newest first
+ * (`message_words_word_idx`, or `message_words_head_idx` for a prefix, by its first three
+ * characters) and check the other words of each candidate by the primary key.
+ */
+export const messageWords = pgTable(
+  'message_words',
+  {
+    // No foreign key: a send writes about ten of these, and a check per row is not free.
+    // Deleting a message's text deletes its words (message-writes.ts, users/account.ts).
+    messageId: bigint('message_id', { mode: 'number' }).notNull(),
+    word: text('word').notNull(),
+    conversationId: integer('conversation_id').notNull(),
+  },
+  (t) => [
+    primaryKey({ name: 'message_words_pkey', columns: [t.messageId, t.word] }),
+    // Walked backwards (newest first); conversation_id last, so the membership filter reads it
+    // from the index, not the table.
+    index('message_words_word_idx').on(t.word, t.messageId, t.conversationId),
+    index('message_words_head_idx').on(sql`left(${t.word}, 3)`, t.messageId, t.word, t.conversationId),
+  ],
+);
