@@ -1,5 +1,7 @@
-// Bundles the web client (src/web, using src/client) into dist/web: one ES module, its
-// stylesheet and page. Part of `npm run build`; the service serves dist/web at `/`.
+// Bundles the web client (src/web, using @chat-service/client) into dist/web: one ES module, its
+// stylesheet and page. Part of `npm run build`, after the client package's own build: the
+// package resolves through its workspace link to packages/client/dist, the code it publishes.
+// The service serves dist/web at `/`.
 import { build } from 'esbuild';
 import { copyFile, mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';

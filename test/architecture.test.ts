@@ -1,14 +1,19 @@
 /**
  * The import rules of the README's architecture section, checked on the sources: imports run
  * one way (routes and sockets → domain → infrastructure), the contract depends on nothing of
- * the service, only the backends touch their drivers, and no module imports itself back.
+ * the service, only the backends touch their drivers, no module imports itself back, and the
+ * client package (packages/client) stands alone: the web client reaches it by its name only,
+ * the service not at all.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 
-const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'src');
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const SRC = join(ROOT, 'src');
+const CLIENT = join(ROOT, 'packages', 'client', 'src');
+const CLIENT_PACKAGE = '@chat-service/client';
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
@@ -40,6 +45,9 @@ function importsOf(file: string): Imports {
 }
 
 const graph = new Map(sourceFiles(SRC).map((file) => [relative(SRC, file), importsOf(file)]));
+/** The client package's sources (generated ones included once built), keyed relative to src/ too (`../packages/client/src/rest.ts`). */
+const clientFiles = sourceFiles(CLIENT).map((file) => [relative(SRC, file), importsOf(file)] as const);
+const inClient = (file: string) => resolve(SRC, file).startsWith(CLIENT + '/');
 const folder = (file: string) => file.split('/')[0]!;
 
 /** Files of a folder, and what each imports, for the rules below. */
@@ -80,13 +88,27 @@ t.test('the contract depends on TypeBox and itself only', async (t) => {
   }
 });
 
-t.test('the client library and the web client see only the contract and each other', async (t) => {
-  for (const [file, { local, packages }] of filesIn('client')) {
-    t.same(local.filter((target) => !['client', 'contract'].includes(folder(target))), [], `${file}: local imports`);
+t.test('the client package imports nothing outside itself: no service code, no package', async (t) => {
+  t.ok(clientFiles.length > 0, 'packages/client/src has sources');
+  const known = new Set(clientFiles.map(([file]) => file));
+  for (const [file, { local, packages }] of clientFiles) {
+    t.same(local.filter((target) => !inClient(target) || !known.has(target)), [], `${file}: local imports`);
     t.same(packages, [], `${file}: packages`);
   }
-  for (const [file, { local }] of filesIn('web')) {
-    t.same(local.filter((target) => !['web', 'client', 'contract'].includes(folder(target))), [], `${file}: local imports`);
+});
+
+t.test('the web client sees only itself and the client package, by its name', async (t) => {
+  for (const [file, { local, packages }] of filesIn('web')) {
+    t.same(local.filter((target) => folder(target) !== 'web'), [], `${file}: local imports`);
+    t.same(packages.filter((name) => name !== CLIENT_PACKAGE), [], `${file}: packages`);
+  }
+});
+
+t.test('the service does not import the client package', async (t) => {
+  for (const [file, { local, packages }] of graph) {
+    if (folder(file) === 'web') continue;
+    t.same(local.filter((target) => target.startsWith('..')), [], `${file}: local imports outside src/`);
+    t.notOk(packages.includes(CLIENT_PACKAGE), `${file}: no ${CLIENT_PACKAGE}`);
   }
 });
 

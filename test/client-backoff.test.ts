@@ -1,6 +1,6 @@
 /** The client library's reconnect delays: `backoffDelay`, exponential with full-range jitter between half the ceiling and the ceiling. */
 import t from 'tap';
-import { backoffDelay, DEFAULT_BACKOFF } from '../src/client/index.js';
+import { backoffDelay, DEFAULT_BACKOFF } from '@chat-service/client';
 
 t.test('backoffDelay', async (t) => {
   const options = { initialMs: 100, maxMs: 5_000, factor: 2 };

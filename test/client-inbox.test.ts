@@ -7,7 +7,7 @@
  * in the "removed" state instead of reconnecting.
  */
 import t, { type Test } from 'tap';
-import { ApiError, type ConversationState, type LiveConversation } from '../src/client/index.js';
+import { ApiError, type ConversationState, type LiveConversation } from '@chat-service/client';
 import { chatEventValidator, invalidFrames, newClientUser, poll, WAIT_MS, type ClientUser } from './helpers/client-harness.js';
 import { rejection } from './helpers/client-service.js';
 import { type Replica, startTopology } from './helpers/replicas.js';

@@ -1,6 +1,6 @@
 /**
- * The client library (`src/client/`) against a real service: an in-process app listening on a
- * loopback port (PGlite, in-process bus, local storage), driven only through `ChatClient`
+ * The client package (`@chat-service/client`) against a real service: an in-process app
+ * listening on a loopback port (PGlite, in-process bus, local storage), driven only through `ChatClient`
  * with the platform's `fetch` and `WebSocket`: one app for the REST and socket suites, and a
  * rate-limited one (test/suites/client-*.ts). Elsewhere: delays in test/client-backoff.test.ts,
  * gaps and duplicates (which the real service never produces) from a scripted peer in

@@ -7,7 +7,7 @@
  */
 import t, { type Test } from 'tap';
 import { userChannel } from '../src/redis/names.js';
-import { ChatClient, type ChatClientOptions, type MessageView } from '../src/client/index.js';
+import { ChatClient, type ChatClientOptions, type MessageView } from '@chat-service/client';
 import { randomName } from './helpers/api.js';
 import { bounded, ChatRecorder, chatEventValidator, invalidFrames, NotificationRecorder, notificationEventValidator, poll, seqProblem, Wire, newClientUser, type ClientUser } from './helpers/client-harness.js';
 import { type Replica, startTopology, type Topology } from './helpers/replicas.js';

@@ -8,7 +8,7 @@ import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
 import { WebSocketServer, type WebSocket as PeerSocket } from 'ws';
-import { ChatClient } from '../src/client/index.js';
+import { ChatClient } from '@chat-service/client';
 import { bounded, ChatRecorder, chatEventValidator, poll } from './helpers/client-harness.js';
 import { QUICK } from './helpers/client-service.js';
 

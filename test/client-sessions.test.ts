@@ -4,7 +4,7 @@
  * `onUnauthorized`. Against the real service in-process.
  */
 import t from 'tap';
-import { ChatClient } from '../src/client/index.js';
+import { ChatClient } from '@chat-service/client';
 import { newUser, openChat, openNotifications, PASSWORD, QUICK, rejection, startServer } from './helpers/client-service.js';
 
 t.test('sessions: sockets use tickets, logout / logoutAll / changePassword / deleteAccount, and 4401 reaches onUnauthorized', async (t) => {

@@ -1,7 +1,7 @@
 /**
  * Server → client events of both sockets, as TypeBox schemas: the service's event types and
- * the client library's (`src/client/`) are both derived from these, and tests validate what
- * the service really sends against them.
+ * the client package's (`packages/client`, generated from them at build) are both derived
+ * from these, and tests validate what the service really sends against them.
  */
 import { type Static, Type } from 'typebox';
 import { BigId, Id, Nullable, Timestamp } from './common.js';

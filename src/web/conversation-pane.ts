@@ -8,7 +8,7 @@ import {
   type MessageView,
   SendError,
   type UserView,
-} from '../client/index.js';
+} from '@chat-service/client';
 import { composer } from './composer.js';
 import { h, showError } from './dom.js';
 import { type MemberActions, MembersPanel } from './members-panel.js';

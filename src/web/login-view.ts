@@ -1,4 +1,4 @@
-import type { ChatClient, Session } from '../client/index.js';
+import type { ChatClient, Session } from '@chat-service/client';
 import { h, showError } from './dom.js';
 
 /** Log in, or create the account with the same form. */

@@ -1,5 +1,5 @@
 /** The web client's entry point: restores a saved session or asks for one. */
-import { ApiError, ChatClient, type Session } from '../client/index.js';
+import { ApiError, ChatClient, type Session } from '@chat-service/client';
 import { clear, showError } from './dom.js';
 import { loginView } from './login-view.js';
 import { Workspace } from './workspace.js';

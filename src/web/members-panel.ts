@@ -1,4 +1,4 @@
-import type { ConversationState, MemberState } from '../client/index.js';
+import type { ConversationState, MemberState } from '@chat-service/client';
 import { h } from './dom.js';
 
 export interface MemberActions {

@@ -1,4 +1,4 @@
-import type { AttachmentView, MessageView } from '../client/index.js';
+import type { AttachmentView, MessageView } from '@chat-service/client';
 import { formatSize, formatTime, h } from './dom.js';
 
 export interface MessageActions {

@@ -1,4 +1,4 @@
-import type { ChatClient, ChatSocketState, ConversationState, ConversationView, NotificationSocket, NotificationView, UserView } from '../client/index.js';
+import type { ChatClient, ChatSocketState, ConversationState, ConversationView, NotificationSocket, NotificationView, UserView } from '@chat-service/client';
 import { ConversationPane } from './conversation-pane.js';
 import { clear, formatTime, h, showError } from './dom.js';
 

@@ -1,14 +1,13 @@
 /**
- * Test tooling for the client library (`src/client/`), used by test/client-*.test.ts. Nothing
- * here replaces a part of the library: `Wire` is a subclass of the platform's own WebSocket
+ * Test tooling for the client package (`@chat-service/client`), used by test/client-*.test.ts.
+ * Nothing here replaces a part of the library: `Wire` is a subclass of the platform's own WebSocket
  * that only records what goes through (URLs asked for, when, and every frame received), and
  * the recorders only listen. Waits are bounded and event driven: they re-check a condition
  * whenever the watched socket emits something, and fail with what was seen.
  */
 import { Compile } from 'typebox/compile';
-import { ChatClient, type ChatClientOptions } from '../../src/client/index.js';
-import type { ChatSocket, ChatSocketState, ErrorEvent, MemberRemovedEvent, NotificationReadEvent, NotificationSocket, NotificationView, ReadUpdatedEvent, ConversationEvent, UserTypingEvent } from '../../src/client/index.js';
-import type { WebSocketConstructor } from '../../src/client/reconnecting-socket.js';
+import { ChatClient, type ChatClientOptions } from '@chat-service/client';
+import type { ChatSocket, ChatSocketState, ErrorEvent, MemberRemovedEvent, NotificationReadEvent, NotificationSocket, NotificationView, ReadUpdatedEvent, ConversationEvent, UserTypingEvent, WebSocketConstructor } from '@chat-service/client';
 import { randomName } from './api.js';
 import { ChatServerEventSchema, eventSchemaContext, NotificationServerEventSchema } from '../../src/contract/events.js';
 

@@ -5,7 +5,7 @@
  * read through `ChatClient` only.
  */
 import type { Test } from 'tap';
-import type { ChatClient, ChatClientOptions, MessageView } from '../../src/client/index.js';
+import type { ChatClient, ChatClientOptions, MessageView } from '@chat-service/client';
 import { buildTestApp, testDatabase } from './app.js';
 import { ChatRecorder, newClientUser, NotificationRecorder, WAIT_MS, type ClientUser } from './client-harness.js';
 import { freePort } from './ports.js';

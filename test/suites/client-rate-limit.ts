@@ -1,6 +1,6 @@
 /** The client library against a rate-limited service of its own: the REST 429 as an `ApiError` with `retryAfter`, the socket's refusal as a `SendError`. */
 import type { Test } from 'tap';
-import { ApiError, SendError } from '../../src/client/index.js';
+import { ApiError, SendError } from '@chat-service/client';
 import { bounded, chatEventValidator, invalidFrames } from '../helpers/client-harness.js';
 import { newUser, openChat, startServer } from '../helpers/client-service.js';
 

@@ -4,7 +4,7 @@
  * the errors it raises (`ApiError` with the service's error shape, `NetworkError`).
  */
 import type { Test } from 'tap';
-import { ApiError, ChatClient, type MessageView, NetworkError } from '../../src/client/index.js';
+import { ApiError, ChatClient, type MessageView, NetworkError } from '@chat-service/client';
 import { randomName } from '../helpers/api.js';
 import { poll } from '../helpers/client-harness.js';
 import { history, newUser, PASSWORD, PNG, rejection, type Server } from '../helpers/client-service.js';

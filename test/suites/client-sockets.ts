@@ -5,7 +5,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Test } from 'tap';
-import { ChatClient, SendError } from '../../src/client/index.js';
+import { ChatClient, SendError } from '@chat-service/client';
 import {
   bounded,
   ChatRecorder,

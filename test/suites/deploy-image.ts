@@ -3,6 +3,7 @@
  * and the build it runs (the bundling steps of `npm run build`, run on what the build stage copies).
  */
 import { spawnSync } from 'node:child_process';
+import { dirname } from 'node:path';
 import type { Test } from 'tap';
 import { loadConfig } from '../../src/config.js';
 import { tempDir } from '../helpers/app.js';
@@ -80,11 +81,26 @@ export function deployImageSuite(t: Test, context: DeployContext): void {
 
   t.test('the image runs what `npm run build` produces', async (t) => {
     const tsconfig = JSON.parse(read('tsconfig.json')) as { compilerOptions: { outDir: string; rootDir: string } };
-    t.match(pkg.scripts.build, /^tsc -p tsconfig\.json && node scripts\/build-server\.mjs && node scripts\/build-web\.mjs$/, 'build is tsc, then the server and web client bundles');
+    t.match(
+      pkg.scripts.build,
+      /^npm run build -w @chat-service\/client && tsc -p tsconfig\.json && node scripts\/build-server\.mjs && node scripts\/build-web\.mjs$/,
+      'build is the client package (the web client bundles it), tsc, then the server and web client bundles',
+    );
     const copied = image.args(image.buildStage, 'COPY').flatMap((args) => copyParts(args).sources);
     t.ok(buildScripts.length >= 2, 'the build runs its bundling scripts');
     t.same(build.errors, [], 'they run on what the build stage copies');
     for (const input of ['tsconfig.json', 'src', ...buildScripts]) t.ok(copied.includes(input), `the build stage has ${input}`);
+    const client = JSON.parse(read('packages/client/package.json')) as { scripts: Record<string, string> };
+    const clientInputs = ['package.json', 'tsconfig.json', 'src', ...[...(client.scripts.build ?? '').matchAll(/node (scripts\/\S+\.mjs)/g)].map((m) => m[1] ?? '')];
+    const clientCopied = (path: string) => copied.includes(path) || copied.includes(dirname(path));
+    for (const input of clientInputs) t.ok(clientCopied(`packages/client/${input}`), `the build stage has packages/client/${input} (its build)`);
+    const beforeInstall = (stage: number) => {
+      const install = image.steps.findIndex((s) => s.stage === stage && s.keyword === 'RUN' && /\bnpm ci\b/.test(s.args));
+      return image.steps.slice(0, install).filter((s) => s.stage === stage && s.keyword === 'COPY').flatMap((s) => copyParts(s.args).sources);
+    };
+    for (const stage of [image.buildStage, image.runtime]) {
+      t.ok(beforeInstall(stage).includes('packages/client/package.json'), `stage ${stage}: the workspace's package.json before npm ci (the lock names it)`);
+    }
     t.equal(tsconfig.compilerOptions.rootDir, 'src');
     t.equal(tsconfig.compilerOptions.outDir, 'dist');
     for (const entry of ['server', 'migrate']) {

@@ -15,7 +15,8 @@ export function deployReadmeSuite(t: Test): void {
     const services = (parseYaml(composeText, { merge: true }) as Doc).services as Record<string, Doc>;
     const k8s = [...k8sDocuments().values()].flat();
     const named = (kind: string) => k8s.filter((doc) => doc.kind === kind).map((doc) => doc.metadata?.name as string);
-    // Commands are read from code only (sh blocks and `inline` spans), object names also from prose.
+    // Commands are read from code only (sh blocks and `inline` spans), object names also from prose;
+    // install, ci, pack and publish are npm's own commands.
     const code = [...readme.matchAll(/```[\s\S]*?```|`[^`\n]+`/g)].map((m) => m[0]).join('\n');
     const each = (text: string, pattern: RegExp, what: string, check: (name: string) => void) => {
       const names = [...new Set([...text.matchAll(pattern)].map((m) => m[1] ?? ''))];
@@ -24,7 +25,7 @@ export function deployReadmeSuite(t: Test): void {
     };
     const images = (k8sDocuments().get('kustomization.yaml')?.[0]?.images ?? []) as Doc[];
 
-    each(code, /\bnpm (?:run )?(?!install\b|ci\b|run\b)([\w:-]+)/g, 'npm scripts', (name) => t.ok(pkg.scripts[name], `npm ${name} is a package.json script`));
+    each(code, /\bnpm (?:run )?(?!install\b|ci\b|run\b|pack\b|publish\b)([\w:-]+)/g, 'npm scripts', (name) => t.ok(pkg.scripts[name], `npm ${name} is a package.json script`));
     each(code, /docker compose [^\n`]*?(?:--scale |logs (?:-f )?)(\w[\w-]*)/g, 'compose services', (name) => t.ok(name in services, `compose service ${name} exists`));
     for (const name of interpolated(composeText)) t.match(readme, `\`${name}\``, `compose variable ${name} is documented`);
     each(code, /\b(k8s\/[\w./-]+\.yaml)\b/g, 'manifests', (path) => t.ok(exists(path), `${path} exists`));

@@ -1,7 +1,4 @@
-import type { MessageView } from '../contract/messages.js';
-import type { ConversationView } from '../contract/conversations.js';
-import type { ConversationEvent, MemberRemovedEvent, ReadUpdatedEvent } from '../contract/events.js';
-import type { MemberRole as Role, MemberView } from '../contract/members.js';
+import type { MessageView, ConversationView, ConversationEvent, MemberRemovedEvent, ReadUpdatedEvent, MemberRole as Role, MemberView } from './generated/contract.js';
 
 /** A member as the state knows them: role and read marker kept current from events. */
 export interface MemberState {

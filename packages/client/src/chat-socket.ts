@@ -1,5 +1,5 @@
-import type { ChatServerEvent, ConversationEvent, ErrorEvent, MemberRemovedEvent, ReadUpdatedEvent, UserTypingEvent } from '../contract/events.js';
-import type { MessageView } from '../contract/messages.js';
+import type { ChatServerEvent, ConversationEvent, ErrorEvent, MemberRemovedEvent, ReadUpdatedEvent, UserTypingEvent } from './generated/contract.js';
+import type { MessageView } from './generated/contract.js';
 import { Emitter } from './emitter.js';
 import { type ClosedInfo, ReconnectingSocket, type ReconnectOptions, type SocketState, webSocketBase } from './reconnecting-socket.js';
 

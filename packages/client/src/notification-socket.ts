@@ -1,5 +1,4 @@
-import type { NotificationReadEvent, NotificationServerEvent } from '../contract/events.js';
-import type { NotificationView } from '../contract/notifications.js';
+import type { NotificationReadEvent, NotificationServerEvent, NotificationView } from './generated/contract.js';
 import { Emitter } from './emitter.js';
 import { type ClosedInfo, ReconnectingSocket, type ReconnectOptions, type SocketState, webSocketBase } from './reconnecting-socket.js';
 

@@ -1,8 +1,7 @@
 import type { ChatSocket } from './chat-socket.js';
 import { ConversationState } from './conversation-state.js';
 import { Emitter } from './emitter.js';
-import type { ConversationView } from '../contract/conversations.js';
-import type { ConversationEvent, MemberRemovedEvent, ReadUpdatedEvent } from '../contract/events.js';
+import type { ConversationEvent, ConversationView, MemberRemovedEvent, ReadUpdatedEvent } from './generated/contract.js';
 import type { RestClient } from './rest.js';
 
 interface LiveConversationEvents {

@@ -1,4 +1,4 @@
-import { FATAL_CLOSE_CODES } from '../contract/socket-codes.js';
+import { FATAL_CLOSE_CODES } from './generated/socket-codes.js';
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
 import { Emitter } from './emitter.js';
 

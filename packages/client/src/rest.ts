@@ -1,11 +1,7 @@
-import type { AttachmentView, MessagePageQuery as MessagePageParams, MessageView } from '../contract/messages.js';
-import type { ConversationView, ReadStateView } from '../contract/conversations.js';
-import type { AssignableRole, MemberView } from '../contract/members.js';
-import type { NotificationQuery as NotificationParams, NotificationView } from '../contract/notifications.js';
-import type { Session, UserView, WsTicketView } from '../contract/users.js';
+import type { AttachmentView, MessagePageQuery as MessagePageParams, MessageView, ConversationView, ReadStateView, AssignableRole, MemberView, NotificationQuery as NotificationParams, NotificationView, Session, UserView, WsTicketView } from './generated/contract.js';
 import { ApiError, NetworkError } from './errors.js';
 
-export type { Session } from '../contract/users.js';
+export type { Session } from './generated/contract.js';
 
 /** A history page: the service's query, every field optional (its defaults apply). */
 export type MessagePageQuery = Partial<MessagePageParams>;
