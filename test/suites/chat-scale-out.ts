@@ -44,7 +44,12 @@ export async function isolationSuite(t: Test, topology: Topology): Promise<void>
     const after = await received();
     t.equal(after - before, 1, `r2 received exactly the one payload of Y (${before} → ${after}), nothing of X`);
     t.ok(before >= 0 && (await r0.metric('chat_bus_payloads_received_total')) > 0, 'the counter counts on replicas that are subscribed');
-    t.equal(N.events.length, 0, 'no notification for B (nobody wrote to B)');
+    // B may or may not have heard of X's messages yet (the flush coalesces for 100 ms); of Y, never.
+    t.same(
+      N.events.filter((event) => event.type === 'notification' && event.message.conversation_id !== x),
+      [],
+      'B is notified of nothing but its own conversation',
+    );
 
     await B.close();
     await topology.waitSubscribers(conversationChannel(x), 1);
