@@ -197,6 +197,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     database,
     publisher,
     logger: app.log,
+    notifyMaxMembers: config.NOTIFY_MAX_MEMBERS,
     batcherObserver: {
       statement: app.metrics.timeStatement,
       flushed: (entries, seconds, failed) => {

@@ -174,6 +174,9 @@ export class ChatSocket extends Emitter<ChatSocketEvents> {
       case 'read.updated':
         // Receipts are the client library's to surface (wip/inbox-web); not a seq'd event.
         return;
+      case 'presence':
+        // Live only, like receipts: the client library's to surface; not a seq'd event.
+        return;
       case 'error': {
         const send = event.client_id === undefined ? undefined : this.pending.get(event.client_id);
         if (send && event.client_id !== undefined) {

@@ -28,6 +28,9 @@ export const Message = Type.Object(
     client_id: Nullable(Type.String()),
     seq: Type.Integer({ minimum: 1, description: 'seq of the event that created it' }),
     attachments: Type.Array(Type.Ref('Attachment')),
+    mentions: Type.Array(Type.String(), {
+      description: 'usernames of the members the text mentions (`@username`, case-insensitive, not inside a word); empty once deleted',
+    }),
   },
   { $id: 'Message' },
 );

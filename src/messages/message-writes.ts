@@ -7,6 +7,8 @@ import { toNumber } from '../db/sql.js';
 import type { AuthUser } from '../domain/auth-user.js';
 import { conflict, forbidden, notFound } from '../domain/errors.js';
 import { normalizeClientId, normalizeContent } from './content.js';
+import { encodeCandidates, mentionCandidates } from './mentions.js';
+import { mentionsSql } from './mentions-sql.js';
 import { SendBatcher, type SendBatcherObserver } from './send-batcher.js';
 import { messageColumns, messageView, type MessageRecord } from './views.js';
 import type { WritePath } from './write-path.js';
@@ -53,7 +55,8 @@ export function createMessageWrites(options: MessageWritesOptions): MessageWrite
     const content = normalizeContent(rawContent, options.maxMessageLength);
     const clientId = normalizeClientId(rawClientId);
     writePath.admit();
-    const stored = await batcher.store({ conversationId, senderId: actor.id, content, clientId });
+    const mentionNames = encodeCandidates(mentionCandidates(content));
+    const stored = await batcher.store({ conversationId, senderId: actor.id, content, clientId, mentionNames });
     if (!stored) {
       // Skipped: a client_id used before (that message comes back), or not a participant.
       const earlier = clientId === null ? undefined : await findByClientId(actor, conversationId, clientId);
@@ -73,6 +76,7 @@ export function createMessageWrites(options: MessageWritesOptions): MessageWrite
       client_id: clientId,
       seq: stored.seq,
       attachments: [],
+      mentions: stored.mentions,
     };
     writePath.committed({ type: 'chat.message', seq: message.seq, conversation_id: conversationId, message }, actor);
     return { message, created: true };
@@ -86,7 +90,11 @@ export function createMessageWrites(options: MessageWritesOptions): MessageWrite
       const edited = await writePath.sequenced(actor, conversationId, async (query, seq) => {
         const current = await ownMessage(query, actor, conversationId, messageId);
         if (current.is_deleted) throw conflict('a deleted message cannot be edited');
-        await query(sql`update messages set content = ${content}, edited_at = now() where id = ${messageId}`);
+        // The new text's mentions replace the old ones (no new notifications: API.md speaks of sends).
+        const names = encodeCandidates(mentionCandidates(content));
+        await query(sql`
+          update messages set content = ${content}, edited_at = now(), mentions = ${mentionsSql(sql`messages.conversation_id`, sql`${names}::text`)}
+           where id = ${messageId}`);
         const [row] = await query<MessageRecord>(sql`
           select ${messageColumns} from messages m join users u on u.id = m.sender_id where m.id = ${messageId}`);
         if (!row) throw new Error('edited message vanished');
@@ -112,7 +120,7 @@ export function createMessageWrites(options: MessageWritesOptions): MessageWrite
         const current = await ownMessage(query, actor, conversationId, messageId);
         if (current.is_deleted) return null;
         // The text is gone for good; the row stays so history keeps its place.
-        await query(sql`update messages set content = '', is_deleted = true, attachment_count = 0 where id = ${messageId}`);
+        await query(sql`update messages set content = '', is_deleted = true, attachment_count = 0, mentions = null where id = ${messageId}`);
         const removed = await query<{ storage_key: string }>(
           sql`delete from attachments where message_id = ${messageId} returning storage_key`,
         );

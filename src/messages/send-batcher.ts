@@ -6,6 +6,7 @@ import { intArray, isoTime, textArray, toNumber } from '../db/sql.js';
 import { databaseErrorCode, DEADLOCK_DETECTED, UNIQUE_VIOLATION } from '../db/errors.js';
 import { unavailable } from '../domain/errors.js';
 import { type ContextCarrier, timeStatement, type StatementTimer } from '../domain/observer.js';
+import { mentionsSql } from './mentions-sql.js';
 
 /** One send, validated and normalised, waiting for its batch. */
 export interface SendRequest {
@@ -13,6 +14,8 @@ export interface SendRequest {
   senderId: number;
   content: string;
   clientId: string | null;
+  /** Names the text may mention (mentions.ts), space-separated; null: none. */
+  mentionNames?: string | null;
 }
 
 /** What the batch statement stored for a request; undefined: it stored nothing for it. */
@@ -20,6 +23,8 @@ export interface StoredSend {
   id: number;
   seq: number;
   timestamp: string;
+  /** The members the text mentions (usernames). */
+  mentions: string[];
 }
 
 interface Waiting {
@@ -41,6 +46,20 @@ export interface SendBatcherObserver {
   context?: ContextCarrier;
 }
 
+interface StoredRow extends Record<string, unknown> {
+  id: unknown;
+  seq: unknown;
+  timestamp: string;
+  mentions: string[] | null;
+}
+
+const storedSend = (row: StoredRow): StoredSend => ({
+  id: toNumber(row.id),
+  seq: toNumber(row.seq),
+  timestamp: row.timestamp,
+  mentions: row.mentions ?? [],
+});
+
 /** Sends per statement at most; more wait for the next one. */
 export const MAX_BATCH = 256;
 /**
@@ -55,8 +74,9 @@ const batchStatement = sql`
     with input as (
       select * from unnest(
         ${sql.placeholder('conversationIds')}::int4[], ${sql.placeholder('senderIds')}::int4[],
-        ${sql.placeholder('contents')}::text[], ${sql.placeholder('clientIds')}::text[]
-      ) with ordinality as i(conversation_id, sender_id, content, client_id, ord)),
+        ${sql.placeholder('contents')}::text[], ${sql.placeholder('clientIds')}::text[],
+        ${sql.placeholder('mentionNames')}::text[]
+      ) with ordinality as i(conversation_id, sender_id, content, client_id, mention_names, ord)),
     locked as (
       select c.id, c.last_seq, c.message_count from conversations c
        where c.id in (select conversation_id from input)
@@ -78,9 +98,10 @@ const batchStatement = sql`
         from (select conversation_id, max(seq) as seq, max(message_count) as message_count from numbered group by conversation_id) n
        where c.id = n.conversation_id),
     msg as (
-      insert into messages (conversation_id, sender_id, content, client_id, seq)
-      select conversation_id, sender_id, content, client_id, seq from numbered order by conversation_id, seq
-      returning id, conversation_id, seq, created_at),
+      insert into messages (conversation_id, sender_id, content, client_id, seq, mentions)
+      select conversation_id, sender_id, content, client_id, seq, ${mentionsSql(sql`numbered.conversation_id`, sql`numbered.mention_names`)}
+        from numbered order by conversation_id, seq
+      returning id, conversation_id, seq, created_at, mentions),
     ev as (
       insert into conversation_events (conversation_id, seq, kind, message_id, message_count)
       select msg.conversation_id, msg.seq, ${EventKind.messageCreated}, msg.id, n.message_count
@@ -90,7 +111,7 @@ const batchStatement = sql`
         from (select distinct on (conversation_id, sender_id) conversation_id, sender_id, seq, message_count
                 from numbered order by conversation_id, sender_id, seq desc) s
        where p.conversation_id = s.conversation_id and p.user_id = s.sender_id and p.last_read_seq < s.seq)
-    select n.ord, msg.id, msg.seq, ${isoTime(sql`msg.created_at`)} as timestamp
+    select n.ord, msg.id, msg.seq, ${isoTime(sql`msg.created_at`)} as timestamp, msg.mentions
       from msg join numbered n on n.conversation_id = msg.conversation_id and n.seq = msg.seq`;
 
 /**
@@ -177,8 +198,8 @@ export class SendBatcher {
    * nothing (a client_id used before, or not a participant).
    */
   private async storeOne(request: SendRequest): Promise<StoredSend | undefined> {
-    const { conversationId, senderId, content, clientId } = request;
-    let rows: { id: unknown; seq: unknown; timestamp: string }[];
+    const { conversationId, senderId, content, clientId, mentionNames } = request;
+    let rows: StoredRow[];
     try {
       rows = await timeStatement(this.observer.statement, 'send_one', () => this.database.query(sql`
         with conv as (
@@ -187,23 +208,23 @@ export class SendBatcher {
              and ${isMemberSql(conversationId, senderId)}
           returning c.id, c.last_seq, c.message_count),
         msg as (
-          insert into messages (conversation_id, sender_id, content, client_id, seq)
-          select conv.id, ${senderId}, ${content}, ${clientId}, conv.last_seq from conv
-          returning id, seq, created_at),
+          insert into messages (conversation_id, sender_id, content, client_id, seq, mentions)
+          select conv.id, ${senderId}, ${content}, ${clientId}, conv.last_seq, ${mentionsSql(sql`conv.id`, sql`${mentionNames ?? null}::text`)} from conv
+          returning id, seq, created_at, mentions),
         ev as (
           insert into conversation_events (conversation_id, seq, kind, message_id, message_count)
           select ${conversationId}, msg.seq, ${EventKind.messageCreated}, msg.id, conv.message_count from msg, conv),
         marker as (
           update participants p set last_read_seq = conv.last_seq, read_count = conv.message_count
             from conv where p.conversation_id = conv.id and p.user_id = ${senderId} and p.last_read_seq < conv.last_seq)
-        select msg.id, msg.seq, ${isoTime(sql`msg.created_at`)} as timestamp from msg`));
+        select msg.id, msg.seq, ${isoTime(sql`msg.created_at`)} as timestamp, msg.mentions from msg`));
     } catch (error) {
       // A client_id used before: the whole statement rolled back (no seq used).
       if (clientId !== null && databaseErrorCode(error) === UNIQUE_VIOLATION) return undefined;
       throw error;
     }
     const [row] = rows;
-    return row && { id: toNumber(row.id), seq: toNumber(row.seq), timestamp: row.timestamp };
+    return row && storedSend(row);
   }
 
   /** Runs the batch statement; the map is keyed by the request's 1-based position. */
@@ -211,15 +232,16 @@ export class SendBatcher {
     // Planned per batch: its best plan depends on the batch's size and on how many messages
     // are stored, which a generic plan made on a fresh database would not follow (db/client.ts).
     const rows = await timeStatement(this.observer.statement, 'send_batch', () =>
-      this.database.prepare<{ ord: unknown; id: unknown; seq: unknown; timestamp: string }>(batchStatement, { planEachCall: true })({
+      this.database.prepare<StoredRow & { ord: unknown }>(batchStatement, { planEachCall: true })({
         conversationIds: intArray(requests.map((r) => r.conversationId)),
         senderIds: intArray(requests.map((r) => r.senderId)),
         contents: textArray(requests.map((r) => r.content)),
         clientIds: textArray(requests.map((r) => r.clientId)),
+        mentionNames: textArray(requests.map((r) => r.mentionNames ?? null)),
       }),
     );
     const stored = new Map<number, StoredSend>();
-    for (const row of rows) stored.set(toNumber(row.ord), { id: toNumber(row.id), seq: toNumber(row.seq), timestamp: row.timestamp });
+    for (const row of rows) stored.set(toNumber(row.ord), storedSend(row));
     return stored;
   }
 }

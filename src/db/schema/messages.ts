@@ -24,6 +24,11 @@ export const messages = pgTable(
     isDeleted: boolean('is_deleted').notNull().default(false),
     /** Lets a page of history skip the attachments lookup for the (many) messages without any. */
     attachmentCount: integer('attachment_count').notNull().default(0),
+    /**
+     * Usernames of the members the text mentions (`@name`), resolved by the statement that
+     * stores the message; null: none. The notification batcher reads them after commit.
+     */
+    mentions: text('mentions').array(),
   },
   (t) => [
     index('messages_conversation_id_idx').on(t.conversationId, t.id),
