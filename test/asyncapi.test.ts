@@ -86,6 +86,7 @@ t.test('the payload schemas are the contract schemas', async (t) => {
       id: 7, conversation_id: 1, sender: 'alice', sender_id: 2, content: 'hi', timestamp: '2024-01-01T00:00:00.000Z', is_edited: false,
       is_deleted: false, edited_at: null, client_id: null, seq: 3,
       attachments: [{ id: 1, file: 'http://chat.test/media/a', uploaded_at: '2024-01-01T00:00:00.000Z', filename: 'a.png', content_type: 'image/png', size: 3 }],
+      mentions: [],
     },
   };
   t.ok(Compile(eventSchemaContext, ChatServerEventSchema).Check(event), 'a contract event');

@@ -75,6 +75,7 @@ const chatMessage = (seq: number, clientId: string, content: string) =>
       client_id: clientId,
       seq,
       attachments: [],
+      mentions: [],
     },
   });
 
