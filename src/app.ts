@@ -51,6 +51,11 @@ import type { Storage } from './storage/storage.js';
 import { User } from './contract/users.js';
 import { userRoutes } from './users/routes.js';
 import { startTracing } from './tracing/switch.js';
+import { Presence } from './contract/presence.js';
+import { presenceRoutes } from './presence/routes.js';
+import { createPresenceService, type PresenceService } from './presence/service.js';
+import { createPresenceStore } from './sessions/presence-factory.js';
+import type { PresenceStore } from './sessions/presence-store.js';
 
 export interface AppOptions {
   config: Config;
@@ -61,6 +66,7 @@ export interface AppOptions {
   storage?: Storage;
   rateLimiter?: RateLimiter;
   sessionStores?: SessionStores;
+  presenceStore?: PresenceStore;
 }
 
 /**
@@ -83,6 +89,7 @@ declare module 'fastify' {
     attachments: AttachmentService;
     membership: Membership;
     reads: ReadService;
+    presence: PresenceService;
   }
 }
 
@@ -198,6 +205,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     database,
     publisher,
     logger: app.log,
+    notifyMaxMembers: config.NOTIFY_MAX_MEMBERS,
     batcherObserver: {
       statement: app.metrics.timeStatement,
       flushed: (entries, seconds, failed) => {
@@ -229,18 +237,46 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     notificationsRead: (userId, ids) => notifications.announceRead(userId, ids),
   });
   app.decorate('reads', reads);
+  const presenceStore =
+    options.presenceStore ??
+    own(
+      createPresenceStore({
+        kind: redisKind,
+        ...redis,
+        timeoutMs: config.PRESENCE_TIMEOUT_SECONDS * 1000,
+        observer: {
+          commands: (kind, count) => app.metrics.presenceRedisCommands.inc({ kind }, count),
+          failed: (error) => app.log.warn({ err: error }, 'presence: a Redis command failed; resyncing at the next lease tick'),
+        },
+      }),
+    );
+  const presence = createPresenceService({
+    database,
+    bus,
+    store: presenceStore,
+    logger: app.log,
+    graceMs: config.PRESENCE_GRACE_MS,
+    drainWithGrace: redisKind !== 'memory',
+    maxMembers: config.PRESENCE_MAX_MEMBERS,
+    observer: {
+      changed: (status) => app.metrics.presenceChanges.inc({ status }),
+      published: (count) => app.metrics.presenceRedisCommands.inc({ kind: 'publish' }, count),
+    },
+  });
+  app.decorate('presence', presence);
   // Once sockets and requests are done (onClose), and before the bus and the database close
   // (this hook runs before the infrastructure's, registered earlier): sends still being
   // stored are published, then the notifications gathered meanwhile are written.
   app.addHook('onClose', async () => {
     await writePath.settle();
     reads.close();
+    await presence.close();
     await notifications.close();
     await publisher.flush();
     publisher.close();
   });
 
-  for (const schema of [ErrorResponse, User, Attachment, Message, Conversation, Notification, Member]) app.addSchema(schema);
+  for (const schema of [ErrorResponse, User, Attachment, Message, Conversation, Notification, Member, Presence]) app.addSchema(schema);
   if (config.API_DOCS) await registerApiDocs(app);
 
   await app.register(authPlugin, { secret: config.JWT_SECRET, expiresInSeconds: config.JWT_EXPIRES_IN_SECONDS, tickets: sessionStores.tickets });
@@ -260,6 +296,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         await authenticated.register(searchRoutes);
         await authenticated.register(attachmentRoutes);
         await authenticated.register(notificationRoutes);
+        await authenticated.register(presenceRoutes);
       });
     },
     { prefix: '/api' },

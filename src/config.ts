@@ -89,6 +89,10 @@ export const ConfigSchema = Type.Object({
   MAX_SOCKETS_PER_USER: Int(20, 0, 100_000, 'open sockets per user across replicas; 0 = off'),
   RECEIPTS_MAX_MEMBERS: Int(100, 0, 1_000_000, 'read receipts (read.updated) only in conversations of up to this many members; 0 = none'),
   MAX_REPLAY_EVENTS: Int(10_000, 1, 10_000_000, 'a chat socket resuming with ?last_seq= further behind than this is closed with 4409 (reload over REST)'),
+  PRESENCE_MAX_MEMBERS: Int(100, 0, 1_000_000, 'live presence events only in conversations of up to this many members; 0 = none'),
+  PRESENCE_TIMEOUT_SECONDS: Int(30, 1, 3600, 'a user whose replica died without a word is offline within this'),
+  PRESENCE_GRACE_MS: Int(2_000, 0, 600_000, 'a user whose last socket closed stays online this long (a reconnect within it changes nothing); below PRESENCE_TIMEOUT_SECONDS'),
+  NOTIFY_MAX_MEMBERS: Int(100, 0, 1_000_000, 'past this many members a new message notifies only the members it mentions'),
   USER_SEARCH_MIN_PREFIX: Int(1, 0, 32, 'shortest ?search= prefix for the user search; 0 allows listing without one'),
   TRUST_PROXY: Type.Optional(
     Type.String({
@@ -173,6 +177,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(
       `DATABASE_RESPONSE_TIMEOUT_MS: must be above DATABASE_STATEMENT_TIMEOUT_MS (${config.DATABASE_STATEMENT_TIMEOUT_MS}), ` +
         `or a statement still running would lose its connection (got ${config.DATABASE_RESPONSE_TIMEOUT_MS})`,
+    );
+  }
+  if (config.PRESENCE_GRACE_MS >= config.PRESENCE_TIMEOUT_SECONDS * 1000) {
+    throw new ConfigError(
+      `PRESENCE_GRACE_MS: must be below PRESENCE_TIMEOUT_SECONDS (${config.PRESENCE_TIMEOUT_SECONDS} s), ` +
+        `or a closed socket would outlast the timeout (got ${config.PRESENCE_GRACE_MS})`,
     );
   }
   if (config.NODE_ENV === 'production' && !config.JWT_SECRET) {

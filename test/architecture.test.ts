@@ -54,7 +54,7 @@ const folder = (file: string) => file.split('/')[0]!;
 const filesIn = (...folders: string[]) => [...graph].filter(([file]) => folders.includes(folder(file)));
 
 const INFRASTRUCTURE = ['db', 'bus', 'storage', 'redis', 'ratelimit', 'sessions'];
-const FEATURES = ['messages', 'conversations', 'attachments', 'notifications', 'users', 'auth'];
+const FEATURES = ['messages', 'conversations', 'attachments', 'notifications', 'users', 'auth', 'presence'];
 const ENTRY_POINTS = ['http', 'realtime', 'health', 'metrics', 'tracing'];
 /** HTTP and socket entry points inside feature folders: they may use Fastify and http/. */
 const isEntryFile = (file: string) => /(^|\/)(routes|[\w-]+-routes|plugin)\.ts$/.test(file);

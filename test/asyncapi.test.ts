@@ -88,6 +88,7 @@ t.test('the payload schemas are the contract schemas', async (t) => {
       attachments: [{ id: 1, file: 'http://chat.test/media/a', uploaded_at: '2024-01-01T00:00:00.000Z', filename: 'a.png', content_type: 'image/png', size: 3 }],
       reply_to: { id: 5, sender: 'bob', content: 'hello?', is_deleted: false },
       reactions: [],
+      mentions: [],
     },
   };
   t.ok(Compile(eventSchemaContext, ChatServerEventSchema).Check(event), 'a contract event');

@@ -77,6 +77,7 @@ const chatMessage = (seq: number, clientId: string, content: string) =>
       attachments: [],
       reply_to: null,
       reactions: [],
+      mentions: [],
     },
   });
 

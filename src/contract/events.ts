@@ -8,6 +8,7 @@ import { BigId, Id, Nullable, Timestamp } from './common.js';
 import { MemberRole } from './members.js';
 import { Attachment, Message, type MessageView } from './messages.js';
 import { Notification } from './notifications.js';
+import { PresenceEvent } from './presence.js';
 import { ERROR_CODES } from './socket-codes.js';
 
 const Seq = Type.Integer({ minimum: 1, description: "per conversation, +1 with every conversation event" });
@@ -126,6 +127,7 @@ export type MemberRemovedEvent = Static<typeof MemberRemovedEvent>;
 export type MemberRoleEvent = Static<typeof MemberRoleEvent>;
 export type ConversationUpdatedEvent = Static<typeof ConversationUpdatedEvent>;
 export type ReadUpdatedEvent = Static<typeof ReadUpdatedEvent>;
+export { PresenceEvent };
 export type ErrorEvent = Static<typeof ErrorEvent>;
 export type NotificationEvent = Static<typeof NotificationEvent>;
 export type NotificationReadEvent = Static<typeof NotificationReadEvent>;
@@ -142,7 +144,7 @@ export type MessageEvent = ChatMessageEvent | MessageEditedEvent | MessageDelete
 /** A conversation event: numbered by `seq`, stored in the event log, published after commit. */
 export type ConversationEvent = MessageEvent | MembershipEvent;
 /** Everything `/ws/chat/{id}/` sends. */
-export type ChatServerEvent = ConversationEvent | ReadUpdatedEvent | UserTypingEvent | ErrorEvent;
+export type ChatServerEvent = ConversationEvent | ReadUpdatedEvent | PresenceEvent | UserTypingEvent | ErrorEvent;
 /** Everything `/ws/notifications/` sends. */
 export type NotificationServerEvent = NotificationEvent | NotificationReadEvent;
 
@@ -160,6 +162,7 @@ export const ChatServerEventSchema = Type.Union([
   MemberRoleEvent,
   ConversationUpdatedEvent,
   ReadUpdatedEvent,
+  PresenceEvent,
   UserTypingEvent,
   ErrorEvent,
 ]);

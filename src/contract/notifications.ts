@@ -2,7 +2,8 @@ import { type Static, Type } from 'typebox';
 import { BigId, Id, Nullable, Timestamp } from './common.js';
 import { pageQueryProperties } from './pagination.js';
 
-export const NotificationKind = Type.Union([Type.Literal('conversation.added'), Type.Literal('messages.new')]);
+/** `mention`: one per message that mentions the user (`@username`), in conversations of any size. */
+export const NotificationKind = Type.Union([Type.Literal('conversation.added'), Type.Literal('messages.new'), Type.Literal('mention')]);
 export type NotificationKind = Static<typeof NotificationKind>;
 
 export const Notification = Type.Object(

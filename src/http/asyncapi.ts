@@ -1,6 +1,6 @@
 import {
   AttachmentAddedEvent, ChatMessageEvent, ReactionAddedEvent, ReactionRemovedEvent, ConversationUpdatedEvent, ErrorEvent, MemberAddedEvent, MemberRemovedEvent, MemberRoleEvent,
-  MessageDeletedEvent, MessageEditedEvent, NotificationEvent, NotificationReadEvent, ReadUpdatedEvent, UserTypingEvent, eventSchemaContext,
+  MessageDeletedEvent, MessageEditedEvent, NotificationEvent, NotificationReadEvent, PresenceEvent, ReadUpdatedEvent, UserTypingEvent, eventSchemaContext,
 } from '../contract/events.js';
 import { CLIENT_FRAMES } from '../contract/frames.js';
 import { CloseCode } from '../contract/socket-codes.js';
@@ -61,6 +61,9 @@ const SUMMARIES: Record<string, string> = {
   'conversation.updated': 'the group was renamed',
   'read.updated': "a member's read marker moved (live only, throttled, small conversations only)",
   'user.typing': 'someone else started or stopped typing (no seq, not stored)',
+  presence:
+    'a member came online or went offline (live only, on changes only: a reconnect within PRESENCE_GRACE_MS or a second socket sends nothing; ' +
+    'never about the socket\'s own user; conversations of up to PRESENCE_MAX_MEMBERS members only)',
   error: 'a frame failed; the socket stays open',
   notification: 'a new or updated notification',
   'notification.read': 'notifications were marked read on another device',
@@ -81,6 +84,7 @@ const CHAT_EVENTS = [
   MemberRoleEvent,
   ConversationUpdatedEvent,
   ReadUpdatedEvent,
+  PresenceEvent,
   UserTypingEvent,
   ErrorEvent,
 ];

@@ -10,6 +10,8 @@ import { normalizeClientId, normalizeContent } from './content.js';
 import { createReactions, type Reactions } from './reactions.js';
 import { normalizeReplyTo, replyPreviewFor } from './replies.js';
 import { wordsOf } from './search-words.js';
+import { encodeCandidates, mentionCandidates } from './mentions.js';
+import { mentionsSql } from './mentions-sql.js';
 import { SendBatcher, type SendBatcherObserver } from './send-batcher.js';
 import { messageColumns, messageView, type MessageRecord } from './views.js';
 import type { WritePath } from './write-path.js';
@@ -81,7 +83,8 @@ export function createMessageWrites(options: MessageWritesOptions): MessageWrite
     writePath.admit();
     // A reply costs one more statement (the original's check and preview); other sends none.
     const replyTo = replyToId === null ? null : await replyPreviewFor(database, actor.id, conversationId, replyToId);
-    const stored = await batcher.store({ conversationId, senderId: actor.id, content, clientId, replyToId, words: wordsOf(content) });
+    const mentionNames = encodeCandidates(mentionCandidates(content));
+    const stored = await batcher.store({ conversationId, senderId: actor.id, content, clientId, replyToId, words: wordsOf(content), mentionNames });
     if (!stored) {
       // Skipped: a client_id used before (that message comes back), or not a participant.
       const earlier = clientId === null ? undefined : await findByClientId(actor, conversationId, clientId);
@@ -103,6 +106,7 @@ export function createMessageWrites(options: MessageWritesOptions): MessageWrite
       attachments: [],
       reply_to: replyTo,
       reactions: [],
+      mentions: stored.mentions,
     };
     writePath.committed({ type: 'chat.message', seq: message.seq, conversation_id: conversationId, message }, actor);
     return { message, created: true };
@@ -119,7 +123,9 @@ export function createMessageWrites(options: MessageWritesOptions): MessageWrite
         if (current.is_deleted) throw conflict('a deleted message cannot be edited');
         // The version it replaces is kept (its history), and its words give way to the new ones
         // (words of both versions stay: deleting and inserting one key in a statement would clash).
+        // The new text's mentions replace the old ones (no new notifications: API.md speaks of sends).
         const words = textArray(wordsOf(content));
+        const names = encodeCandidates(mentionCandidates(content));
         await query(sql`
           with kept as (
             insert into message_versions (message_id, content, written_at)
@@ -128,7 +134,8 @@ export function createMessageWrites(options: MessageWritesOptions): MessageWrite
           indexed as (
             insert into message_words (message_id, conversation_id, word)
             select ${messageId}, ${conversationId}, w.word from unnest(${words}::text[]) as w(word) on conflict do nothing)
-          update messages set content = ${content}, edited_at = now() where id = ${messageId}`);
+          update messages set content = ${content}, edited_at = now(), mentions = ${mentionsSql(sql`messages.conversation_id`, sql`${names}::text`)}
+           where id = ${messageId}`);
         const [row] = await query<MessageRecord>(sql`
           select ${messageColumns} from messages m join users u on u.id = m.sender_id where m.id = ${messageId}`);
         if (!row) throw new Error('edited message vanished');
@@ -153,13 +160,13 @@ export function createMessageWrites(options: MessageWritesOptions): MessageWrite
       const keys = await writePath.sequenced(actor, conversationId, async (query, seq) => {
         const current = await ownMessage(query, actor, conversationId, messageId);
         if (current.is_deleted) return null;
-        // The text is gone for good, with its earlier versions, its words and its reactions;
-        // the row stays so history keeps its place.
+        // The text is gone for good, with its earlier versions, its words, its reactions and its
+        // mentions; the row stays so history keeps its place.
         await query(sql`
           with versions as (delete from message_versions where message_id = ${messageId}),
           words as (delete from message_words where message_id = ${messageId}),
           reactions as (delete from message_reactions where message_id = ${messageId})
-          update messages set content = '', is_deleted = true, attachment_count = 0, reaction_count = 0 where id = ${messageId}`);
+          update messages set content = '', is_deleted = true, attachment_count = 0, reaction_count = 0, mentions = null where id = ${messageId}`);
         const removed = await query<{ storage_key: string }>(
           sql`delete from attachments where message_id = ${messageId} returning storage_key`,
         );

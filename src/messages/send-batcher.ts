@@ -6,6 +6,7 @@ import { intArray, isoTime, textArray, toNumber } from '../db/sql.js';
 import { databaseErrorCode, DEADLOCK_DETECTED, UNIQUE_VIOLATION } from '../db/errors.js';
 import { unavailable } from '../domain/errors.js';
 import { type ContextCarrier, timeStatement, type StatementTimer } from '../domain/observer.js';
+import { mentionsSql } from './mentions-sql.js';
 
 /** One send, validated and normalised, waiting for its batch. */
 export interface SendRequest {
@@ -17,6 +18,8 @@ export interface SendRequest {
   replyToId?: number | null;
   /** Its words for the search index (search-words.ts); none by default. */
   words?: string[];
+  /** Names the text may mention (mentions.ts), space-separated; null: none. */
+  mentionNames?: string | null;
 }
 
 /** What the batch statement stored for a request; undefined: it stored nothing for it. */
@@ -24,6 +27,8 @@ export interface StoredSend {
   id: number;
   seq: number;
   timestamp: string;
+  /** The members the text mentions (usernames). */
+  mentions: string[];
 }
 
 interface Waiting {
@@ -45,6 +50,20 @@ export interface SendBatcherObserver {
   context?: ContextCarrier;
 }
 
+interface StoredRow extends Record<string, unknown> {
+  id: unknown;
+  seq: unknown;
+  timestamp: string;
+  mentions: string[] | null;
+}
+
+const storedSend = (row: StoredRow): StoredSend => ({
+  id: toNumber(row.id),
+  seq: toNumber(row.seq),
+  timestamp: row.timestamp,
+  mentions: row.mentions ?? [],
+});
+
 /** Sends per statement at most; more wait for the next one. */
 export const MAX_BATCH = 256;
 /**
@@ -63,8 +82,9 @@ const batchStatement = (skipLocked: boolean) => sql`
     with input as (
       select * from unnest(
         ${sql.placeholder('conversationIds')}::int4[], ${sql.placeholder('senderIds')}::int4[],
-        ${sql.placeholder('contents')}::text[], ${sql.placeholder('clientIds')}::text[], ${sql.placeholder('replyTos')}::int8[]
-      ) with ordinality as i(conversation_id, sender_id, content, client_id, reply_to_id, ord)),
+        ${sql.placeholder('contents')}::text[], ${sql.placeholder('clientIds')}::text[], ${sql.placeholder('replyTos')}::int8[],
+        ${sql.placeholder('mentionNames')}::text[]
+      ) with ordinality as i(conversation_id, sender_id, content, client_id, reply_to_id, mention_names, ord)),
     locked as (
       select c.id, c.last_seq, c.message_count from conversations c
        where c.id in (select conversation_id from input)
@@ -86,9 +106,10 @@ const batchStatement = (skipLocked: boolean) => sql`
         from (select conversation_id, max(seq) as seq, max(message_count) as message_count from numbered group by conversation_id) n
        where c.id = n.conversation_id),
     msg as (
-      insert into messages (conversation_id, sender_id, content, client_id, seq, reply_to_id)
-      select conversation_id, sender_id, content, client_id, seq, reply_to_id from numbered order by conversation_id, seq
-      returning id, conversation_id, seq, created_at),
+      insert into messages (conversation_id, sender_id, content, client_id, seq, reply_to_id, mentions)
+      select conversation_id, sender_id, content, client_id, seq, reply_to_id, ${mentionsSql(sql`numbered.conversation_id`, sql`numbered.mention_names`)}
+        from numbered order by conversation_id, seq
+      returning id, conversation_id, seq, created_at, mentions),
     words as (
       insert into message_words (message_id, conversation_id, word)
       select msg.id, msg.conversation_id, w.word
@@ -105,10 +126,10 @@ const batchStatement = (skipLocked: boolean) => sql`
         from (select distinct on (conversation_id, sender_id) conversation_id, sender_id, seq, message_count
                 from numbered order by conversation_id, sender_id, seq desc) s
        where p.conversation_id = s.conversation_id and p.user_id = s.sender_id and p.last_read_seq < s.seq)
-    select n.ord, msg.id, msg.seq, ${isoTime(sql`msg.created_at`)} as timestamp, null::int4 as skipped
+    select n.ord, msg.id, msg.seq, ${isoTime(sql`msg.created_at`)} as timestamp, msg.mentions, null::int4 as skipped
       from msg join numbered n on n.conversation_id = msg.conversation_id and n.seq = msg.seq
     union all
-    select null, null, null, null, s.conversation_id
+    select null, null, null, null, null, s.conversation_id
       from (select distinct conversation_id from input) s
      where s.conversation_id not in (select id from locked)`;
 const FREE_ROWS_ONLY = batchStatement(true);
@@ -260,8 +281,8 @@ export class SendBatcher {
    * nothing (a client_id used before, or not a participant).
    */
   private async storeOne(request: SendRequest): Promise<StoredSend | undefined> {
-    const { conversationId, senderId, content, clientId, replyToId = null, words = [] } = request;
-    let rows: { id: unknown; seq: unknown; timestamp: string }[];
+    const { conversationId, senderId, content, clientId, replyToId = null, words = [], mentionNames } = request;
+    let rows: StoredRow[];
     try {
       rows = await timeStatement(this.observer.statement, 'send_one', () => this.database.query(sql`
         with conv as (
@@ -270,9 +291,9 @@ export class SendBatcher {
              and ${isMemberSql(conversationId, senderId)}
           returning c.id, c.last_seq, c.message_count),
         msg as (
-          insert into messages (conversation_id, sender_id, content, client_id, seq, reply_to_id)
-          select conv.id, ${senderId}, ${content}, ${clientId}, conv.last_seq, ${replyToId}::int8 from conv
-          returning id, seq, created_at),
+          insert into messages (conversation_id, sender_id, content, client_id, seq, reply_to_id, mentions)
+          select conv.id, ${senderId}, ${content}, ${clientId}, conv.last_seq, ${replyToId}::int8, ${mentionsSql(sql`conv.id`, sql`${mentionNames ?? null}::text`)} from conv
+          returning id, seq, created_at, mentions),
         words as (
           insert into message_words (message_id, conversation_id, word)
           select msg.id, ${conversationId}, w.word from msg, unnest(${textArray(words)}::text[]) as w(word)),
@@ -283,14 +304,14 @@ export class SendBatcher {
           update participants p set last_read_seq = conv.last_seq, read_count = conv.message_count,
                  activity_at = case when p.large then p.activity_at else now() end
             from conv where p.conversation_id = conv.id and p.user_id = ${senderId} and p.last_read_seq < conv.last_seq)
-        select msg.id, msg.seq, ${isoTime(sql`msg.created_at`)} as timestamp from msg`));
+        select msg.id, msg.seq, ${isoTime(sql`msg.created_at`)} as timestamp, msg.mentions from msg`));
     } catch (error) {
       // A client_id used before: the whole statement rolled back (no seq used).
       if (clientId !== null && databaseErrorCode(error) === UNIQUE_VIOLATION) return undefined;
       throw error;
     }
     const [row] = rows;
-    return row && { id: toNumber(row.id), seq: toNumber(row.seq), timestamp: row.timestamp };
+    return row && storedSend(row);
   }
 
   /** Runs a batch statement: what it stored, keyed by the request's 1-based position, and the conversations it passed over. */
@@ -298,7 +319,7 @@ export class SendBatcher {
     // Planned per batch: its best plan depends on the batch's size and on how many messages
     // are stored, which a generic plan made on a fresh database would not follow (db/client.ts).
     const rows = await timeStatement(this.observer.statement, 'send_batch', () =>
-      this.database.prepare<{ ord: unknown; id: unknown; seq: unknown; timestamp: string; skipped: unknown }>(statement, { planEachCall: true })({
+      this.database.prepare<StoredRow & { ord: unknown; skipped: unknown }>(statement, { planEachCall: true })({
         conversationIds: intArray(requests.map((r) => r.conversationId)),
         senderIds: intArray(requests.map((r) => r.senderId)),
         contents: textArray(requests.map((r) => r.content)),
@@ -306,13 +327,14 @@ export class SendBatcher {
         replyTos: textArray(requests.map((r) => (r.replyToId === null || r.replyToId === undefined ? null : String(r.replyToId)))),
         wordOrds: intArray(requests.flatMap((r, index) => (r.words ?? []).map(() => index + 1))),
         words: textArray(requests.flatMap((r) => r.words ?? [])),
+        mentionNames: textArray(requests.map((r) => r.mentionNames ?? null)),
       }),
     );
     const stored = new Map<number, StoredSend>();
     const skipped = new Set<number>();
     for (const row of rows) {
       if (row.skipped !== null) skipped.add(toNumber(row.skipped));
-      else stored.set(toNumber(row.ord), { id: toNumber(row.id), seq: toNumber(row.seq), timestamp: row.timestamp });
+      else stored.set(toNumber(row.ord), storedSend(row));
     }
     return { stored, skipped };
   }

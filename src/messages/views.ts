@@ -10,7 +10,8 @@ import type { AttachmentView, MessageView, ReactionView, ReplyPreviewView } from
 export const messageBaseColumns: SQL = sql`
   m.id, m.conversation_id, m.sender_id, u.username as sender,
   case when m.is_deleted then '' else m.content end as content,
-  m.client_id, m.seq, m.is_deleted, m.created_at, m.edited_at`;
+  m.client_id, m.seq, m.is_deleted, m.created_at, m.edited_at,
+  case when m.is_deleted then null else m.mentions end as mentions`;
 
 /** Attachment columns for `AttachmentRecord`, from `attachments a`. */
 export const attachmentColumns: SQL = sql`
@@ -74,6 +75,7 @@ export interface MessageRecord extends Record<string, unknown> {
   reply_to?: unknown;
   /** JSON of the reactions, or null (none, or not read). */
   reactions?: unknown;
+  mentions: string[] | null;
 }
 
 export interface AttachmentRecord {
@@ -113,6 +115,7 @@ export const messageView = (row: MessageRecord, links: AttachmentLinkSigner): Me
   seq: toNumber(row.seq),
   // null: no attachments (the common case, spared building and parsing '[]' per message).
   attachments: row.attachments === null ? [] : parseJson<AttachmentRecord[]>(row.attachments).map((a) => attachmentView(a, links)),
+  mentions: row.mentions ?? [],
   reply_to: row.reply_to === null || row.reply_to === undefined ? null : replyPreview(parseJson<ReplyRecord>(row.reply_to)),
   reactions: row.reactions === null || row.reactions === undefined ? [] : parseJson<ReactionView[]>(row.reactions),
 });

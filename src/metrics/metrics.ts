@@ -38,6 +38,18 @@ export function createMetrics(options: MetricsOptions = {}) {
     slowConsumers: new Counter({ name: 'chat_slow_consumer_disconnects_total', help: 'sockets closed for reading too slowly', registers: [registry] }),
     rateLimited: new Counter({ name: 'chat_rate_limited_total', help: 'requests and frames refused by a rate limit', labelNames: ['scope'] as const, registers: [registry] }),
     rateLimiterUnavailable: new Counter({ name: 'chat_rate_limiter_unavailable_total', help: 'rate-limit decisions allowed unchecked because the limiter backend did not answer', labelNames: ['scope'] as const, registers: [registry] }),
+    presenceChanges: new Counter({
+      name: 'chat_presence_changes_total',
+      help: 'users who came online or went offline, counted by the replica that made the change',
+      labelNames: ['status'] as const,
+      registers: [registry],
+    }),
+    presenceRedisCommands: new Counter({
+      name: 'chat_presence_redis_commands_total',
+      help: 'Redis commands of presence: change (2 per arrive or depart), lease (1 per tick), sweep, resync, read (REST views), publish (presence events)',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
     busResets: new Counter({ name: 'chat_bus_resets_total', help: 'broker reconnects after which subscriptions were restored (anything published meanwhile may be lost)', registers: [registry] }),
     publishFailures: new Counter({ name: 'chat_bus_publish_failures_total', help: 'publish attempts the bus refused or lost (retried; the events stay in PostgreSQL)', labelNames: ['kind'] as const, registers: [registry] }),
     publishDropped: new Counter({ name: 'chat_bus_publish_dropped_total', help: 'failed publishes dropped from a full retry queue (rooms repair them by their position checks)', labelNames: ['kind'] as const, registers: [registry] }),

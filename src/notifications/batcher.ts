@@ -21,6 +21,14 @@ export const NOTIFY_FLUSH_MS = 100;
  * are stored, only their "new messages" notifications are lost (README: what a crash loses).
  */
 export const MAX_PENDING = 10_000;
+/**
+ * NOTIFY_MAX_MEMBERS' default: past this many members a new message notifies only the members
+ * it mentions (API.md version 2); their unread counts carry the rest.
+ */
+export const NOTIFY_MAX_MEMBERS = 100;
+/** The longest excerpt of the message a mention notification quotes. */
+const MENTION_EXCERPT_CHARS = 100;
+
 /** A failed flush is retried after this. */
 export const NOTIFY_RETRY_MS = NOTIFY_FLUSH_MS * 4;
 
@@ -37,6 +45,15 @@ interface Pending {
   count: number;
 }
 
+/** A message that mentions members: one `mention` notification each (not the sender), written with the next flush. */
+interface PendingMention {
+  conversationId: number;
+  senderId: number;
+  sender: string;
+  messageId: number;
+  usernames: string[];
+}
+
 /** What a batcher reports (metrics); every hook is optional. */
 export interface NotificationBatcherObserver {
   /** A flush of `entries` (conversation, sender) pairs ended after `seconds`, written or failed (to be retried). */
@@ -51,6 +68,7 @@ export interface NotificationBatcherObserver {
  */
 export class NotificationBatcher {
   private pending = new Map<string, Pending>();
+  private mentions: PendingMention[] = [];
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private closed = false;
@@ -63,6 +81,7 @@ export class NotificationBatcher {
     private readonly logger: Logger,
     private readonly observer: NotificationBatcherObserver = {},
     private readonly maxPending = MAX_PENDING,
+    private readonly notifyMaxMembers = NOTIFY_MAX_MEMBERS,
   ) {}
 
   /** Whether a write is scheduled, and whether that timer would keep the process alive (it never should). */
@@ -73,10 +92,20 @@ export class NotificationBatcher {
 
   /** Entries gathered and not yet written. */
   get size(): number {
-    return this.pending.size;
+    return this.pending.size + this.mentions.length;
   }
 
-  add(conversationId: number, senderId: number, sender: string, messageId: number): void {
+  /**
+   * A new message: counted into the "new messages" notification of the conversation's other
+   * members (only in conversations of up to NOTIFY_MAX_MEMBERS members, checked at the flush),
+   * and, whatever the size, one `mention` notification per member it mentions.
+   */
+  add(conversationId: number, senderId: number, sender: string, messageId: number, mentions: readonly string[] = []): void {
+    if (mentions.length > 0) {
+      if (this.mentions.length >= this.maxPending) this.dropped += 1;
+      else this.mentions.push({ conversationId, senderId, sender, messageId, usernames: [...mentions] });
+      this.arm(NOTIFY_FLUSH_MS);
+    }
     const key = `${conversationId}:${senderId}`;
     const entry = this.pending.get(key);
     if (entry) {
@@ -111,25 +140,32 @@ export class NotificationBatcher {
     clearTimeout(this.timer);
     this.timer = undefined;
     while (this.flushing) await this.flushing;
-    if (this.pending.size === 0) return;
+    if (this.pending.size === 0 && this.mentions.length === 0) return;
     const batch = [...this.pending.values()];
+    const mentions = this.mentions;
     this.pending = new Map();
-    this.flushing = this.write(batch).finally(() => {
+    this.mentions = [];
+    this.flushing = this.write(batch, mentions).finally(() => {
       this.flushing = undefined;
     });
     await this.flushing;
   }
 
-  private async write(batch: Pending[]): Promise<void> {
+  private async write(batch: Pending[], mentions: PendingMention[]): Promise<void> {
     const started = performance.now();
-    const flushed = (failed: boolean) => this.observer.flushed?.(batch.length, (performance.now() - started) / 1000, failed);
+    const flushed = (failed: boolean) => this.observer.flushed?.(batch.length + mentions.length, (performance.now() - started) / 1000, failed);
     try {
-      this.deliver(await timeStatement(this.observer.statement, 'notification_upsert', () => this.upsert(batch)));
+      this.deliver(await timeStatement(this.observer.statement, 'notification_upsert', () => this.upsert(batch, mentions)));
       flushed(false);
     } catch (error) {
       flushed(true);
       // Deadlock victims and outages: put the batch back (merged with newer ones) and retry.
       this.logger.warn({ err: error, code: databaseErrorCode(error) }, 'notification flush failed; will retry');
+      // Mentions are written at most once each (a unique index), so a retry cannot double them.
+      for (const mention of mentions) {
+        if (this.mentions.length < this.maxPending) this.mentions.push(mention);
+        else this.dropped += 1;
+      }
       for (const item of batch) {
         const key = `${item.conversationId}:${item.senderId}`;
         const newer = this.pending.get(key);
@@ -143,7 +179,9 @@ export class NotificationBatcher {
     }
   }
 
-  private upsert(batch: Pending[]): Promise<FlushedRow[]> {
+  private upsert(batch: Pending[], mentions: PendingMention[]): Promise<FlushedRow[]> {
+    // One row per (message, mentioned username): flat arrays, as unnest takes them.
+    const flat = mentions.flatMap((m) => m.usernames.map((username) => ({ ...m, username })));
     // Rows are locked in (user, conversation) order, so two replicas flushing at once cannot deadlock.
     // Sending counts as reading (INBOX.md): each sender's unread "new messages" notification of
     // the conversation is read in the same statement, unless someone else's message in this
@@ -174,7 +212,9 @@ export class NotificationBatcher {
       targets as (
         select p.user_id, b.conversation_id, sum(b.count)::int4 as count, max(b.message_id) as message_id,
                (array_agg(b.sender order by b.message_id desc))[1] as sender
-          from batch b join participants p on p.conversation_id = b.conversation_id and p.user_id <> b.sender_id
+          from batch b
+          join conversations c on c.id = b.conversation_id and c.member_count <= ${this.notifyMaxMembers}
+          join participants p on p.conversation_id = b.conversation_id and p.user_id <> b.sender_id
          where p.last_read_seq < b.seq
          group by p.user_id, b.conversation_id),
       read_by_sending as (
@@ -198,8 +238,28 @@ export class NotificationBatcher {
                           then excluded.text
                           else (n.count + excluded.count) || ' new messages, the latest from '
                                || substring(excluded.text from ' from ([^ ]+)$') end
+        returning ${notificationColumns}),
+      mention_input as (
+        select * from unnest(
+          ${intArray(flat.map((m) => m.conversationId))}::int4[], ${intArray(flat.map((m) => m.senderId))}::int4[],
+          ${intArray(flat.map((m) => m.messageId))}::int8[], ${textArray(flat.map((m) => m.sender))}::text[],
+          ${textArray(flat.map((m) => m.username))}::text[]
+        ) as x(conversation_id, sender_id, message_id, sender, username)),
+      mentioned as (
+        insert into notifications as n (user_id, kind, conversation_id, message_id, count, text)
+        select u.id, 'mention', x.conversation_id, x.message_id, 1,
+               x.sender || ' mentioned you: ' || left(m.content, ${MENTION_EXCERPT_CHARS})
+          from mention_input x
+          join messages m on m.id = x.message_id and not m.is_deleted
+          join users u on lower(u.username) = lower(x.username)
+          join participants p on p.conversation_id = x.conversation_id and p.user_id = u.id
+         where u.id <> x.sender_id and p.last_read_seq < m.seq
+         order by u.id, x.message_id
+        on conflict (user_id, message_id) where kind = 'mention' do nothing
         returning ${notificationColumns})
       select *, false as read_by_sending from upserted
+      union all
+      select *, false as read_by_sending from mentioned
       union all
       select *, true as read_by_sending from read_by_sending`;
     // Planned per flush, as the send batch is: a generic plan made when participants was

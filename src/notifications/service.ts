@@ -16,7 +16,11 @@ import { type NotificationView } from '../contract/notifications.js';
 export type UserEvent = NotificationServerEvent;
 
 export interface NotificationService {
-  /** After commit of a conversation event: new messages from others notify (coalesced). */
+  /**
+   * After commit of a conversation event: new messages from others notify (coalesced; in
+   * conversations of up to NOTIFY_MAX_MEMBERS members), and the members a message mentions
+   * get a `mention` notification each, whatever the size.
+   */
   onConversationEvent(event: ConversationEvent, actor: AuthUser): void;
   conversationCreated(conversationId: number, creator: AuthUser, addedUserIds: number[], memberNames: string[]): Promise<void>;
   list(userId: number, query: { unread: boolean; limit: number; before?: number | undefined }): Promise<NotificationView[]>;
@@ -36,6 +40,8 @@ export interface NotificationServiceOptions {
   logger: Logger;
   /** Flush sizes and latency of coalesced notifications (metrics). */
   batcherObserver?: NotificationBatcherObserver;
+  /** NOTIFY_MAX_MEMBERS: past it a new message notifies only the members it mentions. */
+  notifyMaxMembers?: number;
 }
 
 export function createNotificationService(deps: NotificationServiceOptions): NotificationService {
@@ -53,11 +59,11 @@ export function createNotificationService(deps: NotificationServiceOptions): Not
       else push(toNumber(row.user_id), { type: 'notification', message: notificationView(row) });
     }
   };
-  const batcher = new NotificationBatcher(database, pushFlushed, logger, deps.batcherObserver);
+  const batcher = new NotificationBatcher(database, pushFlushed, logger, deps.batcherObserver, undefined, deps.notifyMaxMembers);
 
   return {
     onConversationEvent(event, actor) {
-      if (event.type === 'chat.message') batcher.add(event.conversation_id, actor.id, actor.username, event.message.id);
+      if (event.type === 'chat.message') batcher.add(event.conversation_id, actor.id, actor.username, event.message.id, event.message.mentions);
     },
 
     async conversationCreated(conversationId, creator, addedUserIds, memberNames) {

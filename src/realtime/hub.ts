@@ -2,6 +2,7 @@ import type { Bus } from '../bus/bus.js';
 import { conversationChannel } from '../redis/names.js';
 import { decodeEvent } from '../messages/event-codec.js';
 import { RECEIPT_PREFIX } from '../conversations/receipts.js';
+import { PRESENCE_PREFIX } from '../presence/payload.js';
 import { ConversationRoom } from './room.js';
 import type { RoomLogger, RoomSource } from './room-source.js';
 import { type Cancel, realScheduler, type Scheduler } from './scheduler.js';
@@ -25,14 +26,14 @@ const TYPING_PREFIX = 'typing\n';
 export const encodeTyping = (userId: number, json: string): string => `${TYPING_PREFIX}${userId}\n${json}`;
 
 /**
- * Live signals of a room's sockets (typing, read receipts): `fromUserId` is whose socket must
+ * Live signals of a room's sockets (typing, presence, read receipts): `fromUserId` is whose socket must
  * not echo it, 0 for signals every socket gets (receipts reach the reader's own sockets too).
  */
 export type TypingListener = (fromUserId: number, json: string) => void;
 
 /** What the hub reports for metrics (kept free of the metrics library). */
 export interface HubCounters {
-  received(kind: 'event' | 'typing' | 'receipt'): void;
+  received(kind: 'event' | 'typing' | 'receipt' | 'presence'): void;
   delivered(count: number, publishedAt: number | undefined): void;
   /** The number of rooms (bus subscriptions) after one was opened or closed. */
   rooms(count: number): void;
@@ -158,6 +159,15 @@ export class RoomHub {
         this.counters.received('typing');
         const newline = payload.indexOf('\n', TYPING_PREFIX.length);
         const from = Number(payload.slice(TYPING_PREFIX.length, newline));
+        const json = payload.slice(newline + 1);
+        for (const listener of entry.typing) listener(from, json);
+        return;
+      }
+      if (payload.startsWith(PRESENCE_PREFIX)) {
+        // As typing: never to the user's own sockets.
+        this.counters.received('presence');
+        const newline = payload.indexOf('\n', PRESENCE_PREFIX.length);
+        const from = Number(payload.slice(PRESENCE_PREFIX.length, newline));
         const json = payload.slice(newline + 1);
         for (const listener of entry.typing) listener(from, json);
         return;

@@ -1,11 +1,19 @@
 import type { EncodedEvent } from '../messages/event-codec.js';
 import { Replayer } from './replayer.js';
 import type { RoomLogger, RoomSource } from './room-source.js';
-import type { Scheduler } from './scheduler.js';
+import type { Cancel, Scheduler } from './scheduler.js';
 import { Sequencer } from './sequencer.js';
 import type { EventSink } from './sink.js';
 
 export type MemberHandle = { leave(): void };
+
+/**
+ * Sockets an event goes to in one turn of the event loop. A room with more hands each event
+ * to this many, then yields (the scheduler's 0 ms: setImmediate), so one event to a
+ * conversation of thousands does not hold up every other room of the replica: about 2 ms of
+ * socket writes per turn.
+ */
+export const BROADCAST_BATCH = 256;
 
 export interface RoomOptions {
   conversationId: number;
@@ -26,6 +34,11 @@ export class ConversationRoom {
   readonly conversationId: number;
   private readonly sequencer: Sequencer;
   private readonly members = new Set<Replayer>();
+  /** Events waiting for a batched broadcast under way to end (seq order is kept). */
+  private readonly outbox: EncodedEvent[] = [];
+  private delivering = false;
+  private step: Cancel | undefined;
+  private closed = false;
 
   constructor(private readonly options: RoomOptions) {
     this.conversationId = options.conversationId;
@@ -90,17 +103,63 @@ export class ConversationRoom {
   }
 
   close(): void {
+    this.closed = true;
+    this.step?.();
+    this.step = undefined;
+    this.outbox.length = 0;
     this.sequencer.close();
     for (const member of this.members) member.leave();
     this.members.clear();
   }
 
   private broadcast(event: EncodedEvent): void {
+    if (this.delivering || this.members.size > BROADCAST_BATCH) {
+      this.outbox.push(event);
+      if (!this.delivering) this.deliverNext();
+      return;
+    }
     // Encoded once per event, not once per socket.
     let data: Buffer | undefined;
     const encoded = () => (data ??= Buffer.from(event.json));
     let delivered = 0;
     for (const member of this.members) if (member.offer(event, encoded)) delivered += 1;
     if (delivered > 0) this.options.onDelivered?.(delivered, event.publishedAt);
+  }
+
+  /**
+   * The next event of the outbox, to the sockets in the room when it starts, `BROADCAST_BATCH`
+   * per turn. A socket that joins meanwhile started at or before the sequencer's head, which
+   * is already past this event: it reads the event from the log (or has it) and drops the live
+   * copy by seq; one that leaves is skipped. Events stay in seq order for every socket.
+   */
+  private deliverNext(): void {
+    const event = this.outbox.shift();
+    if (!event || this.closed) {
+      this.delivering = false;
+      return;
+    }
+    this.delivering = true;
+    let data: Buffer | undefined;
+    const encoded = () => (data ??= Buffer.from(event.json));
+    const targets = [...this.members];
+    let index = 0;
+    let delivered = 0;
+    const run = (): void => {
+      this.step = undefined;
+      if (this.closed) return;
+      const end = Math.min(index + BROADCAST_BATCH, targets.length);
+      for (; index < end; index++) if (targets[index]!.offer(event, encoded)) delivered += 1;
+      if (index < targets.length) {
+        this.step = this.options.scheduler.schedule(0, run);
+        return;
+      }
+      if (delivered > 0) this.options.onDelivered?.(delivered, event.publishedAt);
+      if (this.outbox.length === 0) {
+        this.delivering = false;
+        return;
+      }
+      this.step = this.options.scheduler.schedule(0, () => this.deliverNext());
+    };
+    run();
   }
 }

@@ -15,7 +15,8 @@ export interface SocketSession {
 /**
  * A socket's session: its ticket or token checked (4401 when refused), a slot among the user's
  * MAX_SOCKETS_PER_USER taken (an `error` event and 4429 when none is left), and its token
- * watched, so a revocation closes it with 4401. Null when the socket was refused.
+ * watched, so a revocation closes it with 4401. While it lasts the user counts as online
+ * (presence: chat and notification sockets alike). Null when the socket was refused.
  */
 export async function openSocketSession(
   app: FastifyInstance,
@@ -56,6 +57,7 @@ export async function openSocketSession(
     revoke: () => sink.close(CloseCode.unauthorized, 'token revoked'),
   });
   let ended = false;
+  app.presence.connected(claims.userId);
   return {
     claims,
     end() {
@@ -63,6 +65,7 @@ export async function openSocketSession(
       ended = true;
       unwatch();
       slots.release(claims.userId, socketId);
+      app.presence.disconnected(claims.userId);
     },
   };
 }

@@ -26,3 +26,16 @@ export const ticketKey = (ticket: string): string => `${KEY_PREFIX}{ticket:${tic
 
 /** The user's open sockets across replicas: a sorted set of socket ids scored by lease expiry. */
 export const socketSlotsKey = (userId: number): string => `${KEY_PREFIX}{user:${userId}}:sockets`;
+
+/**
+ * Presence (sessions/presence-store-redis.ts). The replica leases live under one hash tag, so
+ * one script renews a lease and finds the dead ones; each user's set of leases holding them
+ * lives with the user's other names.
+ */
+export const presenceLeasesKey = `${KEY_PREFIX}{presence}:leases`;
+/** A replica's lease: a key that expires unless renewed. */
+export const presenceLeaseKey = (leaseId: string): string => `${KEY_PREFIX}{presence}:lease:${leaseId}`;
+/** The users a lease holds, so whoever sweeps it knows whose entries to take out. */
+export const presenceLeaseUsersKey = (leaseId: string): string => `${KEY_PREFIX}{presence}:lease:${leaseId}:users`;
+/** The leases (replicas) where the user holds a socket: online while not empty. */
+export const presenceUserKey = (userId: number): string => `${KEY_PREFIX}{user:${userId}}:presence`;

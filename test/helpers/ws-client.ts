@@ -47,6 +47,7 @@ export type ServerEvent =
   | ConversationEvent
   | { type: 'user.typing'; user: string; is_typing: boolean; conversation_id?: number }
   | { type: 'read.updated'; conversation_id: number; user: string; user_id: number; last_read_seq: number }
+  | { type: 'presence'; conversation_id: number; user: string; user_id: number; status: 'online' | 'offline'; last_seen_at: string | null }
   | { type: 'error'; code: string; message: string; client_id?: string; retry_after?: number }
   | { type: 'notification'; message: NotificationObject }
   | { type: 'notification.read'; id?: number; all?: boolean };

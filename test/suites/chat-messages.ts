@@ -29,7 +29,7 @@ export async function chatMessagesSuite(t: Test, topology: Topology): Promise<vo
     if (first.type !== 'chat.message') throw new Error(`send failed: ${JSON.stringify(first)}`);
     assertKeys(t, first, ['type', 'message'], ['seq', 'conversation_id'], 'chat.message');
     assertKeys(t, first.message, ['id', 'sender', 'content', 'timestamp', 'is_edited', 'is_deleted', 'attachments'],
-      ['conversation_id', 'sender_id', 'edited_at', 'client_id', 'seq', 'reply_to', 'reactions'], 'message object');
+      ['conversation_id', 'sender_id', 'edited_at', 'client_id', 'seq', 'reply_to', 'reactions', 'mentions'], 'message object');
     t.equal(first.seq, 1, 'the first event of a conversation has seq 1');
     t.match(first.message, {
       id: Number,

@@ -15,7 +15,9 @@ import { restErrorsSuite } from './rest-errors.js';
 import { restHistorySuite } from './rest-history.js';
 import { restMembersSuite } from './rest-members.js';
 import { restInboxSuite } from './rest-inbox.js';
+import { restMentionsSuite } from './rest-mentions.js';
 import { restMessagesSuite } from './rest-messages.js';
+import { restPresenceSuite } from './rest-presence.js';
 import { restReadSuite } from './rest-read.js';
 import { restRichSuite } from './rest-rich.js';
 import { restRoutesSuite } from './rest-routes.js';
@@ -36,6 +38,8 @@ export async function restSuite(t: Test, kind: DatabaseKind): Promise<void> {
   restMessagesSuite(t, context);
   restHistorySuite(t, context);
   restRichSuite(t, context);
+  restMentionsSuite(t, context);
+  restPresenceSuite(t, context);
   restSeqSuite(t, context);
   restRoutesSuite(t, context);
   restErrorsSuite(t, context);

@@ -222,6 +222,9 @@ export class ChatSocket extends Emitter<ChatSocketEvents> {
         if (event.user_id === this.userId) this.readMarker = Math.max(this.readMarker, event.last_read_seq);
         this.emit('receipt', event);
         return;
+      case 'presence':
+        // Live only, like receipts: the client library's to surface; not a seq'd event.
+        return;
       case 'error': {
         const send = event.client_id === undefined ? undefined : this.pending.get(event.client_id);
         if (send && event.client_id !== undefined) {

@@ -28,6 +28,11 @@ export const messages = pgTable(
     reactionCount: integer('reaction_count').notNull().default(0),
     /** The message this one answers, of the same conversation (checked at send). */
     replyToId: bigint('reply_to_id', { mode: 'number' }),
+    /**
+     * Usernames of the members the text mentions (`@name`), resolved by the statement that
+     * stores the message; null: none. The notification batcher reads them after commit.
+     */
+    mentions: text('mentions').array(),
   },
   (t) => [
     index('messages_conversation_id_idx').on(t.conversationId, t.id),

@@ -4,7 +4,7 @@ import { createdAt } from './columns.js';
 import { conversations } from './conversations.js';
 import { users } from './users.js';
 
-export const NotificationKind = { addedToConversation: 'conversation.added', newMessages: 'messages.new' } as const;
+export const NotificationKind = { addedToConversation: 'conversation.added', newMessages: 'messages.new', mention: 'mention' } as const;
 export type NotificationKind = (typeof NotificationKind)[keyof typeof NotificationKind];
 
 export const notifications = pgTable(
@@ -31,5 +31,7 @@ export const notifications = pgTable(
     uniqueIndex('notifications_one_unread_key')
       .on(t.userId, t.conversationId)
       .where(sql`not ${t.isRead} and ${t.kind} = 'messages.new'`),
+    // One mention notification per member per message, however often the flush is retried.
+    uniqueIndex('notifications_mention_key').on(t.userId, t.messageId).where(sql`${t.kind} = 'mention'`),
   ],
 );

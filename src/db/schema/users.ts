@@ -16,6 +16,11 @@ export const users = pgTable(
     tokensValidAfterMs: bigint('tokens_valid_after_ms', { mode: 'number' }).notNull().default(0),
     /** Set when the account is deleted: the row stays so the username is never given again. */
     deletedAt: timestamp('deleted_at', { withTimezone: true, mode: 'date' }),
+    /**
+     * When the user was last online (presence): written when they come online and when they
+     * go offline, so it survives Redis losing its keys. Null: never connected.
+     */
+    lastSeenAt: timestamp('last_seen_at', { withTimezone: true, mode: 'date' }),
   },
   (t) => [
     // One index serves both case-insensitive uniqueness and prefix search (LIKE 'al%').

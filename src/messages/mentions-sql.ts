@@ -1,0 +1,14 @@
+import { type SQL, type SQLWrapper, sql } from 'drizzle-orm';
+
+/**
+ * The usernames (as registered) of the conversation's members among `names` (the
+ * space-separated lowercased candidates of mentions.ts), in name order; null when there are
+ * none, or no candidates at all (the lookup is then skipped). One index probe per candidate
+ * (`users_username_lower_key`), then the membership's primary key.
+ */
+export const mentionsSql = (conversationId: SQLWrapper, names: SQLWrapper): SQL => sql`
+  case when ${names} is null then null else (
+    select array_agg(u.username order by lower(u.username))
+      from (select distinct name from unnest(string_to_array(${names}, ' ')) as x(name)) c
+      join users u on lower(u.username) = c.name
+      join participants mp on mp.conversation_id = ${conversationId} and mp.user_id = u.id) end`;
