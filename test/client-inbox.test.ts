@@ -126,6 +126,9 @@ t.test('the inbox through the client library, two replicas', async (t) => {
     for (let i = 0; i < 5; i++) ids.push((await alice.client.createGroup(`list ${i}`, [bob.id])).id);
     // Activity in the oldest one makes it the newest.
     const message = await bob.client.sendMessage(ids[0]!, 'bump');
+    // Bob's inbox moves with his send; alice's with the notification flush (coalesced, 100 ms).
+    t.equal((await bob.client.listConversationsPage({ limit: 1 })).items[0]?.id, ids[0], "the sender's inbox moves at once");
+    await poll("alice's inbox to follow the message", async () => (await alice.client.listConversationsPage({ limit: 1 })).items[0]?.id === ids[0]);
     const first = await alice.client.listConversationsPage({ limit: 2 });
     t.equal(first.items.length, 2);
     t.ok(first.next && typeof first.next.before === 'string', `the next page's cursor comes from the Link header (${JSON.stringify(first.next)})`);

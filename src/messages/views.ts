@@ -115,9 +115,11 @@ export const messageView = (row: MessageRecord, links: AttachmentLinkSigner): Me
   seq: toNumber(row.seq),
   // null: no attachments (the common case, spared building and parsing '[]' per message).
   attachments: row.attachments === null ? [] : parseJson<AttachmentRecord[]>(row.attachments).map((a) => attachmentView(a, links)),
-  mentions: row.mentions ?? [],
+  // The contract's order, which the live event (message-writes.ts) also follows: a replay is
+  // byte for byte what was delivered live.
   reply_to: row.reply_to === null || row.reply_to === undefined ? null : replyPreview(parseJson<ReplyRecord>(row.reply_to)),
   reactions: row.reactions === null || row.reactions === undefined ? [] : parseJson<ReactionView[]>(row.reactions),
+  mentions: row.mentions ?? [],
 });
 
 interface ReplyRecord {
