@@ -88,7 +88,7 @@ const batchStatement = (skipLocked: boolean) => sql`
     locked as (
       select c.id, c.last_seq, c.message_count from conversations c
        where c.id in (select conversation_id from input)
-       order by c.id for update${skipLocked ? sql` skip locked` : sql``}),
+       order by c.id for no key update${skipLocked ? sql` skip locked` : sql``}),
     accepted as (
       select distinct on (i.conversation_id, i.sender_id, i.client_id, case when i.client_id is null then i.ord end) i.*
         from input i
@@ -120,12 +120,21 @@ const batchStatement = (skipLocked: boolean) => sql`
       insert into conversation_events (conversation_id, seq, kind, message_id, message_count)
       select msg.conversation_id, msg.seq, ${EventKind.messageCreated}, msg.id, n.message_count
         from msg join numbered n on n.conversation_id = msg.conversation_id and n.seq = msg.seq),
+    newest as (
+      select distinct on (conversation_id, sender_id) conversation_id, sender_id, seq, message_count
+        from numbered order by conversation_id, sender_id, seq desc),
+    -- The senders' rows locked in (conversation, user) order, as the inbox-order update
+    -- (notifications/batcher.ts) locks them: two writers of the same rows cannot deadlock.
+    senders as (
+      select p.conversation_id, p.user_id, s.seq, s.message_count
+        from participants p join newest s on p.conversation_id = s.conversation_id and p.user_id = s.sender_id
+       where p.last_read_seq < s.seq
+       order by p.conversation_id, p.user_id for update of p),
     marker as (
       update participants p set last_read_seq = s.seq, read_count = s.message_count,
              activity_at = case when p.large then p.activity_at else now() end
-        from (select distinct on (conversation_id, sender_id) conversation_id, sender_id, seq, message_count
-                from numbered order by conversation_id, sender_id, seq desc) s
-       where p.conversation_id = s.conversation_id and p.user_id = s.sender_id and p.last_read_seq < s.seq)
+        from senders s
+       where p.conversation_id = s.conversation_id and p.user_id = s.user_id)
     select n.ord, msg.id, msg.seq, ${isoTime(sql`msg.created_at`)} as timestamp, msg.mentions, null::int4 as skipped
       from msg join numbered n on n.conversation_id = msg.conversation_id and n.seq = msg.seq
     union all
@@ -142,7 +151,11 @@ const WAITING_FOR_ROWS = batchStatement(false);
  * goes out at once, alone. One statement is in flight per replica.
  *
  * The statement locks the batch's conversation rows in id order (so two replicas' batches
- * cannot deadlock), numbers each conversation's new messages from its `last_seq`, and
+ * cannot deadlock), FOR NO KEY UPDATE, the lock an UPDATE of non-key columns takes: the
+ * foreign-key checks of other writers' inserts (notifications, members) take a key-share lock
+ * on the conversation row, which FOR UPDATE would make wait for the send, and a send waiting
+ * in turn for one of their rows is a deadlock PostgreSQL breaks only after deadlock_timeout
+ * (seen as one-second stalls under load), numbers each conversation's new messages from its `last_seq`, and
  * writes messages, their words for search (search-words.ts) and event records. It also keeps the read state's counts (INBOX.md):
  * the conversation's `message_count`, each event record's running `message_count`, and the
  * sender's read marker, moved to their newest message of the batch (sending counts as

@@ -150,7 +150,7 @@ export function createWritePath(options: WritePathOptions): WritePath {
     const [row] = await query<{ last_seq: unknown; kind: ConversationKind; member_count: unknown; message_count: unknown; role: MemberRole }>(sql`
       select c.last_seq, c.kind, c.member_count, c.message_count, mp.role
         from conversations c join participants mp on mp.conversation_id = c.id and mp.user_id = ${actor.id}
-       where c.id = ${conversationId} for update of c`);
+       where c.id = ${conversationId} for no key update of c`);
     if (!row) throw notFound('conversation not found');
     return {
       kind: row.kind,

@@ -157,6 +157,7 @@ export class NotificationBatcher {
     try {
       this.deliver(await timeStatement(this.observer.statement, 'notification_upsert', () => this.upsert(batch, mentions)));
       flushed(false);
+      await this.moveInboxes(batch);
     } catch (error) {
       flushed(true);
       // Deadlock victims and outages: put the batch back (merged with newer ones) and retry.
@@ -179,6 +180,35 @@ export class NotificationBatcher {
     }
   }
 
+  /**
+   * The inbox order (conversations/inbox-order.ts): every tracked membership of a conversation
+   * with new messages moves to its newest message. A statement of its own, after the
+   * notifications committed, that locks nothing but participant rows, in (conversation, user)
+   * order as the send statement locks the senders' rows: holding notification rows (or the
+   * conversation's key lock their foreign key takes) while waiting for a participant row
+   * would make a cycle with a send or a read marker. Failing, it only leaves an order behind
+   * until the conversation's next message: logged, not retried.
+   */
+  private async moveInboxes(batch: Pending[]): Promise<void> {
+    const active = new Map<number, number>();
+    for (const item of batch) active.set(item.conversationId, Math.max(active.get(item.conversationId) ?? 0, item.messageId));
+    try {
+      await this.database.query(sql`
+        with active as (
+          select a.conversation_id, m.created_at as at
+            from unnest(${intArray([...active.keys()])}::int4[], ${intArray([...active.values()])}::int8[]) as a(conversation_id, message_id)
+            join messages m on m.id = a.message_id),
+        moving as (
+          select p.conversation_id, p.user_id, a.at from participants p join active a on a.conversation_id = p.conversation_id
+           where not p.large and p.activity_at < a.at
+           order by p.conversation_id, p.user_id for update of p)
+        update participants p set activity_at = m.at from moving m
+         where p.conversation_id = m.conversation_id and p.user_id = m.user_id`, { planEachCall: true });
+    } catch (error) {
+      this.logger.warn({ err: error, code: databaseErrorCode(error) }, 'inbox order update failed; the next message moves it');
+    }
+  }
+
   private upsert(batch: Pending[], mentions: PendingMention[]): Promise<FlushedRow[]> {
     // One row per (message, mentioned username): flat arrays, as unnest takes them.
     const flat = mentions.flatMap((m) => m.usernames.map((username) => ({ ...m, username })));
@@ -187,8 +217,7 @@ export class NotificationBatcher {
     // the conversation is read in the same statement, unless someone else's message in this
     // flush is beyond the sender's marker: then that row is refreshed instead, counting anew.
     // Nobody is notified of a message at or below their marker (they read it meanwhile), and
-    // only current members are (the participants join, at flush). The same statement moves the
-    // conversation up its members' inboxes (`moved`).
+    // only current members are (the participants join, at flush).
     const statement = sql`
       with batch as (
         select b.*, m.seq, m.created_at as sent_at from unnest(
@@ -198,17 +227,6 @@ export class NotificationBatcher {
         ) as b(conversation_id, sender_id, message_id, count, sender)
         join messages m on m.id = b.message_id),
       senders as (select distinct conversation_id, sender_id from batch),
-      -- The inbox order (conversations/inbox-order.ts): every tracked membership of a
-      -- conversation with new messages, the senders' too, moves to its newest message; locked
-      -- in (conversation, user) order like everything else here.
-      active as (select conversation_id, max(sent_at) as at from batch group by conversation_id),
-      moving as (
-        select p.conversation_id, p.user_id, a.at from participants p join active a on a.conversation_id = p.conversation_id
-         where not p.large and p.activity_at < a.at
-         order by p.conversation_id, p.user_id for update of p),
-      moved as (
-        update participants p set activity_at = m.at from moving m
-         where p.conversation_id = m.conversation_id and p.user_id = m.user_id),
       targets as (
         select p.user_id, b.conversation_id, sum(b.count)::int4 as count, max(b.message_id) as message_id,
                (array_agg(b.sender order by b.message_id desc))[1] as sender
