@@ -13,7 +13,7 @@ import t from 'tap';
 import { createMemoryBus } from '../src/bus/bus-memory.js';
 import { buildTestApp } from './helpers/app.js';
 import { call } from './helpers/api.js';
-import { freshPostgresDatabase, recordingPostgres } from './helpers/database.js';
+import { explainDatabase, indexesOf, outline, type PlanNode, seqScans } from './helpers/explain.js';
 import { nextLink } from './helpers/rest-context.js';
 
 const USERS = 50_000;
@@ -25,33 +25,10 @@ const OWN_CONVERSATIONS = 2_000;
 const BIG = (CONVERSATIONS / OWN_CONVERSATIONS) * 7;
 const WATCHED = new Set(['messages', 'participants', 'users', 'conversation_events', 'conversations', 'notifications']);
 
-interface PlanNode {
-  'Node Type': string;
-  'Relation Name'?: string;
-  'Index Name'?: string;
-  Plans?: PlanNode[];
-  [key: string]: unknown;
-}
 
-const walk = (node: PlanNode, visit: (node: PlanNode) => void): void => {
-  visit(node);
-  for (const child of node.Plans ?? []) walk(child, visit);
-};
-const outline = (node: PlanNode): string => {
-  const scan = node['Index Name'] ?? node['Relation Name'];
-  const children = (node.Plans ?? []).map(outline);
-  return `${node['Node Type']}${scan ? ` ${scan}` : ''}${children.length ? `(${children.join(', ')})` : ''}`;
-};
 
 t.test('the inbox statements use their indexes', async (t) => {
-  const url = await freshPostgresDatabase(t, 'explain_inbox');
-  const { database, queries } = recordingPostgres(url);
-  t.teardown(() => database.close());
-  await database.migrate();
-  const admin = postgres(url, { max: 1, onnotice: () => {} });
-  t.teardown(() => admin.end({ timeout: 5 }));
-  await admin.unsafe(`set synchronous_commit = off`);
-  await admin.unsafe(`set session_replication_role = replica`);
+  const { database, queries, admin } = await explainDatabase(t, 'explain_inbox');
   await admin.unsafe(`insert into users (username, password_hash) select 'u' || i, 'scrypt$x' from generate_series(1, ${USERS}) i`);
   await admin.unsafe(`insert into conversations (created_by_id, created_at, member_count)
     select (5 * i) % ${USERS} + 1, now() - (${CONVERSATIONS} - i) * interval '1 minute', ${MEMBERS} from generate_series(1, ${CONVERSATIONS}) i`);
@@ -105,11 +82,6 @@ t.test('the inbox statements use their indexes', async (t) => {
   await record('read marker', () => call(app, 'POST', `/api/conversations/${conversationId}/read/`, { token, body: { seq: 10 } }));
 
   type Explained = { 'QUERY PLAN': { Plan: PlanNode }[] }[];
-  const indexesOf = (plan: PlanNode) => {
-    const found = new Set<string>();
-    walk(plan, (node) => void (node['Index Name'] && found.add(node['Index Name'])));
-    return found;
-  };
   // Alternatives: participants_pkey and participants_inbox_idx both find one member's row;
   // small groups' names may come from either index on conversation_id (five rows to sort).
   const MEMBER_ROW = ['participants_pkey', 'participants_inbox_idx'];
@@ -143,10 +115,7 @@ t.test('the inbox statements use their indexes', async (t) => {
         continue;
       }
       t.comment(`${name}: ${outline(plan)}`);
-      const scans: string[] = [];
-      walk(plan, (node) => {
-        if (node['Node Type'] === 'Seq Scan' && node['Relation Name'] && WATCHED.has(node['Relation Name'])) scans.push(node['Relation Name']);
-      });
+      const scans = seqScans(plan, WATCHED);
       t.same(scans, [], `${name}: no Seq Scan on the hot tables`, scans.length ? { sql: sql.slice(0, 300) } : {});
       const used = indexesOf(plan);
       if (!inboxStatement.test(sql)) continue;

@@ -10,8 +10,8 @@ import { createMemoryBus } from '../src/bus/bus-memory.js';
 import { memberPosition } from '../src/conversations/membership.js';
 import { buildTestApp } from './helpers/app.js';
 import { call } from './helpers/api.js';
-import { freshPostgresDatabase, recordingPostgres, type RecordedQuery } from './helpers/database.js';
-import { expectIndexedPlans, indexesOf, plansOf } from './helpers/explain.js';
+import type { RecordedQuery } from './helpers/database.js';
+import { expectIndexedPlans, explainDatabase, indexesOf, plansOf } from './helpers/explain.js';
 
 const USERS = 100_000;
 const CONVERSATIONS = 20_000;
@@ -22,14 +22,7 @@ const BIG = 20_000;
 const WATCHED = new Set(['participants', 'users', 'conversation_events', 'conversations']);
 
 t.test('member checks and the members list use indexes', async (t) => {
-  const url = await freshPostgresDatabase(t, 'explain_members');
-  const { database, queries } = recordingPostgres(url);
-  t.teardown(() => database.close());
-  await database.migrate();
-  const admin = postgres(url, { max: 1, onnotice: () => {} });
-  t.teardown(() => admin.end({ timeout: 5 }));
-  await admin.unsafe(`set synchronous_commit = off`);
-  await admin.unsafe(`set session_replication_role = replica`);
+  const { database, queries, admin } = await explainDatabase(t, 'explain_members');
   await admin.unsafe(`insert into users (username, password_hash) select 'm' || substr(md5(i::text), 1, 8) || i, 'scrypt$x' from generate_series(1, ${USERS}) i`);
   await admin.unsafe(`insert into conversations (created_by_id, member_count, last_seq) select (10 * i - 1) % ${USERS} + 1, ${MEMBERS}, 10 from generate_series(1, ${CONVERSATIONS}) i`);
   await admin.unsafe(`insert into participants (conversation_id, user_id, joined_at)

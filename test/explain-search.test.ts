@@ -11,8 +11,7 @@ import t from 'tap';
 import { createMemoryBus } from '../src/bus/bus-memory.js';
 import { buildTestApp } from './helpers/app.js';
 import { call } from './helpers/api.js';
-import { freshPostgresDatabase, recordingPostgres } from './helpers/database.js';
-import { indexesOf, outline, plansOf, seqScans } from './helpers/explain.js';
+import { explainDatabase, indexesOf, outline, plansOf, seqScans } from './helpers/explain.js';
 
 const USERS = 2_000;
 const CONVERSATIONS = 1_000;
@@ -20,14 +19,7 @@ const MESSAGES = 300_000;
 const WATCHED = new Set(['messages', 'message_words', 'participants', 'users']);
 
 t.test('search statements use the words index', async (t) => {
-  const url = await freshPostgresDatabase(t, 'explain_search');
-  const { database, queries } = recordingPostgres(url);
-  t.teardown(() => database.close());
-  await database.migrate();
-  const admin = postgres(url, { max: 1, onnotice: () => {} });
-  t.teardown(() => admin.end({ timeout: 5 }));
-  await admin.unsafe(`set synchronous_commit = off`);
-  await admin.unsafe(`set session_replication_role = replica`);
+  const { database, queries, admin } = await explainDatabase(t, 'explain_search');
   await admin.unsafe(`insert into users (username, password_hash) select 'u' || i, 'scrypt$x' from generate_series(1, ${USERS}) i`);
   await admin.unsafe(`insert into conversations (created_by_id, member_count) select i % ${USERS} + 1, 3 from generate_series(1, ${CONVERSATIONS}) i`);
   await admin.unsafe(`insert into participants (conversation_id, user_id)

@@ -10,12 +10,12 @@
  * The rows are what the service itself would write: counters, event rows with their running
  * message_count, markers at 0.
  */
-import autocannon from 'autocannon';
 import postgres from 'postgres';
 import { log } from '../lib/log.js';
 import type { Options } from '../lib/options.js';
 import { round } from '../lib/stats.js';
 import { register, request } from '../load/api.js';
+import { mean, measure, type Rate } from '../load/rates.js';
 import { type StackContext, startStack } from '../stack/stack.js';
 
 const SMALL_CONVERSATIONS = 20;
@@ -25,13 +25,6 @@ const PAGE = 50;
 const HUGE_UNREAD = 100_000;
 const TINY_UNREAD = 10;
 
-interface Rate {
-  req_per_s: number;
-  p50_ms: number;
-  p99_ms: number;
-  non2xx: number;
-  errors: number;
-}
 
 export interface InboxResult {
   duration_s: number;
@@ -46,30 +39,7 @@ export interface InboxResult {
   unread_ratio: number;
 }
 
-/** Two measurements of the same thing: rates averaged, the worse latencies, errors summed. */
-const mean = (a: Rate, b: Rate): Rate => ({
-  req_per_s: round((a.req_per_s + b.req_per_s) / 2) ?? 0,
-  p50_ms: Math.max(a.p50_ms, b.p50_ms),
-  p99_ms: Math.max(a.p99_ms, b.p99_ms),
-  non2xx: a.non2xx + b.non2xx,
-  errors: a.errors + b.errors,
-});
 
-/** autocannon on every replica at once for `durationS`; rates summed, the worse p99. */
-async function measure(urls: string[], path: string, token: string, options: Options): Promise<Rate> {
-  const results = await Promise.all(
-    urls.map((url) =>
-      autocannon({ url: url + path, connections: options.connections, duration: options.durationS, headers: { authorization: `Bearer ${token}` } }),
-    ),
-  );
-  return {
-    req_per_s: round(results.reduce((a, r) => a + r.requests.average, 0)) ?? 0,
-    p50_ms: Math.max(...results.map((r) => r.latency.p50)),
-    p99_ms: Math.max(...results.map((r) => r.latency.p99)),
-    non2xx: results.reduce((a, r) => a + r.non2xx, 0),
-    errors: results.reduce((a, r) => a + r.errors, 0),
-  };
-}
 
 /**
  * `count` conversations of `members` (creator first), each with `messages` messages from

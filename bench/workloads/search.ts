@@ -13,21 +13,14 @@
  * same to render and what differs is only the history's size; the report gives big / small
  * for each (goal >= 0.5).
  */
-import autocannon from 'autocannon';
 import postgres from 'postgres';
 import { log } from '../lib/log.js';
 import type { Options } from '../lib/options.js';
 import { round } from '../lib/stats.js';
 import { register, request } from '../load/api.js';
+import { mean, measure, type Rate } from '../load/rates.js';
 import { type StackContext, startStack } from '../stack/stack.js';
 
-interface Rate {
-  req_per_s: number;
-  p50_ms: number;
-  p99_ms: number;
-  non2xx: number;
-  errors: number;
-}
 
 export interface SearchResult {
   duration_s: number;
@@ -45,20 +38,6 @@ export interface SearchResult {
   prefix_ratio: number;
 }
 
-async function measure(urls: string[], path: string, token: string, options: Options): Promise<Rate> {
-  const results = await Promise.all(
-    urls.map((url) =>
-      autocannon({ url: url + path, connections: options.connections, duration: options.durationS, headers: { authorization: `Bearer ${token}` } }),
-    ),
-  );
-  return {
-    req_per_s: round(results.reduce((a, r) => a + r.requests.average, 0)) ?? 0,
-    p50_ms: Math.max(...results.map((r) => r.latency.p50)),
-    p99_ms: Math.max(...results.map((r) => r.latency.p99)),
-    non2xx: results.reduce((a, r) => a + r.non2xx, 0),
-    errors: results.reduce((a, r) => a + r.errors, 0),
-  };
-}
 
 /**
  * `conversations` conversations of `memberId` and a sender, holding `messages` messages

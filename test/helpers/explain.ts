@@ -3,9 +3,10 @@
  * statement's plan for its values and, for reads, the generic plan of a prepared statement,
  * with no sequential scan on the watched tables.
  */
-import type postgres from 'postgres';
+import postgres from 'postgres';
 import type { Test } from 'tap';
-import type { RecordedQuery } from './database.js';
+import type { DatabaseHandle } from '../../src/db/client.js';
+import { freshPostgresDatabase, recordingPostgres, type RecordedQuery } from './database.js';
 
 export interface PlanNode {
   'Node Type': string;
@@ -65,4 +66,20 @@ export async function expectIndexedPlans(t: Test, admin: postgres.Sql, statement
       t.same(scans, [], `${what}: no Seq Scan on ${[...watched].join('/')}`, { sql: query.sql.replace(/\s+/g, ' ').slice(0, 400) });
     }
   }
+}
+
+/**
+ * A fresh, migrated PostgreSQL database whose statements are recorded, and an admin
+ * connection to fill it fast (no commit waits, no foreign-key triggers), all closed with `t`.
+ */
+export async function explainDatabase(t: Test, label: string): Promise<{ database: DatabaseHandle; queries: RecordedQuery[]; admin: postgres.Sql }> {
+  const url = await freshPostgresDatabase(t, label);
+  const { database, queries } = recordingPostgres(url);
+  t.teardown(() => database.close());
+  await database.migrate();
+  const admin = postgres(url, { max: 1, onnotice: () => {} });
+  t.teardown(() => admin.end({ timeout: 5 }));
+  await admin.unsafe(`set synchronous_commit = off`);
+  await admin.unsafe(`set session_replication_role = replica`);
+  return { database, queries, admin };
 }
