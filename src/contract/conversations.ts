@@ -1,5 +1,5 @@
 import { type Static, Type } from 'typebox';
-import { Id, Nullable, Text, Timestamp } from './common.js';
+import { Id, Nullable, Timestamp } from './common.js';
 import { Message, type MessageView } from './messages.js';
 
 /** The longest a conversation object's `participants` gets; `member_count` says how many there are. */
@@ -42,12 +42,6 @@ export const Conversation = Type.Object(
 /** `Conversation` refers to `Message` by `$ref`; the static type spells it out. */
 export type ConversationView = Omit<Static<typeof Conversation>, 'last_message'> & { last_message: MessageView | null };
 
-export const CreateConversation = Type.Object({
-  participants: Type.Array(
-    Type.Union([Id('user id'), Text({ minLength: 1, maxLength: 32 })]),
-    { minItems: 1, maxItems: 10_000, description: 'user ids or usernames; the caller is added' },
-  ),
-});
 
 /**
  * The inbox list: newest activity first. `before` is the opaque cursor of a `Link: <...>;
