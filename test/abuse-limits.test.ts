@@ -4,7 +4,9 @@
  */
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Redis } from 'ioredis';
 import t, { type Test } from 'tap';
+import { socketSlotsKey } from '../src/redis/names.js';
 import { call, createConversation, randomName, register } from './helpers/api.js';
 import { buildTestApp as buildApp, testDatabase, type TestAppOptions } from './helpers/app.js';
 
@@ -228,8 +230,14 @@ t.test('limits are shared by two replicas: edits, tickets, and MAX_SOCKETS_PER_U
   t.equal(await openOnR1(), 1);
   two.ws.close();
   await two.closed;
-  // The service frees the place when it has seen the close, which may be after the client has.
+  // The service frees the place when it has seen the close, which may be after the client has,
+  // and the slot's release reaches Redis after that: wait for the slot itself.
   for (const deadline = Date.now() + 5000; (await openOnR1()) !== 0 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
+  const redis = new Redis(topology.redis!.url, { lazyConnect: true });
+  t.teardown(() => redis.disconnect());
+  const slotsHeld = () => redis.zcard(socketSlotsKey(alice.user.id));
+  for (const deadline = Date.now() + 5000; (await slotsHeld()) !== 1 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
+  t.equal(await slotsHeld(), 1, "the closed socket's slot is released in Redis");
   const four = await WsClient.connect(url(r0), { token: alice.token });
   four.send({ type: 'chat_message', message: 'again', client_id: 'again' });
   await t.resolves(four.waitFor((e) => e.type === 'chat.message'), 'a closed socket gives its place back');
