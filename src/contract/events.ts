@@ -150,7 +150,8 @@ export type NotificationServerEvent = NotificationEvent | NotificationReadEvent;
 
 /** The schemas `$ref` points at, for validating events outside Fastify (tests, clients). */
 export const eventSchemaContext = { Attachment, Message, Notification };
-export const ChatServerEventSchema = Type.Union([
+/** Every event `/ws/chat/{id}/` sends: the one list the socket union and the AsyncAPI document use. */
+export const CHAT_SERVER_EVENTS = [
   ChatMessageEvent,
   MessageEditedEvent,
   MessageDeletedEvent,
@@ -165,5 +166,8 @@ export const ChatServerEventSchema = Type.Union([
   PresenceEvent,
   UserTypingEvent,
   ErrorEvent,
-]);
-export const NotificationServerEventSchema = Type.Union([NotificationEvent, NotificationReadEvent]);
+] as const;
+/** Every event `/ws/notifications/` sends. */
+export const NOTIFICATION_SERVER_EVENTS = [NotificationEvent, NotificationReadEvent] as const;
+export const ChatServerEventSchema = Type.Union([...CHAT_SERVER_EVENTS]);
+export const NotificationServerEventSchema = Type.Union([...NOTIFICATION_SERVER_EVENTS]);

@@ -1,6 +1,5 @@
 import {
-  AttachmentAddedEvent, ChatMessageEvent, ReactionAddedEvent, ReactionRemovedEvent, ConversationUpdatedEvent, ErrorEvent, MemberAddedEvent, MemberRemovedEvent, MemberRoleEvent,
-  MessageDeletedEvent, MessageEditedEvent, NotificationEvent, NotificationReadEvent, PresenceEvent, ReadUpdatedEvent, UserTypingEvent, eventSchemaContext,
+  CHAT_SERVER_EVENTS, NOTIFICATION_SERVER_EVENTS, eventSchemaContext,
 } from '../contract/events.js';
 import { CLIENT_FRAMES } from '../contract/frames.js';
 import { CloseCode } from '../contract/socket-codes.js';
@@ -72,23 +71,8 @@ const SUMMARIES: Record<string, string> = {
 /** AsyncAPI component keys allow letters, digits, `.`, `_` and `-`. */
 const key = (type: string) => type.replace(/[^\w.-]/g, '_');
 
-const CHAT_EVENTS = [
-  ChatMessageEvent,
-  MessageEditedEvent,
-  MessageDeletedEvent,
-  AttachmentAddedEvent,
-  ReactionAddedEvent,
-  ReactionRemovedEvent,
-  MemberAddedEvent,
-  MemberRemovedEvent,
-  MemberRoleEvent,
-  ConversationUpdatedEvent,
-  ReadUpdatedEvent,
-  PresenceEvent,
-  UserTypingEvent,
-  ErrorEvent,
-];
-const NOTIFICATION_EVENTS = [NotificationEvent, NotificationReadEvent];
+const CHAT_EVENTS = CHAT_SERVER_EVENTS;
+const NOTIFICATION_EVENTS = NOTIFICATION_SERVER_EVENTS;
 
 const authQuery = {
   token: { type: 'string', description: 'a bearer token (or send `Authorization: Bearer`)' },
