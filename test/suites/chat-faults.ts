@@ -44,8 +44,21 @@ class ResumingClient {
     return this.incarnations.at(-1)!;
   }
 
+  /**
+   * The conversation's events as this client's sockets got them, without the answers to its
+   * own resends: a resent client_id that was stored is answered with the original chat.message
+   * again (API.md, sockets version 2), which the client already has by seq.
+   */
   events(): ConversationEvent[] {
-    return this.incarnations.flatMap((client) => client.conversationEvents());
+    const events: ConversationEvent[] = [];
+    let head = 0;
+    for (const event of this.incarnations.flatMap((client) => client.conversationEvents())) {
+      const resendAnswer = event.seq <= head && event.type === 'chat.message' && event.message.sender_id === this.session.user.id;
+      if (resendAnswer && events.some((seen) => seen.seq === event.seq && seen.type === 'chat.message' && seen.message.id === event.message.id)) continue;
+      events.push(event);
+      head = Math.max(head, event.seq);
+    }
+    return events;
   }
 
   lastSeq(): number {
