@@ -36,7 +36,7 @@ export const ConfigSchema = Type.Object({
   DATABASE_URL: Type.Optional(
     Type.String({ pattern: '^postgres(ql)?://', description: 'PostgreSQL; unset: embedded PGlite in DATA_DIR' }),
   ),
-  DATABASE_POOL_SIZE: Int(10, 1, 500, 'PostgreSQL connections per replica'),
+  DATABASE_POOL_SIZE: Int(10, 1, 500, 'PostgreSQL connections per replica (3 more carry the send batches)'),
   DATABASE_STATEMENT_TIMEOUT_MS: Int(15_000, 0, 3_600_000, 'statement_timeout of every PostgreSQL session; 0 = none'),
   DATABASE_LOCK_TIMEOUT_MS: Int(5_000, 0, 3_600_000, 'lock_timeout: longest wait for a row lock; 0 = none'),
   DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: Int(30_000, 0, 3_600_000, 'idle_in_transaction_session_timeout; 0 = none'),

@@ -44,14 +44,18 @@ export interface DatabaseHandle {
 /** How PostgreSQL plans a statement. */
 export interface StatementOptions {
   /**
-   * Plan every call for its own values and the tables as they are at that moment. Without it
-   * a statement is prepared once per connection, and after five calls PostgreSQL may settle
-   * on one generic plan that it keeps until the tables' statistics change: a plan costed for
-   * ten rows per array parameter and for the tables as they were when it was made. On a fresh
-   * database (tables nearly empty, no statistics yet) that can be a plan that reads a whole
-   * table, still used once the table holds millions of rows. For statements that take a batch
-   * in array parameters and look rows up by key in growing tables; the price is planning on
-   * every call, shared by the batch's rows. PGlite plans every call anyway.
+   * A batch statement (array parameters, rows looked up by key in tables that grow without
+   * bound): run with a generic plan that walks indexes only (PLANNED_SETTINGS), on connections
+   * of its own. Without it a statement is prepared once per connection, and after five calls
+   * PostgreSQL may settle on a generic plan costed for the tables as they were then. PGlite
+   * plans every call anyway.
+   */
+  indexOnly?: boolean;
+  /**
+   * Plan every call for its values and the tables as they are then (an unnamed statement,
+   * which postgres.js also describes in a round trip of its own): for batch statements that
+   * run a few times a second, where planning costs little and a plan fixed in advance could
+   * not suit every batch.
    */
   planEachCall?: boolean;
 }
@@ -141,38 +145,71 @@ const pooledSockets = (target: PostgresTarget, responseMs: number): postgres.Opt
   return { socket } as postgres.Options<Record<string, never>>;
 };
 
+/**
+ * Connections per replica for the batch statements (indexOnly): the send batcher's two
+ * lanes and the notification flush's two statements, one at a time each.
+ */
+export const PLANNED_POOL_SIZE = 4;
+
+/**
+ * Planner settings of the send batch statements' connections: one generic plan per
+ * connection, made at the first call, that reads tables only through index lookups. Those
+ * statements look rows up by key in tables that grow without bound, so their best plan is the same at
+ * any size; but a plan PostgreSQL costs on a nearly empty table (or on statistics not yet
+ * taken: autovacuum may be off or behind) reads whole tables, and it would keep that plan.
+ * Planned per call instead (force_custom_plan, or unnamed statements, which postgres.js
+ * also describes in a round trip of their own), planning cost about as much PostgreSQL CPU
+ * as execution, per batch, and held sends to a few hundred messages per second. Hash joins
+ * stay allowed for joins between the statement's own row sets; test/explain-batches-postgres
+ * checks that no plan reads a table whole. Only the statements that ask for it run here;
+ * they return no arrays (json instead), so these connections skip postgres.js's type query,
+ * which these settings make slow.
+ */
+export const PLANNED_SETTINGS: Readonly<Record<string, string>> = {
+  plan_cache_mode: 'force_generic_plan',
+  enable_seqscan: 'off',
+  enable_mergejoin: 'off',
+};
+
 function connectPostgres(url: string, poolSize: number, timeouts: DatabaseTimeouts): DatabaseHandle {
   const target = postgresTarget(url, timeouts.connectMs);
-  const client = postgres(target.url, {
-    // A stalled network must not hold statements until TCP gives up (watched-socket.ts), and a
-    // multi-host URL's connections go to its read-write server (read-write-host.ts).
-    ...pooledSockets(target, timeouts.responseMs ?? DEFAULT_TIMEOUTS.responseMs!),
-    max: poolSize,
-    onnotice: () => {},
-    // A dead server must surface as an error (503) quickly, not as a hung request.
-    connect_timeout: timeouts.connectMs / 1000,
-    // postgres.js waits up to 20 s between reconnect attempts (3^n/100 s) and holds queued
-    // queries meanwhile: with the server down, a request took 16 s+ to get its 503. Capped at
-    // half a second (jittered), a request fails fast and recovery is noticed at once.
-    backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, 0.5),
-    idle_timeout: 60,
-    // UTC sessions: timestamps arrive as `...+00` text that isoFrom() formats cheaply.
-    // Session limits as start-up parameters: a stuck statement or lock wait ends as an error
-    // instead of holding a connection (and the sends queued behind it) indefinitely.
-    connection: {
-      application_name: 'chat-service',
-      TimeZone: 'UTC',
-      statement_timeout: timeouts.statementMs,
-      lock_timeout: timeouts.lockMs,
-      idle_in_transaction_session_timeout: timeouts.idleInTransactionMs,
-    },
-  });
+  const open = (max: number, settings: Readonly<Record<string, string>> = {}, fetchTypes = true) =>
+    postgres(target.url, {
+      fetch_types: fetchTypes,
+      // A stalled network must not hold statements until TCP gives up (watched-socket.ts), and a
+      // multi-host URL's connections go to its read-write server (read-write-host.ts).
+      ...pooledSockets(target, timeouts.responseMs ?? DEFAULT_TIMEOUTS.responseMs!),
+      max,
+      onnotice: () => {},
+      // A dead server must surface as an error (503) quickly, not as a hung request.
+      connect_timeout: timeouts.connectMs / 1000,
+      // postgres.js waits up to 20 s between reconnect attempts (3^n/100 s) and holds queued
+      // queries meanwhile: with the server down, a request took 16 s+ to get its 503. Capped at
+      // half a second (jittered), a request fails fast and recovery is noticed at once.
+      backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, 0.5),
+      idle_timeout: 60,
+      // UTC sessions: timestamps arrive as `...+00` text that isoFrom() formats cheaply.
+      // Session limits as start-up parameters: a stuck statement or lock wait ends as an error
+      // instead of holding a connection (and the sends queued behind it) indefinitely.
+      connection: {
+        application_name: 'chat-service',
+        TimeZone: 'UTC',
+        statement_timeout: timeouts.statementMs,
+        lock_timeout: timeouts.lockMs,
+        idle_in_transaction_session_timeout: timeouts.idleInTransactionMs,
+        ...settings,
+      },
+    });
+  const client = open(poolSize);
+  // The send batch statements (indexOnly) on connections of their own (PLANNED_SETTINGS).
+  const planned = open(PLANNED_POOL_SIZE, PLANNED_SETTINGS, false);
+  const clientFor = (options: StatementOptions | undefined) => (options?.indexOnly ? planned : client);
   const db = drizzlePostgres({ client, schema });
   const dialect = new PgDialect();
   // A read-only answer means this connection reached a standby, or a server fenced or not
   // yet promoted: have the pool move to the read-write server (closing the connections that
   // are not on it) instead of failing writes for as long as those connections live.
-  const { load, track } = loadCounter(poolSize, (error) => {
+  const { load, track } = loadCounter(poolSize + PLANNED_POOL_SIZE, (error) => {
     if (databaseErrorCode(error) === READ_ONLY_TRANSACTION) target.readOnlyAnswered();
   });
   return {
@@ -183,22 +220,24 @@ function connectPostgres(url: string, poolSize: number, timeouts: DatabaseTimeou
     // statements are parsed and planned once per connection, not once per message. drizzle's
     // execute() would send them unprepared. Statement texts are a fixed set: values are
     // always parameters.
-    // planEachCall: an unnamed statement, which PostgreSQL plans for each call's values.
+    // indexOnly: the same, on the connections of PLANNED_SETTINGS.
     query: async <T extends Row>(statement: SQL, options?: StatementOptions): Promise<T[]> => {
       const { sql: text, params } = dialect.sqlToQuery(statement);
       // RowList is an Array subclass; its rows are typed by the caller's statement.
-      const rows: Row[] = await track(() => client.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: !options?.planEachCall }), true);
+      const rows: Row[] = await track(() => clientFor(options).unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: !options?.planEachCall }), true);
       return rows as T[];
     },
     prepare: compiledOnce(dialect, (text, params, options) =>
-      track(() => client.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: !options?.planEachCall }), true),
+      track(() => clientFor(options).unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: !options?.planEachCall }), true),
     ),
     // A transaction holds one connection throughout; what its work throws is not the database's failure.
     transaction: (work) =>
       track(() => db.transaction((tx) => work(async <T extends Row>(statement: SQL) => (await tx.execute<T>(statement)) as T[])), false),
     migrate: () => migratePostgresLocked(target.url, socketOption(target)),
     ping: () => pingWith(db),
-    close: () => client.end({ timeout: 5 }),
+    close: async () => {
+      await Promise.all([client.end({ timeout: 5 }), planned.end({ timeout: 5 })]);
+    },
   };
 }
 
@@ -212,7 +251,7 @@ function openPglite(dir: string): DatabaseHandle {
     db,
     kind: 'pglite',
     load,
-    // PGlite sends every statement unnamed: each call is planned for its values (planEachCall).
+    // PGlite sends every statement unnamed: each call is planned for its values (indexOnly).
     query: async <T extends Row>(statement: SQL): Promise<T[]> => (await track(() => db.execute<T>(statement), true)).rows as T[],
     // Timestamps as text, as drizzle's own PGlite session reads them for `query`.
     prepare: compiledOnce(new PgDialect(), async (text, params) => (await track(() => client.query<Row>(text, params, pgliteRawRows), true)).rows),

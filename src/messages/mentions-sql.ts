@@ -10,5 +10,7 @@ export const mentionsSql = (conversationId: SQLWrapper, names: SQLWrapper): SQL 
   case when ${names} is null then null else (
     select array_agg(u.username order by lower(u.username))
       from (select distinct name from unnest(string_to_array(${names}, ' ')) as x(name)) c
-      join users u on lower(u.username) = c.name
-      join participants mp on mp.conversation_id = ${conversationId} and mp.user_id = u.id) end`;
+      -- Subqueries with a limit are not flattened into joins: each stays a lookup by its key,
+      -- whatever a generic plan (db/client.ts: indexOnly) assumed about the tables' sizes.
+      cross join lateral (select u.id, u.username from users u where lower(u.username) = c.name limit 1) u
+     where (select true from participants mp where mp.conversation_id = ${conversationId} and mp.user_id = u.id limit 1)) end`;

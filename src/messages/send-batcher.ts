@@ -64,6 +64,14 @@ const storedSend = (row: StoredRow): StoredSend => ({
   mentions: row.mentions ?? [],
 });
 
+/**
+ * Main-lane statements that may pass over a conversation, one after the other, before its
+ * sends move to the waiting lane. Most locks a batch finds taken are the other replicas'
+ * batches for the same conversation, released within a statement's time: the next batch
+ * stores those sends, where a statement of their own in the waiting lane (the design before)
+ * doubled the statements per message once both replicas sent to the same conversations.
+ */
+export const RETRIES_BEFORE_WAITING = 2;
 /** Sends per statement at most; more wait for the next one. */
 export const MAX_BATCH = 256;
 /**
@@ -135,7 +143,7 @@ const batchStatement = (skipLocked: boolean) => sql`
              activity_at = case when p.large then p.activity_at else now() end
         from senders s
        where p.conversation_id = s.conversation_id and p.user_id = s.user_id)
-    select n.ord, msg.id, msg.seq, ${isoTime(sql`msg.created_at`)} as timestamp, msg.mentions, null::int4 as skipped
+    select n.ord, msg.id, msg.seq, ${isoTime(sql`msg.created_at`)} as timestamp, to_json(msg.mentions) as mentions, null::int4 as skipped
       from msg join numbered n on n.conversation_id = msg.conversation_id and n.seq = msg.seq
     union all
     select null, null, null, null, null, s.conversation_id
@@ -170,9 +178,10 @@ const WAITING_FOR_ROWS = batchStatement(false);
  *
  * A conversation whose row another transaction holds (a long edit or membership change, a
  * stuck statement, another replica's batch) must not hold every other conversation's sends
- * behind its lock wait: the batch statement passes over locked rows (SKIP LOCKED), and the
- * sends it passed over move to a second lane, per conversation, whose statement waits for
- * that conversation's row. While a conversation has sends in that lane its new sends queue
+ * behind its lock wait: the batch statement passes over locked rows (SKIP LOCKED). Sends it
+ * passed over go back to the head of the queue for the next statement, and once their
+ * conversation has been passed over RETRIES_BEFORE_WAITING times in a row they move to a
+ * second lane, per conversation, whose statement waits for that conversation's row. While a conversation has sends in that lane its new sends queue
  * behind them there, so each conversation's sends are still stored in the order they came.
  * The main lane never waits for a lock; a unique violation or deadlock there also hands its
  * sends to the waiting lane, which stores them one by one.
@@ -181,6 +190,8 @@ export class SendBatcher {
   private queue: Waiting[] = [];
   private running = false;
   private inFlight = 0;
+  /** Conversations passed over (row locked elsewhere) by the last main-lane statements in a row: how many times. */
+  private readonly passedOver = new Map<number, number>();
   /** Conversations whose row was locked elsewhere: their sends, in order, for the waiting lane. */
   private readonly held = new Map<number, Waiting[]>();
   private heldCount = 0;
@@ -220,9 +231,23 @@ export class SendBatcher {
         this.inFlight += batch.length;
         try {
           const { stored, skipped } = await this.withContext(batch[0]!, () => this.insert(batch.map((w) => w.request), FREE_ROWS_ONLY));
+          const retry: Waiting[] = [];
           batch.forEach((waiting, index) => {
-            if (!this.hold(waiting, skipped.has(waiting.request.conversationId))) waiting.resolve(stored.get(index + 1));
+            const id = waiting.request.conversationId;
+            if (!skipped.has(id)) {
+              this.passedOver.delete(id);
+              if (!this.hold(waiting, false)) waiting.resolve(stored.get(index + 1));
+            } else if ((this.passedOver.get(id) ?? 0) < RETRIES_BEFORE_WAITING) retry.push(waiting);
+            else {
+              this.passedOver.delete(id);
+              this.hold(waiting, true);
+            }
           });
+          if (retry.length > 0) {
+            for (const id of new Set(retry.map((waiting) => waiting.request.conversationId))) this.passedOver.set(id, (this.passedOver.get(id) ?? 0) + 1);
+            // Ahead of everything queued since: still before the later sends of their conversations.
+            this.queue.unshift(...retry);
+          }
         } catch (error) {
           // A client_id raced by another replica (or, never expected, a deadlock): the waiting
           // lane stores them one by one. Anything else fails the batch's sends.
@@ -329,10 +354,9 @@ export class SendBatcher {
 
   /** Runs a batch statement: what it stored, keyed by the request's 1-based position, and the conversations it passed over. */
   private async insert(requests: SendRequest[], statement: SQL): Promise<{ stored: Map<number, StoredSend>; skipped: Set<number> }> {
-    // Planned per batch: its best plan depends on the batch's size and on how many messages
-    // are stored, which a generic plan made on a fresh database would not follow (db/client.ts).
+    // Index lookups only, whatever the tables held when the plan was made (db/client.ts).
     const rows = await timeStatement(this.observer.statement, 'send_batch', () =>
-      this.database.prepare<StoredRow & { ord: unknown; skipped: unknown }>(statement, { planEachCall: true })({
+      this.database.prepare<StoredRow & { ord: unknown; skipped: unknown }>(statement, { indexOnly: true })({
         conversationIds: intArray(requests.map((r) => r.conversationId)),
         senderIds: intArray(requests.map((r) => r.senderId)),
         contents: textArray(requests.map((r) => r.content)),

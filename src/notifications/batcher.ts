@@ -280,8 +280,8 @@ export class NotificationBatcher {
       select *, false as read_by_sending from mentioned
       union all
       select *, true as read_by_sending from read_by_sending`;
-    // Planned per flush, as the send batch is: a generic plan made when participants was
-    // nearly empty would keep scanning it as memberships grow (db/client.ts: planEachCall).
+    // Planned per flush: a generic plan made when participants was nearly empty would keep
+    // scanning it as memberships grow (db/client.ts: planEachCall; a few flushes a second).
     return this.database.query<FlushedRow>(statement, { planEachCall: true });
   }
 }

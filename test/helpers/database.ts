@@ -32,6 +32,8 @@ export async function freshPostgresDatabase(t: Teardown, label = 'test'): Promis
 export interface RecordedQuery {
   sql: string;
   params: unknown[];
+  /** Sent with `indexOnly` (db/client.ts: a batch statement, on the connections of PLANNED_SETTINGS). */
+  indexOnly?: boolean;
 }
 
 /**
@@ -46,9 +48,9 @@ export function recordingPostgres(url: string, poolSize = 5): { database: Databa
   const queries: RecordedQuery[] = [];
   const inner = createDatabase({ url, embeddedDir: '', poolSize });
   const dialect = new PgDialect();
-  const record = (statement: SQL) => {
+  const record = (statement: SQL, options?: StatementOptions) => {
     const { sql: text, params } = dialect.sqlToQuery(statement);
-    queries.push({ sql: text, params });
+    queries.push(options?.indexOnly ? { sql: text, params, indexOnly: true } : { sql: text, params });
   };
   const builderClient = postgres(url, { max: 2, onnotice: () => {}, connect_timeout: 5 });
   const db = drizzlePostgres({
@@ -59,11 +61,11 @@ export function recordingPostgres(url: string, poolSize = 5): { database: Databa
   const database: DatabaseHandle = {
     ...inner,
     db,
-    query: (statement, options) => (record(statement), inner.query(statement, options)),
+    query: (statement, options) => (record(statement, options), inner.query(statement, options)),
     prepare: <T extends Record<string, unknown>>(statement: SQL, options?: StatementOptions): Prepared<T> => {
       const run = inner.prepare<T>(statement, options);
       const { sql: text, params } = dialect.sqlToQuery(statement);
-      return (values) => (queries.push({ sql: text, params: fillPlaceholders(params, values) }), run(values));
+      return (values) => (queries.push({ sql: text, params: fillPlaceholders(params, values), ...(options?.indexOnly ? { indexOnly: true } : {}) }), run(values));
     },
     transaction: (work) => inner.transaction((query) => work((statement) => (record(statement), query(statement)))),
     close: async () => {

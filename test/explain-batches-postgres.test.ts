@@ -1,0 +1,78 @@
+/**
+ * The send batch statement runs with one generic plan per connection, made at its first
+ * call (db/client.ts, `indexOnly` and PLANNED_SETTINGS): on a fresh database, tables empty
+ * and never analysed, that plan must already be the one that serves millions of rows, every
+ * table read through an index lookup (no sequential scan, no walk of a whole index). The
+ * statement is the one the service really sent (recorded, with a mention, so the mention
+ * lookup is in it), explained as a prepared statement's generic plan on the fresh database,
+ * with and without those settings.
+ */
+import type postgres from 'postgres';
+import t from 'tap';
+import { createMemoryBus } from '../src/bus/bus-memory.js';
+import { PLANNED_SETTINGS } from '../src/db/client.js';
+import { buildTestApp } from './helpers/app.js';
+import { call } from './helpers/api.js';
+import type { RecordedQuery } from './helpers/database.js';
+import { explainDatabase, outline, type PlanNode } from './helpers/explain.js';
+
+const WATCHED = new Set(['messages', 'participants', 'users', 'conversation_events', 'conversations', 'notifications', 'message_words']);
+
+type Explained = { 'QUERY PLAN': { Plan: PlanNode }[] }[];
+
+/** Reads of a watched table that are not lookups: sequential scans, and index scans with no condition (a walk of the whole index). */
+function fullReads(node: PlanNode, found: string[] = []): string[] {
+  const relation = node['Relation Name'] ?? '';
+  const index = node['Index Name'];
+  if (node['Node Type'] === 'Seq Scan' && WATCHED.has(relation)) found.push(relation);
+  if (index && /^(messages|participants|users|conversation_events|conversations|notifications|message_words)_/.test(index) && !node['Index Cond']) found.push(index);
+  for (const child of node.Plans ?? []) fullReads(child, found);
+  return found;
+}
+
+/** The generic plan of `query` as a prepared statement, under `settings`. */
+async function genericPlan(admin: postgres.Sql, query: RecordedQuery, name: string, settings: Readonly<Record<string, string>>): Promise<PlanNode> {
+  await admin.unsafe(`set plan_cache_mode = force_generic_plan`);
+  for (const [key, value] of Object.entries(settings)) await admin.unsafe(`set ${key} = '${value}'`);
+  await admin.unsafe(`prepare ${name} as ${query.sql}`);
+  const literal = (value: unknown) => (value === null || value === undefined ? 'null' : `'${String(value).replace(/'/g, "''")}'`);
+  const args = query.params.map(literal).join(', ');
+  const explained = await admin.unsafe<Explained>(`explain (format json) execute ${name}${args ? `(${args})` : ''}`);
+  await admin.unsafe(`deallocate ${name}`);
+  await admin.unsafe(`reset all`);
+  return explained[0]!['QUERY PLAN'][0]!.Plan;
+}
+
+t.test('the send batch is planned for index lookups on a fresh database', async (t) => {
+  const { database, queries, admin } = await explainDatabase(t, 'explain_batches');
+  const app = await buildTestApp(t, { database, bus: createMemoryBus() });
+  const users = await admin.unsafe<{ id: number; username: string }[]>(
+    `insert into users (username, password_hash) values ('alice', 'scrypt$x'), ('bob', 'scrypt$x'), ('carol', 'scrypt$x') returning id, username`,
+  );
+  const [alice] = users.map((user) => ({ ...user, token: app.signToken(user) }));
+  const created = await call(app, 'POST', '/api/conversations/', { token: alice!.token, body: { participants: users.slice(1).map((u) => u.id) } });
+  t.equal(created.status, 201, 'conversation created');
+  const conversationId = (created.json as { id: number }).id;
+  const sent = await call(app, 'POST', `/api/conversations/${conversationId}/messages/`, {
+    token: alice!.token,
+    body: { content: 'hello @bob, see you at the station', client_id: 'c-1' },
+  });
+  t.equal(sent.status, 201, 'message sent');
+  t.same((sent.json as { mentions: string[] }).mentions, ['bob'], 'the mention was found');
+
+  const batches = new Map<string, RecordedQuery>();
+  for (const query of queries) if (query.indexOnly && !batches.has(query.sql)) batches.set(query.sql, query);
+  t.ok(batches.size >= 1, 'the send batch was recorded');
+
+  let n = 0;
+  const unguarded: string[] = [];
+  for (const query of batches.values()) {
+    const label = query.sql.replace(/\s+/g, ' ').trim().slice(0, 40);
+    const plan = await genericPlan(admin, query, `batch_${++n}`, PLANNED_SETTINGS);
+    t.comment(`${label}: ${outline(plan)}`);
+    t.same(fullReads(plan), [], `${label}: index lookups only`);
+    unguarded.push(...fullReads(await genericPlan(admin, query, `unguarded_${n}`, {})));
+  }
+  // Why the settings exist: costed on empty tables, PostgreSQL's own generic plans read them whole.
+  t.ok(unguarded.length > 0, `without PLANNED_SETTINGS the generic plans scan ${unguarded.join(', ')}`);
+});
