@@ -6,7 +6,7 @@
  * fetch path), and the reload after a 4409 (a resume more than MAX_REPLAY_EVENTS behind).
  */
 import t, { type Test } from 'tap';
-import { ApiError, isAbortError, type ChatReset, type LiveConversation, type MessageView } from '@chat-service/client';
+import { ApiError, applyReaction, isAbortError, type ChatReset, type LiveConversation, type MessageView } from '@chat-service/client';
 import { chatEventValidator, invalidFrames, newClientUser, WAIT_MS, Wire, type ClientUser } from './helpers/client-harness.js';
 import { rejection } from './helpers/client-service.js';
 import { type Replica, startTopology } from './helpers/replicas.js';
@@ -47,6 +47,19 @@ function until(live: LiveConversation, what: string, check: () => boolean, timeo
 }
 
 const reactionsOf = (message: MessageView | undefined) => (message?.reactions ?? []).map((r) => ({ emoji: r.emoji, count: r.count, users: [...r.users].sort() }));
+
+t.test('applyReaction: an event a page already counted is not counted twice', async (t) => {
+  const event = (type: 'reaction.added' | 'reaction.removed', user: string) => ({ type, seq: 9, conversation_id: 1, message_id: 1, emoji: '👍', user, user_id: 1 });
+  const counted = [{ emoji: '👍', count: 2, users: ['ann', 'ben'] }];
+  t.same(applyReaction(counted, event('reaction.added', 'ann')), counted, 'added by someone listed: unchanged');
+  t.same(applyReaction(counted, event('reaction.added', 'cat')), [{ emoji: '👍', count: 3, users: ['ann', 'ben', 'cat'] }], 'a new reactor counted and listed');
+  t.same(applyReaction(counted, event('reaction.removed', 'cat')), counted, 'removed by someone not listed while all are: unchanged');
+  t.same(applyReaction(counted, event('reaction.removed', 'ann')), [{ emoji: '👍', count: 1, users: ['ben'] }], 'a listed reactor removed');
+  t.same(applyReaction([{ emoji: '👍', count: 1, users: ['ann'] }], event('reaction.removed', 'ann')), [], 'the last one: the emoji goes');
+  const ten = Array.from({ length: 10 }, (_, i) => `u${i}`);
+  t.same(applyReaction([{ emoji: '👍', count: 12, users: ten }], event('reaction.added', 'zed')), [{ emoji: '👍', count: 13, users: ten }], 'past ten: counted, not listed');
+  t.same(applyReaction([{ emoji: '👍', count: 12, users: ten }], event('reaction.removed', 'zed')), [{ emoji: '👍', count: 11, users: ten }], 'an unlisted one of many: uncounted');
+});
 
 t.test('rich messages through the client library, two replicas', async (t) => {
   const topology = await startTopology(t, { backend: 'redis', replicas: 2, env: { MAX_REPLAY_EVENTS: String(MAX_REPLAY_EVENTS) } });

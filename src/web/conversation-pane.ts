@@ -70,7 +70,8 @@ export class ConversationPane {
     if (this.atBottom) this.scrollToBottom();
   });
   private hasOlder = true;
-  private loadingOlder = false;
+  /** The older page being read, if any: a jump waits for it rather than giving up. */
+  private loadingOlder: Promise<void> | undefined;
   private destroyed = false;
   private readonly actions: MessageActions = {
     edit: (message, content) => this.live?.socket.edit(message.id, content),
@@ -257,7 +258,8 @@ export class ConversationPane {
     for (let pages = 0; !this.items.has(messageId) && this.hasOlder && pages < JUMP_MAX_PAGES; pages++) {
       const before = this.items.size;
       await this.loadOlder();
-      if (this.items.size === before) break;
+      // A failed read (shown already) or an empty page: nothing more to find.
+      if (this.items.size === before && !this.loadingOlder) break;
     }
     const item = this.items.get(messageId);
     if (!item) return showError(this.element, 'That message is no longer in this conversation.');
@@ -384,9 +386,14 @@ export class ConversationPane {
     if (nearBottom || message.sender_id === this.me.id) this.scrollToBottom();
   }
 
-  private async loadOlder(): Promise<void> {
-    if (!this.hasOlder || this.loadingOlder || this.items.size === 0) return;
-    this.loadingOlder = true;
+  private loadOlder(): Promise<void> {
+    if (this.loadingOlder) return this.loadingOlder;
+    if (!this.hasOlder || this.items.size === 0) return Promise.resolve();
+    this.loadingOlder = this.readOlderPage().finally(() => (this.loadingOlder = undefined));
+    return this.loadingOlder;
+  }
+
+  private async readOlderPage(): Promise<void> {
     try {
       const oldest = Math.min(...this.items.keys());
       const page = await this.client.listMessages(this.conversationId, { limit: PAGE_SIZE, before: oldest });
@@ -398,8 +405,6 @@ export class ConversationPane {
       this.list.scrollTop = this.list.scrollHeight - fromBottom;
     } catch (error) {
       showError(this.element, error);
-    } finally {
-      this.loadingOlder = false;
     }
   }
 
