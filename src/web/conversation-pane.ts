@@ -1,6 +1,7 @@
 import {
   ApiError,
   type ChatClient,
+  isAbortError,
   type ChatSocketState,
   type ConversationEvent,
   type ConversationState,
@@ -9,8 +10,8 @@ import {
   SendError,
   type UserView,
 } from '@chat-service/client';
-import { composer } from './composer.js';
-import { h, showError } from './dom.js';
+import { type ComposerForm, composer } from './composer.js';
+import { formatSize, h, showError } from './dom.js';
 import { type MemberActions, MembersPanel } from './members-panel.js';
 import { type MessageActions, renderMessage } from './message-item.js';
 import { ReadTracker } from './read-tracker.js';
@@ -24,6 +25,10 @@ const TYPING_TTL_MS = 6_000;
 const SEEN_BY_MAX_MEMBERS = 20;
 /** An untitled group is named after this many of its members. */
 const NAMES_IN_TITLE = 4;
+/** Jumping to a replied-to message loads at most this many older pages to find it. */
+const JUMP_MAX_PAGES = 20;
+/** How long a jumped-to message stays highlighted. */
+const HIGHLIGHT_MS = 2_500;
 
 export interface PaneCallbacks {
   onState(state: ChatSocketState): void;
@@ -46,7 +51,8 @@ export class ConversationPane {
   private readonly seenLine = h('div', { class: 'seen-by', 'data-testid': 'seen-by', 'aria-live': 'polite' });
   private readonly title = h('h2', { dir: 'auto', 'data-testid': 'conversation-title' });
   private readonly membersToggle = h('button', { type: 'button', class: 'secondary', 'aria-expanded': 'false', 'aria-controls': '', 'data-testid': 'members-toggle' }, 'Members');
-  private readonly composerForm: HTMLFormElement;
+  private readonly composerForm: ComposerForm;
+  private readonly uploads = h('div', { class: 'uploads', 'data-testid': 'uploads', 'aria-live': 'polite' });
   private readonly items = new Map<number, { message: MessageView; element: HTMLElement }>();
   private readonly pending = new Map<string, HTMLElement>();
   private readonly typists = new Map<string, ReturnType<typeof setTimeout>>();
@@ -56,16 +62,25 @@ export class ConversationPane {
   /** Settles once the conversation is loaded and its socket made: a send typed before that waits for it. */
   private readonly loaded: Promise<LiveConversation | undefined>;
   private settleLoaded: (live: LiveConversation | undefined) => void = () => undefined;
+  /** Settles once `start` is done: the first page is on screen (or failed). */
+  private readonly historyLoaded: Promise<void>;
+  private settleHistory: () => void = () => undefined;
   private atBottom = true;
   private readonly resizes = new ResizeObserver(() => {
     if (this.atBottom) this.scrollToBottom();
   });
   private hasOlder = true;
-  private loadingOlder = false;
+  /** The older page being read, if any: a jump waits for it rather than giving up. */
+  private loadingOlder: Promise<void> | undefined;
   private destroyed = false;
   private readonly actions: MessageActions = {
     edit: (message, content) => this.live?.socket.edit(message.id, content),
     delete: (message) => this.live?.socket.delete(message.id),
+    reply: (message) => this.composerForm.setReply(message),
+    react: (message, emoji, on) => (on ? this.live?.socket.react(message.id, emoji) : this.live?.socket.unreact(message.id, emoji)),
+    reactedByMe: (message, emoji) => this.live?.messages.reactedByMe(message.id, emoji) ?? false,
+    history: (message) => this.client.messageHistory(this.conversationId, message.id),
+    jumpTo: (messageId) => void this.jumpTo(messageId),
   };
 
   constructor(
@@ -75,6 +90,7 @@ export class ConversationPane {
     private readonly callbacks: PaneCallbacks,
   ) {
     this.loaded = new Promise((resolve) => (this.settleLoaded = resolve));
+    this.historyLoaded = new Promise((resolve) => (this.settleHistory = resolve));
     this.list.addEventListener('scroll', () => {
       this.atBottom = this.isNearBottom();
       if (this.list.scrollTop < LOAD_OLDER_PX) void this.loadOlder();
@@ -99,7 +115,7 @@ export class ConversationPane {
       this.panel.element.hidden = !open;
       this.membersToggle.setAttribute('aria-expanded', String(open));
     });
-    this.composerForm = composer({ send: (text, files) => this.send(text, files), typing: (isTyping) => this.live?.socket.typing(isTyping) });
+    this.composerForm = composer({ send: (text, files, replyTo) => this.send(text, files, replyTo), typing: (isTyping) => this.live?.socket.typing(isTyping) });
     this.element = h(
       'div',
       { class: 'conversation', 'data-testid': 'conversation-pane', 'data-id': conversationId },
@@ -108,6 +124,7 @@ export class ConversationPane {
       this.list,
       this.seenLine,
       this.typingLine,
+      this.uploads,
       this.composerForm,
     );
   }
@@ -130,6 +147,10 @@ export class ConversationPane {
       this.settleLoaded(live);
       this.tracker.floor = live.state.lastReadSeq;
       live.on('event', (event) => this.apply(event));
+      live.on('messages', (changed) => {
+        for (const message of changed) this.upsert(message);
+      });
+      live.on('reset', (reset) => this.replaceAll(reset.messages));
       live.on('change', (state) => this.changed(state));
       live.on('removed', () => this.showRemoved());
       live.socket.on('typing', (event) => this.showTyping(event.user, event.is_typing));
@@ -147,14 +168,23 @@ export class ConversationPane {
       if (this.destroyed) return;
       this.hasOlder = page.length === PAGE_SIZE;
       live.state.observe(page);
-      for (const message of page) this.upsert(message);
+      for (const message of live.messages.add(page)) this.upsert(message);
       this.scrollToBottom();
       this.changed(live.state);
     } catch (error) {
       this.settleLoaded(this.live);
       if (error instanceof ApiError && error.statusCode === 404) this.showRemoved();
       else showError(this.element, error);
+    } finally {
+      this.settleHistory();
     }
+  }
+
+  /** Opens at `messageId` (a search result): scrolled to and highlighted once loaded. */
+  async focus(messageId: number): Promise<void> {
+    await this.loaded;
+    await this.historyLoaded;
+    await this.jumpTo(messageId);
   }
 
   reconnectNow(): void {
@@ -223,7 +253,37 @@ export class ConversationPane {
     this.callbacks.onRemoved(this.conversationId);
   }
 
-  private async send(text: string, files: File[]): Promise<void> {
+  /** Scrolls to a message and highlights it, loading older pages until it is there. */
+  private async jumpTo(messageId: number): Promise<void> {
+    for (let pages = 0; !this.items.has(messageId) && this.hasOlder && pages < JUMP_MAX_PAGES; pages++) {
+      const before = this.items.size;
+      await this.loadOlder();
+      // A failed read (shown already) or an empty page: nothing more to find.
+      if (this.items.size === before && !this.loadingOlder) break;
+    }
+    const item = this.items.get(messageId);
+    if (!item) return showError(this.element, 'That message is no longer in this conversation.');
+    item.element.scrollIntoView({ block: 'center' });
+    this.atBottom = this.isNearBottom();
+    for (const other of this.list.querySelectorAll('.highlight')) other.classList.remove('highlight');
+    item.element.classList.add('highlight');
+    item.element.dataset.highlighted = 'true';
+    setTimeout(() => {
+      item.element.classList.remove('highlight');
+      delete item.element.dataset.highlighted;
+    }, HIGHLIGHT_MS);
+  }
+
+  /** After a reload (fallen too far behind): the newest page replaces the list. */
+  private replaceAll(messages: readonly MessageView[]): void {
+    for (const { element } of this.items.values()) element.remove();
+    this.items.clear();
+    this.hasOlder = true;
+    for (const message of messages) this.upsert(message);
+    this.scrollToBottom();
+  }
+
+  private async send(text: string, files: File[], replyTo: number | undefined): Promise<void> {
     const content = text || files.map((file) => file.name).join(', ');
     const clientId = crypto.randomUUID();
     // Shown at once, replaced by the stored message when its chat.message arrives.
@@ -234,8 +294,9 @@ export class ConversationPane {
     try {
       const socket = (this.live ?? (await this.loaded))?.socket;
       if (!socket) throw new Error('this conversation could not be loaded');
-      const message = await socket.send(content, clientId);
-      for (const file of files) await this.client.uploadAttachment(this.conversationId, message.id, file, file.name);
+      const message = await socket.send(content, { clientId, replyTo });
+      placeholder.remove();
+      for (const file of files) await this.upload(message, file);
     } catch (error) {
       placeholder.remove();
       showError(this.element, error instanceof SendError ? `${error.event.code}: ${error.message}` : error);
@@ -245,24 +306,38 @@ export class ConversationPane {
     }
   }
 
+  /** One file with a progress bar and a cancel button; a cancelled upload keeps nothing. */
+  private async upload(message: MessageView, file: File): Promise<void> {
+    const controller = new AbortController();
+    const bar = h('progress', { max: 1, value: 0, 'data-testid': 'upload-progress', 'aria-label': `Uploading ${file.name}` });
+    const cancel = h('button', { type: 'button', class: 'link danger', 'data-testid': 'cancel-upload', 'aria-label': `Cancel uploading ${file.name}`, onclick: () => controller.abort() }, 'cancel');
+    const row = h('div', { class: 'upload', 'data-testid': 'upload', 'data-filename': file.name }, h('span', { dir: 'auto' }, `${file.name} (${formatSize(file.size)})`), bar, cancel);
+    this.uploads.append(row);
+    try {
+      await this.client.uploadAttachment(this.conversationId, message.id, file, file.name, {
+        signal: controller.signal,
+        onProgress: ({ loaded, total }) => {
+          bar.max = total;
+          bar.value = loaded;
+          row.dataset.loaded = String(loaded);
+        },
+      });
+      row.remove();
+    } catch (error) {
+      if (!isAbortError(error)) {
+        row.remove();
+        throw error;
+      }
+      row.dataset.state = 'cancelled';
+      row.replaceChildren(h('span', { dir: 'auto' }, `${file.name}: upload cancelled`));
+      setTimeout(() => row.remove(), HIGHLIGHT_MS);
+    }
+  }
+
   private apply(event: ConversationEvent): void {
     switch (event.type) {
       case 'chat.message':
-        this.upsert(event.message);
         this.showTyping(event.message.sender, false);
-        return;
-      case 'message.edited':
-        this.update(event.message.id, (message) => ({ ...message, content: event.message.content, is_edited: true, edited_at: event.message.edited_at }));
-        return;
-      case 'message.deleted':
-        this.update(event.message_id, (message) => ({ ...message, content: '', is_deleted: true, attachments: [] }));
-        return;
-      case 'attachment.added':
-        this.update(event.message_id, (message) =>
-          message.attachments.some((attachment) => attachment.id === event.attachment.id)
-            ? message
-            : { ...message, attachments: [...message.attachments, event.attachment] },
-        );
         return;
       case 'member.added':
         this.notice(`${event.by.username} added ${event.users.map((user) => user.username).join(', ')}`);
@@ -311,16 +386,14 @@ export class ConversationPane {
     if (nearBottom || message.sender_id === this.me.id) this.scrollToBottom();
   }
 
-  private update(id: number, change: (message: MessageView) => MessageView): void {
-    const item = this.items.get(id);
-    if (!item) return;
-    item.message = change(item.message);
-    renderMessage(item.element, item.message, item.message.sender_id === this.me.id, this.actions);
+  private loadOlder(): Promise<void> {
+    if (this.loadingOlder) return this.loadingOlder;
+    if (!this.hasOlder || this.items.size === 0) return Promise.resolve();
+    this.loadingOlder = this.readOlderPage().finally(() => (this.loadingOlder = undefined));
+    return this.loadingOlder;
   }
 
-  private async loadOlder(): Promise<void> {
-    if (!this.hasOlder || this.loadingOlder || this.items.size === 0) return;
-    this.loadingOlder = true;
+  private async readOlderPage(): Promise<void> {
     try {
       const oldest = Math.min(...this.items.keys());
       const page = await this.client.listMessages(this.conversationId, { limit: PAGE_SIZE, before: oldest });
@@ -328,12 +401,10 @@ export class ConversationPane {
       // Keep what the user is looking at in place while rows are added above it.
       const fromBottom = this.list.scrollHeight - this.list.scrollTop;
       this.live?.state.observe(page);
-      for (const message of page) this.upsert(message);
+      for (const message of this.live?.messages.add(page) ?? page) this.upsert(message);
       this.list.scrollTop = this.list.scrollHeight - fromBottom;
     } catch (error) {
       showError(this.element, error);
-    } finally {
-      this.loadingOlder = false;
     }
   }
 

@@ -1,9 +1,13 @@
-import type { ChatClient, ChatSocketState, ConversationState, ConversationView, NotificationSocket, NotificationView, UserView } from '@chat-service/client';
+import type { ChatClient, ChatSocketState, ConversationState, ConversationView, MessageView, NotificationSocket, NotificationView, UserView } from '@chat-service/client';
 import { ConversationPane } from './conversation-pane.js';
 import { clear, formatTime, h, showError } from './dom.js';
 
 /** Typing pauses this long before the user search runs. */
 const SEARCH_DEBOUNCE_MS = 250;
+/** Message search results shown per page ("more" asks for the next). */
+const RESULTS_PER_PAGE = 20;
+/** A result shows this much of its message. */
+const SNIPPET_CHARS = 120;
 
 /** Conversation list, notifications and the open conversation of a logged-in user. */
 export class Workspace {
@@ -11,6 +15,7 @@ export class Workspace {
   private readonly conversationList = h('ul', { class: 'conversations', 'data-testid': 'conversations' });
   private readonly notificationList = h('ul', { class: 'notifications', 'data-testid': 'notifications' });
   private readonly people = h('ul', { class: 'people', 'aria-label': 'People found', 'data-testid': 'people' });
+  private readonly results = h('ul', { class: 'search-results', 'aria-label': 'Messages found', 'data-testid': 'search-results' });
   private searchTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly status = h('span', { class: 'status', 'data-testid': 'connection' }, 'connecting…');
   private readonly main = h('section', { class: 'main' }, h('p', { class: 'placeholder' }, 'Pick a conversation or start one.'));
@@ -66,6 +71,12 @@ export class Workspace {
       event.preventDefault();
       runSearch();
     });
+    const messageQuery = h('input', { type: 'search', 'aria-label': 'Search messages', placeholder: 'search messages', dir: 'auto', maxlength: 256, 'data-testid': 'message-search' });
+    const messageSearch: HTMLFormElement = h('form', { class: 'new-conversation', role: 'search' }, messageQuery, h('button', { type: 'submit', 'data-testid': 'run-search' }, 'Search'));
+    messageSearch.addEventListener('submit', (event) => {
+      event.preventDefault();
+      void this.searchMessages({ q: messageQuery.value.trim(), limit: RESULTS_PER_PAGE }, messageSearch, false);
+    });
     const groupTitle = h('input', { 'aria-label': 'New group name', placeholder: 'group name', maxlength: 100, dir: 'auto', required: true, 'data-testid': 'group-title' });
     const groupMembers = h('input', { 'aria-label': 'Group members', placeholder: 'usernames, comma separated', dir: 'auto', required: true, 'data-testid': 'group-members' });
     const newGroup: HTMLFormElement = h(
@@ -104,6 +115,9 @@ export class Workspace {
       h(
         'aside',
         {},
+        h('h2', {}, 'Search'),
+        messageSearch,
+        this.results,
         h('h2', {}, 'People'),
         searchForm,
         this.people,
@@ -196,7 +210,51 @@ export class Workspace {
     this.renderConversations();
   }
 
-  private open(conversationId: number): void {
+  /** One page of message search results (appended to the list for `more`); a click opens the conversation at the message. */
+  private async searchMessages(query: Record<string, string | number | boolean | undefined>, host: HTMLElement, more: boolean): Promise<void> {
+    if (!more) this.results.replaceChildren();
+    if (query.q === '') return;
+    try {
+      const page = await this.client.searchMessagesPage(query as { q: string });
+      this.results.querySelector('[data-testid=more-results]')?.remove();
+      this.results.append(...page.items.map((message) => this.resultItem(message)));
+      if (page.next) {
+        const next = page.next;
+        this.results.append(h('li', {}, h('button', { type: 'button', class: 'link', 'data-testid': 'more-results', onclick: () => void this.searchMessages(next, host, true) }, 'more results')));
+      } else if (this.results.childElementCount === 0) {
+        this.results.append(h('li', { class: 'muted', 'data-testid': 'no-results' }, 'no messages found'));
+      }
+    } catch (error) {
+      showError(host, error);
+    }
+  }
+
+  private resultItem(message: MessageView): HTMLElement {
+    const conversation = this.conversations.find((c) => c.id === message.conversation_id);
+    const name = conversation ? (conversation.title ?? (conversation.participants.filter((p) => p !== this.me.username).join(', ') || this.me.username)) : `conversation ${message.conversation_id}`;
+    const snippet = message.content.length > SNIPPET_CHARS ? `${message.content.slice(0, SNIPPET_CHARS)}…` : message.content;
+    return h(
+      'li',
+      {
+        'data-testid': 'search-result',
+        'data-id': message.id,
+        'data-conversation-id': message.conversation_id,
+        role: 'button',
+        tabindex: 0,
+        onclick: () => this.open(message.conversation_id, message.id),
+        onkeydown: (event: Event) => {
+          if (event instanceof KeyboardEvent && (event.key === 'Enter' || event.key === ' ')) {
+            event.preventDefault();
+            this.open(message.conversation_id, message.id);
+          }
+        },
+      },
+      h('span', { class: 'snippet', dir: 'auto', 'data-testid': 'snippet' }, snippet),
+      h('span', { class: 'where muted' }, h('span', { dir: 'auto', 'data-testid': 'result-conversation' }, name), ' · ', h('time', { datetime: message.timestamp }, formatTime(message.timestamp)), ' · ', h('span', { dir: 'auto' }, message.sender)),
+    );
+  }
+
+  private open(conversationId: number, focusMessageId?: number): void {
     this.pane?.destroy();
     const pane = new ConversationPane(this.client, this.me, conversationId, {
       onState: () => this.renderStatus(),
@@ -212,6 +270,7 @@ export class Workspace {
     clear(this.main);
     this.main.append(pane.element);
     void pane.start();
+    if (focusMessageId !== undefined) void pane.focus(focusMessageId);
     this.readOpenConversation();
     this.renderConversations();
   }

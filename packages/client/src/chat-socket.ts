@@ -1,5 +1,5 @@
 import type { ChatServerEvent, ConversationEvent, ErrorEvent, MemberRemovedEvent, ReadUpdatedEvent, UserTypingEvent } from './generated/contract.js';
-import type { MessageView } from './generated/contract.js';
+import type { ConversationView, MemberView, MessageView } from './generated/contract.js';
 import { Emitter } from './emitter.js';
 import { type ClosedInfo, ReconnectingSocket, type ReconnectOptions, type SocketState, webSocketBase } from './reconnecting-socket.js';
 
@@ -19,6 +19,30 @@ export interface ChatSocketOptions extends ReconnectOptions {
   lastSeq?: number;
   /** The caller's user id: tells a `member.removed` about them (then the 4403 close means "removed"). */
   userId?: number;
+  /**
+   * After a 4409 close (`last_seq` more than MAX_REPLAY_EVENTS behind): reads the newest
+   * state over REST; the socket reconnects from its `lastSeq` and emits `reset` with it.
+   * Without it, a 4409 ends the socket (`closed` with 4409).
+   */
+  reload?: () => Promise<ChatReset>;
+}
+
+/** What a reload after a 4409 read over REST: the conversation, its newest page, and the seq the socket resumes from. */
+export interface ChatReset {
+  conversation: ConversationView;
+  /** The newest page of messages, in id order: it replaces whatever the caller held. */
+  messages: MessageView[];
+  /** The conversation's `last_seq` read before the page: events after it follow. */
+  lastSeq: number;
+  /** Every member, when the reload read them too (a `LiveConversation` does). */
+  members?: MemberView[];
+}
+
+/** A send's options over the socket. */
+export interface SocketSendOptions {
+  clientId?: string;
+  /** The id of the message of this conversation it answers. */
+  replyTo?: number;
 }
 
 interface ChatSocketEvents {
@@ -36,6 +60,11 @@ interface ChatSocketEvents {
   error: ErrorEvent;
   state: ChatSocketState;
   closed: ClosedInfo;
+  /**
+   * The socket was too far behind to be replayed (4409) and reloaded over REST: drop every
+   * message held and show `messages`; events continue from `lastSeq`, with no gap.
+   */
+  reset: ChatReset;
 }
 
 /** A socket's state, plus `removed`: closed for good after the caller's own `member.removed`. */
@@ -62,6 +91,8 @@ const MAX_CLIENT_ID = 64;
 const TOO_BIG = 1009;
 /** The close code for "not a member (any more)". */
 const FORBIDDEN = 4403;
+/** The close code for "`last_seq` too far behind to replay". */
+const TOO_FAR_BEHIND = 4409;
 
 /**
  * `/ws/chat/{id}/` for one conversation. Delivers conversation events in `seq` order with no
@@ -83,6 +114,8 @@ export class ChatSocket extends Emitter<ChatSocketEvents> {
   private readonly userId: number | undefined;
   private removal: MemberRemovedEvent | undefined;
   private gone = false;
+  /** A 4409 came: the next connect reloads over REST first. */
+  private behind = false;
 
   constructor(options: ChatSocketOptions) {
     super();
@@ -91,6 +124,7 @@ export class ChatSocket extends Emitter<ChatSocketEvents> {
     this.userId = options.userId;
     const base = `${webSocketBase(options.baseUrl)}/ws/chat/${options.conversationId}/`;
     this.socket = new ReconnectingSocket(async () => {
+      if (this.behind) await this.resync(options.reload);
       const query = new URLSearchParams();
       const ticket = await options.ticket();
       if (ticket) query.set('ticket', ticket);
@@ -104,6 +138,8 @@ export class ChatSocket extends Emitter<ChatSocketEvents> {
       // 1009: a frame was over the service's size limit. Resent, it would close every new
       // connection the same way: give up the largest pending send, which is over the limit too.
       if (info.code === TOO_BIG) this.refuseLargestPending();
+      // Resuming from this seq will never be replayed: the next connect reloads first.
+      if (info.code === TOO_FAR_BEHIND) this.behind = true;
     });
     this.socket.on('closed', (info) => {
       for (const send of this.pending.values()) send.reject(new Error(`socket closed (${info.code} ${info.reason})`));
@@ -139,13 +175,14 @@ export class ChatSocket extends Emitter<ChatSocketEvents> {
    * Sends a message; resolves with it once the service has stored and published it (its
    * `chat.message` came back), rejects with `SendError` if the service refused it.
    */
-  send(content: string, clientId: string = newClientId()): Promise<MessageView> {
+  send(content: string, options: string | SocketSendOptions = {}): Promise<MessageView> {
+    const { clientId = newClientId(), replyTo } = typeof options === 'string' ? { clientId: options } : options;
     return new Promise((resolve, reject) => {
       // Closed for good: nothing would ever send it, or settle the promise.
       if (this.socket.state === 'closed') return reject(new Error('socket closed'));
       // The service answers a bad client_id without it, so the promise could never settle.
       if (clientId.length < 1 || clientId.length > MAX_CLIENT_ID) return reject(new RangeError(`clientId: 1 to ${MAX_CLIENT_ID} characters`));
-      const frame = JSON.stringify({ type: 'chat_message', message: content, client_id: clientId });
+      const frame = JSON.stringify({ type: 'chat_message', message: content, client_id: clientId, ...(replyTo === undefined ? {} : { reply_to: replyTo }) });
       this.pending.set(clientId, { frame, resolve, reject });
       this.socket.send(frame);
     });
@@ -157,6 +194,16 @@ export class ChatSocket extends Emitter<ChatSocketEvents> {
 
   delete(messageId: number): void {
     this.post(JSON.stringify({ type: 'delete_message', message_id: messageId }));
+  }
+
+  /** Reacts with one emoji (the `react` frame; idempotent). Everyone, the caller too, gets `reaction.added`. */
+  react(messageId: number, emoji: string): void {
+    this.post(JSON.stringify({ type: 'react', message_id: messageId, emoji }));
+  }
+
+  /** Takes the reaction back (the `unreact` frame; idempotent): `reaction.removed` follows. */
+  unreact(messageId: number, emoji: string): void {
+    this.post(JSON.stringify({ type: 'unreact', message_id: messageId, emoji }));
   }
 
   /** Live only: dropped while disconnected, since a late "typing" would be wrong. */
@@ -186,6 +233,16 @@ export class ChatSocket extends Emitter<ChatSocketEvents> {
 
   private post(frame: string): void {
     if (!this.socket.send(frame)) this.outbox.push(frame);
+  }
+
+  /** Reloads over REST after a 4409 and moves the resume point to what it read. */
+  private async resync(reload: ChatSocketOptions['reload']): Promise<void> {
+    // No way to reload: resuming is impossible, so the socket ends (see ReconnectingSocket).
+    if (!reload) throw Object.assign(new Error('too far behind and no reload'), { closeCode: TOO_FAR_BEHIND });
+    const reset = await reload();
+    this.behind = false;
+    this.seq = reset.lastSeq;
+    this.emit('reset', reset);
   }
 
   private refuseLargestPending(): void {
@@ -242,7 +299,11 @@ export class ChatSocket extends Emitter<ChatSocketEvents> {
 
   private deliver(event: ConversationEvent): void {
     if (this.seq !== undefined) {
-      if (event.seq <= this.seq) return;
+      if (event.seq <= this.seq) {
+        // A resent send answered with its original event (delivered before, or skipped by a reload).
+        if (event.type === 'chat.message') this.settleSend(event.message);
+        return;
+      }
       if (event.seq > this.seq + 1) {
         // Never expected from the service, but cheap to make right: it replays from last_seq.
         this.socket.reconnectNow();
@@ -250,16 +311,17 @@ export class ChatSocket extends Emitter<ChatSocketEvents> {
       }
     }
     this.seq = event.seq;
-    if (event.type === 'chat.message' && event.message.client_id !== null) {
-      const send = this.pending.get(event.message.client_id);
-      if (send) {
-        this.pending.delete(event.message.client_id);
-        send.resolve(event.message);
-      }
-    }
+    if (event.type === 'chat.message') this.settleSend(event.message);
     if (event.type === 'member.removed' && event.user.id === this.userId) this.removal = event;
     // Sending counts as reading up to one's own message (the service moves the marker too).
     if (event.type === 'chat.message' && event.message.sender_id === this.userId) this.readMarker = Math.max(this.readMarker, event.seq);
     this.emit('event', event);
+  }
+
+  private settleSend(message: MessageView): void {
+    const send = message.client_id === null ? undefined : this.pending.get(message.client_id);
+    if (!send || message.client_id === null) return;
+    this.pending.delete(message.client_id);
+    send.resolve(message);
   }
 }

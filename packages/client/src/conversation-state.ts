@@ -40,10 +40,25 @@ export class ConversationState {
 
   constructor(conversation: ConversationView, members: readonly MemberView[], userId: number) {
     this.id = conversation.id;
+    this.userId = userId;
+    this.title = null;
+    this.kind = 'group';
+    this.lastSeq = 0;
+    this.myMarker = 0;
+    this.unknownUnread = 0;
+    this.countedTo = 0;
+    this.reset(conversation, members);
+  }
+
+  /** Starts over from a fresh read of the conversation and its members (a reload after falling too far behind). */
+  reset(conversation: ConversationView, members: readonly MemberView[]): void {
+    const userId = this.userId;
+    this.unseen.clear();
+    this.members.clear();
+    this.removed = undefined;
     this.title = conversation.title ?? null;
     this.kind = conversation.kind ?? 'group';
     this.lastSeq = conversation.last_seq;
-    this.userId = userId;
     this.myMarker = conversation.last_read_seq ?? 0;
     this.unknownUnread = conversation.unread_count ?? 0;
     this.countedTo = conversation.last_seq;

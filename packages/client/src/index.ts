@@ -8,7 +8,8 @@
  *   chat.on('event', (event) => render(event));
  *   await chat.send('سلام!');
  */
-import { ChatSocket } from './chat-socket.js';
+import { type ChatReset, ChatSocket } from './chat-socket.js';
+import { reloadConversation } from './chat-reload.js';
 import { NotificationSocket } from './notification-socket.js';
 import type { ReconnectOptions } from './reconnecting-socket.js';
 import { ApiError } from './errors.js';
@@ -32,9 +33,15 @@ export class ChatClient extends RestClient {
     super(options);
   }
 
-  /** Opens (and keeps open) the conversation's socket; it connects with single-use tickets. */
-  chat(conversationId: number, options: { lastSeq?: number } = {}): ChatSocket {
-    const socket = new ChatSocket({ ...this.socketOptions(), conversationId, lastSeq: options.lastSeq, userId: this.user?.id });
+  /**
+   * Opens (and keeps open) the conversation's socket; it connects with single-use tickets.
+   * Fallen too far behind to be replayed (4409), it reloads the conversation and its newest
+   * page over REST (`reload`, by default `reloadConversation`), emits `reset` with them and
+   * resumes from that `last_seq`.
+   */
+  chat(conversationId: number, options: { lastSeq?: number; reload?: () => Promise<ChatReset> } = {}): ChatSocket {
+    const reload = options.reload ?? (() => reloadConversation(this, conversationId));
+    const socket = new ChatSocket({ ...this.socketOptions(), conversationId, lastSeq: options.lastSeq, userId: this.user?.id, reload });
     socket.on('closed', ({ code }) => code === UNAUTHORIZED && this.unauthorized());
     return socket;
   }
@@ -44,7 +51,7 @@ export class ChatClient extends RestClient {
    * roles, title, everyone's read marker and the caller's unread count.
    */
   openConversation(conversationId: number): Promise<LiveConversation> {
-    return openLiveConversation(this, conversationId, (lastSeq) => this.chat(conversationId, { lastSeq }));
+    return openLiveConversation(this, conversationId, (lastSeq, reload) => this.chat(conversationId, { lastSeq, reload }));
   }
 
   /** Opens (and keeps open) the caller's notification socket; it connects with single-use tickets. */
@@ -77,11 +84,15 @@ export class ChatClient extends RestClient {
   }
 }
 
-export { ChatSocket, type ChatSocketState, SendError } from './chat-socket.js';
+export { ChatSocket, type ChatReset, type ChatSocketState, SendError, type SocketSendOptions } from './chat-socket.js';
+export { reloadConversation, RELOAD_PAGE_SIZE } from './chat-reload.js';
+export { MessageStore } from './message-store.js';
+export { applyReaction, REACTION_USERS_LISTED } from './reactions.js';
+export { isAbortError, type UploadOptions, type UploadProgress } from './upload.js';
 export { ConversationState, type MemberState } from './conversation-state.js';
 export { LiveConversation } from './live-conversation.js';
 export { NotificationSocket } from './notification-socket.js';
-export { RestClient, nextLink, type RestClientOptions, type ConversationPageQuery, type DirectConversation, type MemberPageQuery, type MessagePageQuery, type NotificationQuery, type Page, type Session } from './rest.js';
+export { RestClient, nextLink, type RestClientOptions, type ConversationPageQuery, type DirectConversation, type MemberPageQuery, type MessagePageQuery, type NotificationQuery, type Page, type SearchMessagesQuery, type SendOptions, type Session } from './rest.js';
 export { ApiError, NetworkError } from './errors.js';
 export { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 export { ReconnectingSocket, type ClosedInfo, type ReconnectOptions, type SocketState, type WebSocketConstructor } from './reconnecting-socket.js';

@@ -1,7 +1,9 @@
-import type { ChatSocket } from './chat-socket.js';
+import { reloadConversation } from './chat-reload.js';
+import type { ChatReset, ChatSocket } from './chat-socket.js';
 import { ConversationState } from './conversation-state.js';
 import { Emitter } from './emitter.js';
-import type { ConversationEvent, ConversationView, MemberRemovedEvent, ReadUpdatedEvent } from './generated/contract.js';
+import type { ConversationEvent, ConversationView, MemberRemovedEvent, MessageView, ReadUpdatedEvent } from './generated/contract.js';
+import { MessageStore } from './message-store.js';
 import type { RestClient } from './rest.js';
 
 interface LiveConversationEvents {
@@ -11,6 +13,13 @@ interface LiveConversationEvents {
   receipt: ReadUpdatedEvent;
   /** The caller was removed (or left): the socket is closed for good. */
   removed: MemberRemovedEvent;
+  /** Messages in `messages` an event added or changed (reactions, edits, reply previews of an edited or deleted original), as they are now. */
+  messages: MessageView[];
+  /**
+   * Fallen too far behind (4409), the conversation was reloaded over REST: `messages` now
+   * holds only the newest page (`reset.messages`); show it in place of the list.
+   */
+  reset: ChatReset;
 }
 
 /**
@@ -24,11 +33,23 @@ export class LiveConversation extends Emitter<LiveConversationEvents> {
     readonly conversation: ConversationView,
     readonly state: ConversationState,
     readonly socket: ChatSocket,
+    /** The loaded messages, kept current from the events; add history pages with `messages.add`. */
+    readonly messages: MessageStore,
   ) {
     super();
     socket.on('event', (event) => {
       state.apply(event);
+      const changed = messages.apply(event);
       this.emit('event', event);
+      if (changed.length > 0) this.emit('messages', changed);
+      this.emit('change', state);
+    });
+    socket.on('reset', (reset) => {
+      state.reset(reset.conversation, reset.members ?? [...state.members.values()].map((member) => ({ ...member, joined_at: '' })));
+      messages.clear();
+      messages.add(reset.messages);
+      state.observe(reset.messages);
+      this.emit('reset', reset);
       this.emit('change', state);
     });
     socket.on('receipt', (receipt) => {
@@ -68,11 +89,19 @@ export class LiveConversation extends Emitter<LiveConversationEvents> {
   }
 }
 
-/** Reads the conversation (its `last_seq`), then every member, then opens the socket from that `last_seq`. */
-export async function openLiveConversation(client: RestClient, conversationId: number, chat: (lastSeq: number) => ChatSocket): Promise<LiveConversation> {
+/**
+ * Reads the conversation (its `last_seq`), then every member, then opens the socket from that
+ * `last_seq`. After a 4409 the socket reloads the conversation, its newest page and its members.
+ */
+export async function openLiveConversation(
+  client: RestClient,
+  conversationId: number,
+  chat: (lastSeq: number, reload: () => Promise<ChatReset>) => ChatSocket,
+): Promise<LiveConversation> {
   const me = client.user ?? (await client.me());
   const conversation = await client.getConversation(conversationId);
   const members = await client.listMembers(conversationId);
   const state = new ConversationState(conversation, members, me.id);
-  return new LiveConversation(client, conversation, state, chat(conversation.last_seq));
+  const reload = async (): Promise<ChatReset> => ({ ...(await reloadConversation(client, conversationId)), members: await client.listMembers(conversationId) });
+  return new LiveConversation(client, conversation, state, chat(conversation.last_seq, reload), new MessageStore(me.id, me.username));
 }

@@ -42,7 +42,7 @@ const UNAUTHORIZED = 4401;
  * jittered, exponentially growing delay and connects again, to a URL computed anew each time
  * (so it can carry the resume point and a fresh single-use ticket). A URL that cannot be
  * computed (no answer) counts as a failed attempt; one refused with status 401 ends the
- * socket with 4401.
+ * socket with 4401, and one that fails with a `closeCode` ends it with that code.
  */
 export class ReconnectingSocket extends Emitter<Events> {
   private socket: WebSocket | undefined;
@@ -117,7 +117,10 @@ export class ReconnectingSocket extends Emitter<Events> {
         },
         (error: unknown) => {
           if (attempt !== this.attempts || this.current !== 'connecting') return;
-          if ((error as { statusCode?: unknown } | null)?.statusCode === 401) this.finish({ code: UNAUTHORIZED, reason: 'unauthorized' });
+          const failure = error as { statusCode?: unknown; closeCode?: unknown; message?: unknown } | null;
+          if (failure?.statusCode === 401) this.finish({ code: UNAUTHORIZED, reason: 'unauthorized' });
+          // The URL's maker says retrying cannot help: the socket ends as if closed with that code.
+          else if (typeof failure?.closeCode === 'number') this.finish({ code: failure.closeCode, reason: String(failure.message ?? '') });
           else this.retryLater();
         },
       );

@@ -1,5 +1,6 @@
-import type { AttachmentView, MessagePageQuery as MessagePageParams, MessageView, ConversationView, ReadStateView, AssignableRole, MemberView, NotificationQuery as NotificationParams, NotificationView, Session, UserView, WsTicketView } from './generated/contract.js';
+import type { AttachmentView, MessagePageQuery as MessagePageParams, MessageVersionView, MessageView, ConversationView, ReadStateView, AssignableRole, MemberView, NotificationQuery as NotificationParams, NotificationView, Session, UserView, WsTicketView } from './generated/contract.js';
 import { ApiError, NetworkError } from './errors.js';
+import { isAbortError, type UploadOptions, uploadTransport } from './upload.js';
 
 export type { Session } from './generated/contract.js';
 
@@ -28,6 +29,21 @@ export interface ConversationPageQuery {
   limit?: number;
   /** The opaque cursor of a `Page.next`. */
   before?: string;
+}
+
+/** `GET /api/search/`: every word of `q` in the caller's conversations (or one), newest first. */
+export interface SearchMessagesQuery {
+  q: string;
+  conversation_id?: number;
+  limit?: number;
+  /** The cursor of a `Page.next`. */
+  before?: number | string;
+}
+
+/** A send's options: `clientId` makes it idempotent, `replyTo` is the id of the message it answers. */
+export interface SendOptions {
+  clientId?: string;
+  replyTo?: number;
 }
 
 export interface MemberPageQuery {
@@ -217,9 +233,46 @@ export class RestClient {
     return this.request('GET', `/api/conversations/${conversationId}/messages/`, { query: { ...query } });
   }
 
-  /** `clientId` makes the send idempotent: resending it returns the first message. */
-  sendMessage(conversationId: number, content: string, clientId?: string): Promise<MessageView> {
-    return this.request('POST', `/api/conversations/${conversationId}/messages/`, { body: { content, client_id: clientId } });
+  /**
+   * `clientId` (or `options.clientId`) makes the send idempotent: resending it returns the
+   * first message. `options.replyTo`: the message of the same conversation it answers.
+   */
+  sendMessage(conversationId: number, content: string, options?: string | SendOptions): Promise<MessageView> {
+    const { clientId, replyTo } = typeof options === 'string' ? { clientId: options, replyTo: undefined } : (options ?? {});
+    return this.request('POST', `/api/conversations/${conversationId}/messages/`, { body: { content, client_id: clientId, reply_to: replyTo } });
+  }
+
+  /** Reacts with one emoji (idempotent); resolves with the message and its reactions as they are now. */
+  react(conversationId: number, messageId: number, emoji: string): Promise<MessageView> {
+    return this.request('PUT', `/api/conversations/${conversationId}/messages/${messageId}/reactions/${encodeURIComponent(emoji)}/`);
+  }
+
+  /** Takes the caller's reaction back (idempotent). */
+  unreact(conversationId: number, messageId: number, emoji: string): Promise<void> {
+    return this.request('DELETE', `/api/conversations/${conversationId}/messages/${messageId}/reactions/${encodeURIComponent(emoji)}/`);
+  }
+
+  /** Earlier versions of an edited message, oldest first (`[]` once it is deleted). */
+  messageHistory(conversationId: number, messageId: number): Promise<MessageVersionView[]> {
+    return this.request('GET', `/api/conversations/${conversationId}/messages/${messageId}/history/`);
+  }
+
+  /**
+   * One page of search results, newest first; pass `page.next` back in for the following one.
+   * A page may hold fewer than `limit` results, even none, and still have a next one.
+   */
+  searchMessagesPage(query: SearchMessagesQuery | Query): Promise<Page<MessageView>> {
+    return this.page('/api/search/', { ...query });
+  }
+
+  /** Every result of a search, page by page along the `Link` cursor. */
+  async *searchMessages(q: string, query: Omit<SearchMessagesQuery, 'q' | 'before'> = {}): AsyncGenerator<MessageView> {
+    let next: Query | undefined = { ...query, q };
+    while (next !== undefined) {
+      const page: Page<MessageView> = await this.searchMessagesPage(next);
+      yield* page.items;
+      next = page.next;
+    }
   }
 
   editMessage(conversationId: number, messageId: number, content: string): Promise<MessageView> {
@@ -234,11 +287,15 @@ export class RestClient {
     return this.request('GET', `/api/conversations/${conversationId}/messages/${messageId}/attachments/`);
   }
 
-  /** Only the message's sender may attach. The file streams through to storage. */
-  uploadAttachment(conversationId: number, messageId: number, file: Blob, filename: string): Promise<AttachmentView> {
+  /**
+   * Only the message's sender may attach. The file streams through to storage. `onProgress`
+   * reports the bytes sent; aborting `signal` cancels the upload (the call rejects with an
+   * `AbortError` and no attachment is made). See upload.ts for what Node reports.
+   */
+  uploadAttachment(conversationId: number, messageId: number, file: Blob, filename: string, options: UploadOptions = {}): Promise<AttachmentView> {
     const form = new FormData();
     form.append('file', file, filename);
-    return this.request('POST', `/api/conversations/${conversationId}/messages/${messageId}/attachments/`, { form });
+    return this.request('POST', `/api/conversations/${conversationId}/messages/${messageId}/attachments/`, { form, transport: uploadTransport(this.fetch, options) });
   }
 
   /** Newest first. */
@@ -310,8 +367,9 @@ export class RestClient {
     }
     let response: Response;
     try {
-      response = await this.fetch(url, { method, headers, body });
+      response = await (options.transport ?? this.fetch)(url, { method, headers, body });
     } catch (error) {
+      if (isAbortError(error)) throw error;
       throw new NetworkError(`${method} ${path}: no answer from the service`, { cause: error });
     }
     if (response.status === 204) return { status: 204, headers: response.headers, body: undefined as T };
@@ -342,6 +400,8 @@ interface RequestOptions {
   body?: unknown;
   form?: FormData;
   anonymous?: boolean;
+  /** In place of `fetch` (uploads with progress). */
+  transport?: (url: URL, init: { method: string; headers: Record<string, string>; body?: string | FormData }) => Promise<Response>;
 }
 
 /** API.md: the members list's default page size. */
