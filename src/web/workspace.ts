@@ -24,6 +24,12 @@ export class Workspace {
   private pane: ConversationPane | undefined;
   private notificationSocket: NotificationSocket | undefined;
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * Bumped by every local change of the list (a removal, a new conversation): a list read
+   * that started before one may predate it (a removed group still in it), so it is dropped
+   * and read again.
+   */
+  private listVersion = 0;
   private readonly onOnline = (): void => {
     this.notificationSocket?.reconnectNow();
     this.pane?.reconnectNow();
@@ -173,8 +179,10 @@ export class Workspace {
 
   private async reload(): Promise<void> {
     try {
+      const version = this.listVersion;
       const [conversations, notifications] = await Promise.all([this.client.listConversations(), this.client.listNotifications({ limit: 50 })]);
-      this.conversations = conversations;
+      if (version === this.listVersion) this.conversations = conversations;
+      else this.refreshConversationsSoon();
       this.notifications.clear();
       for (const notification of notifications) this.notifications.set(notification.id, notification);
       this.renderNotifications();
@@ -188,8 +196,10 @@ export class Workspace {
   private refreshConversationsSoon(): void {
     clearTimeout(this.refreshTimer);
     this.refreshTimer = setTimeout(() => {
+      const version = this.listVersion;
       this.client.listConversations().then(
         (conversations) => {
+          if (version !== this.listVersion) return this.refreshConversationsSoon();
           this.conversations = conversations;
           this.renderConversations();
         },
@@ -206,6 +216,7 @@ export class Workspace {
   }
 
   private upsertConversation(conversation: ConversationView): void {
+    this.listVersion += 1;
     this.conversations = [conversation, ...this.conversations.filter((c) => c.id !== conversation.id)];
     this.renderConversations();
   }
@@ -261,6 +272,7 @@ export class Workspace {
       onExpired: () => this.expired(),
       onChange: (state) => this.conversationChanged(state),
       onRemoved: (id) => {
+        this.listVersion += 1;
         this.conversations = this.conversations.filter((conversation) => conversation.id !== id);
         this.renderConversations();
         this.renderStatus();
