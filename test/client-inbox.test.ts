@@ -8,7 +8,7 @@
  */
 import t, { type Test } from 'tap';
 import { ApiError, type ConversationState, type LiveConversation } from '@chat-service/client';
-import { chatEventValidator, invalidFrames, newClientUser, poll, WAIT_MS, type ClientUser } from './helpers/client-harness.js';
+import { chatEventValidator, invalidFrames, newClientUser, poll, untilEmitted, WAIT_MS, type ClientUser } from './helpers/client-harness.js';
 import { rejection } from './helpers/client-service.js';
 import { type Replica, startTopology } from './helpers/replicas.js';
 
@@ -27,25 +27,10 @@ async function openLive(t: Test, user: ClientUser, conversationId: number): Prom
 
 /** Resolves once `check(state)` holds: re-checked after every change of the live conversation, bounded. */
 function until(live: LiveConversation, what: string, check: (state: ConversationState) => boolean, timeoutMs = WAIT_MS): Promise<void> {
-  if (check(live.state)) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const stop: Array<() => void> = [];
-    const done = (): void => {
-      clearTimeout(timer);
-      for (const off of stop) off();
-    };
-    const wake = (): void => {
-      if (!check(live.state)) return;
-      done();
-      resolve();
-    };
-    stop.push(live.on('change', wake), live.socket.on('state', wake));
-    const timer = setTimeout(() => {
-      done();
-      const members = [...live.state.members.values()].map((m) => `${m.username}:${m.role}@${m.last_read_seq}`).join(' ');
-      reject(new Error(`conversation ${live.id}: not ${what} within ${timeoutMs} ms; socket ${live.socket.state}, seq ${live.state.lastSeq}, unread ${live.state.unreadCount}, members ${members}`));
-    }, timeoutMs);
-  });
+  return untilEmitted(what, (wake) => [live.on('change', wake), live.socket.on('state', wake)], () => check(live.state), () => {
+    const members = [...live.state.members.values()].map((m) => `${m.username}:${m.role}@${m.last_read_seq}`).join(' ');
+    return `conversation ${live.id}: socket ${live.socket.state}, seq ${live.state.lastSeq}, unread ${live.state.unreadCount}, members ${members}`;
+  }, timeoutMs);
 }
 
 async function expectApiError(t: Test, promise: Promise<unknown>, statusCode: number, what: string): Promise<void> {

@@ -7,7 +7,7 @@
  */
 import t, { type Test } from 'tap';
 import { ApiError, applyReaction, isAbortError, type ChatReset, type LiveConversation, type MessageView } from '@chat-service/client';
-import { chatEventValidator, invalidFrames, newClientUser, WAIT_MS, Wire, type ClientUser } from './helpers/client-harness.js';
+import { chatEventValidator, invalidFrames, newClientUser, untilEmitted, WAIT_MS, Wire, type ClientUser } from './helpers/client-harness.js';
 import { rejection } from './helpers/client-service.js';
 import { type Replica, startTopology } from './helpers/replicas.js';
 
@@ -25,26 +25,14 @@ async function openLive(t: Test, user: ClientUser, conversationId: number): Prom
 }
 
 /** Resolves once `check()` holds, re-checked on every change of the live conversation; bounded. */
-function until(live: LiveConversation, what: string, check: () => boolean, timeoutMs = WAIT_MS): Promise<void> {
-  if (check()) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const stop: Array<() => void> = [];
-    const done = (): void => {
-      clearTimeout(timer);
-      for (const off of stop) off();
-    };
-    const wake = (): void => {
-      if (!check()) return;
-      done();
-      resolve();
-    };
-    stop.push(live.on('change', wake), live.on('reset', wake), live.socket.on('state', wake));
-    const timer = setTimeout(() => {
-      done();
-      reject(new Error(`conversation ${live.id}: not ${what} within ${timeoutMs} ms; socket ${live.socket.state}, seq ${live.socket.lastSeq}`));
-    }, timeoutMs);
-  });
-}
+const until = (live: LiveConversation, what: string, check: () => boolean, timeoutMs = WAIT_MS): Promise<void> =>
+  untilEmitted(
+    what,
+    (wake) => [live.on('change', wake), live.on('reset', wake), live.socket.on('state', wake)],
+    check,
+    () => `conversation ${live.id}: socket ${live.socket.state}, seq ${live.socket.lastSeq}`,
+    timeoutMs,
+  );
 
 const reactionsOf = (message: MessageView | undefined) => (message?.reactions ?? []).map((r) => ({ emoji: r.emoji, count: r.count, users: [...r.users].sort() }));
 

@@ -9,21 +9,11 @@
  * image pasted into the composer.
  */
 import type { Page } from 'playwright-core';
-import t, { type Test } from 'tap';
-import { launchBrowser, newPage, pngImage, screenshot } from './helpers/browser.js';
-import { randomName } from './helpers/api.js';
+import t from 'tap';
+import { launchBrowser, pngImage, screenshot } from './helpers/browser.js';
+import { api, listItem, messageWithText, type Person, send, signUp } from './helpers/e2e-people.js';
 import { poll } from './helpers/client-harness.js';
 import { type Replica, startTopology } from './helpers/replicas.js';
-
-const PASSWORD = 'correct horse battery';
-
-interface Person {
-  page: Page;
-  name: string;
-  replica: Replica;
-  token: string;
-  id: number;
-}
 
 interface Message {
   id: number;
@@ -32,41 +22,12 @@ interface Message {
   reactions: Array<{ emoji: string; count: number }>;
 }
 
-async function signUp(t: Test, browser: Awaited<ReturnType<typeof launchBrowser>>, replica: Replica, label: string, errors: string[][]): Promise<Person> {
-  const { page, errors: pageErrors } = await newPage(t, browser, label);
-  errors.push(pageErrors);
-  const name = randomName(label);
-  await page.goto(`${replica.url}/`);
-  await page.getByTestId('username').fill(name);
-  await page.getByTestId('password').fill(PASSWORD);
-  await page.getByTestId('register').click();
-  await page.getByTestId('me').filter({ hasText: name }).waitFor();
-  await page.locator('[data-testid=connection][data-state=online]').waitFor();
-  const session = await page.evaluate(() => JSON.parse(localStorage.getItem('chat.session') ?? '{}') as { token: string; user: { id: number } });
-  return { page, name, replica, token: session.token, id: session.user.id };
-}
-
-async function api<T>(person: Person, method: string, path: string, body?: unknown): Promise<T> {
-  const response = await person.replica.http(method, path, { token: person.token, body });
-  if (response.status >= 300) throw new Error(`${method} ${path}: ${response.status} ${response.body}`);
-  return response.json as T;
-}
-
-const listItem = (page: Page, conversationId: number) => page.locator(`[data-testid=conversation][data-id="${conversationId}"]`);
-const messageWithText = (page: Page, text: string) =>
-  page.locator('[data-testid=messages] > [data-testid=message]').filter({ has: page.getByTestId('content').getByText(text, { exact: true }) });
 const messageById = (page: Page, id: number) => page.locator(`[data-testid=messages] > [data-testid=message][data-id="${id}"]`);
 const reaction = (page: Page, id: number, emoji: string) => messageById(page, id).locator(`[data-testid=reaction][data-emoji="${emoji}"]`);
 
 async function openConversation(page: Page, conversationId: number): Promise<void> {
   await listItem(page, conversationId).click();
   await page.locator(`[data-testid=conversation-pane][data-id="${conversationId}"][data-state=open]`).waitFor();
-}
-
-async function send(page: Page, text: string): Promise<void> {
-  await page.getByTestId('composer').fill(text);
-  await page.getByTestId('send').click();
-  await messageWithText(page, text).waitFor();
 }
 
 async function messageOf(person: Person, conversationId: number, id: number): Promise<Message> {

@@ -1,16 +1,11 @@
 /**
  * `@username` mentions (API.md version 2, "Large conversations and mentions"): the names a
  * text may mention, lowercased, for the statement that stores the message to resolve against
- * its members. Which of them are members is the database's business; this only reads text.
+ * its members. Which of them are members is the database's business; this only reads text,
+ * by the syntax the client package shares (contract/mention-syntax.ts).
  */
+import { mentionTokens } from '../contract/mention-syntax.js';
 
-/**
- * An `@` not inside a word (not after a letter, digit or username character, so
- * `bob@example.com` mentions nobody), then a username's characters (API.md: 3-32 letters,
- * digits, `_ . -`).
- */
-const MENTION = /(?<![\p{L}\p{N}_.@-])@([A-Za-z0-9_.-]{3,64})(?![\p{L}\p{N}])/gu;
-const USERNAME = /^[A-Za-z0-9_.-]{3,32}$/;
 /**
  * Distinct names kept per message at most. A message of MAX_MESSAGE_LENGTH characters holds
  * fewer mentions than this unless it is longer than 20,000 characters; the cap keeps a
@@ -25,13 +20,9 @@ export const MAX_MENTION_CANDIDATES = 5_000;
  * hold `.` and `-` too.
  */
 export function mentionCandidates(content: string): string[] | null {
-  if (!content.includes('@')) return null;
   const names = new Set<string>();
-  for (const match of content.matchAll(MENTION)) {
-    const token = match[1]!.toLowerCase();
-    if (USERNAME.test(token)) names.add(token);
-    const trimmed = token.replace(/[.-]+$/, '');
-    if (trimmed !== token && USERNAME.test(trimmed)) names.add(trimmed);
+  for (const token of mentionTokens(content)) {
+    for (const name of token.names) names.add(name);
     if (names.size >= MAX_MENTION_CANDIDATES) break;
   }
   return names.size === 0 ? null : [...names];

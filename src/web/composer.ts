@@ -1,11 +1,14 @@
 import type { MessageView } from '@chat-service/client';
 import { formatSize, h } from './dom.js';
+import { mentionComplete, type MentionSource } from './mention-complete.js';
 import { replyPreview } from './message-item.js';
 
 export interface ComposerActions {
   /** Sends text (possibly empty when files are attached), the attached files, and the id of the message it answers. */
   send(text: string, files: File[], replyTo: number | undefined): Promise<void>;
   typing(isTyping: boolean): void;
+  /** Whom `@` completes to. */
+  mentions?: MentionSource;
 }
 
 /** The composer's form, and the reply it is writing (shown above the box, cancelable). */
@@ -32,6 +35,7 @@ export function composer(actions: ComposerActions): ComposerForm {
     previews,
     h('div', { class: 'row' }, text, h('label', { class: 'attach', title: 'attach files' }, 'Attach', files), send),
   );
+  if (actions.mentions) mentionComplete(form, text, actions.mentions);
   let previewUrls: string[] = [];
   /** Picked, dropped and pasted files, in order. */
   let attached: File[] = [];

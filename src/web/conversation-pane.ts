@@ -7,6 +7,7 @@ import {
   type ConversationState,
   type LiveConversation,
   type MessageView,
+  type PresenceView,
   SendError,
   type UserView,
 } from '@chat-service/client';
@@ -14,6 +15,7 @@ import { type ComposerForm, composer } from './composer.js';
 import { formatSize, h, showError } from './dom.js';
 import { type MemberActions, MembersPanel } from './members-panel.js';
 import { type MessageActions, renderMessage } from './message-item.js';
+import { PanePresence } from './pane-presence.js';
 import { ReadTracker } from './read-tracker.js';
 
 const PAGE_SIZE = 30;
@@ -37,6 +39,8 @@ export interface PaneCallbacks {
   onChange(state: ConversationState): void;
   /** The caller is no longer a member (removed, or left). */
   onRemoved(conversationId: number): void;
+  /** The other person's presence in a direct conversation changed. */
+  onPresence?(conversationId: number, entry: PresenceView | undefined): void;
 }
 
 /**
@@ -58,6 +62,9 @@ export class ConversationPane {
   private readonly typists = new Map<string, ReturnType<typeof setTimeout>>();
   private readonly tracker = new ReadTracker(this.list, (seq) => this.read(seq));
   private readonly panel: MembersPanel;
+  private readonly presence: PanePresence;
+  /** The members' lowercased names, for marking mentions; dropped when membership changes. */
+  private memberNames: Set<string> | undefined;
   private live: LiveConversation | undefined;
   /** Settles once the conversation is loaded and its socket made: a send typed before that waits for it. */
   private readonly loaded: Promise<LiveConversation | undefined>;
@@ -81,6 +88,10 @@ export class ConversationPane {
     reactedByMe: (message, emoji) => this.live?.messages.reactedByMe(message.id, emoji) ?? false,
     history: (message) => this.client.messageHistory(this.conversationId, message.id),
     jumpTo: (messageId) => void this.jumpTo(messageId),
+    mentions: {
+      isMe: (username) => username === this.me.username.toLowerCase(),
+      isMember: (username) => this.isMemberName(username),
+    },
   };
 
   constructor(
@@ -106,6 +117,7 @@ export class ConversationPane {
       leave: () => this.client.leaveConversation(conversationId),
     };
     this.panel = new MembersPanel(me.id, memberActions, (error) => showError(this.element, error));
+    this.presence = new PanePresence(me.id, this.panel, (entry) => this.callbacks.onPresence?.(conversationId, entry));
     const panelId = `members-${conversationId}`;
     this.panel.element.id = panelId;
     this.panel.element.hidden = true;
@@ -115,11 +127,15 @@ export class ConversationPane {
       this.panel.element.hidden = !open;
       this.membersToggle.setAttribute('aria-expanded', String(open));
     });
-    this.composerForm = composer({ send: (text, files, replyTo) => this.send(text, files, replyTo), typing: (isTyping) => this.live?.socket.typing(isTyping) });
+    this.composerForm = composer({
+      send: (text, files, replyTo) => this.send(text, files, replyTo),
+      typing: (isTyping) => this.live?.socket.typing(isTyping),
+      mentions: { myId: me.id, members: () => this.live?.state.members.values() ?? [], presence: (userId) => this.presence.get(userId) },
+    });
     this.element = h(
       'div',
       { class: 'conversation', 'data-testid': 'conversation-pane', 'data-id': conversationId },
-      h('div', { class: 'conversation-header' }, this.title, this.membersToggle),
+      h('div', { class: 'conversation-header' }, h('div', { class: 'heading' }, this.title, this.presence.header), this.membersToggle),
       this.panel.element,
       this.list,
       this.seenLine,
@@ -145,12 +161,16 @@ export class ConversationPane {
       if (this.destroyed) return live.close();
       this.live = live;
       this.settleLoaded(live);
+      this.presence.start(this.client, live);
       this.tracker.floor = live.state.lastReadSeq;
       live.on('event', (event) => this.apply(event));
       live.on('messages', (changed) => {
         for (const message of changed) this.upsert(message);
       });
-      live.on('reset', (reset) => this.replaceAll(reset.messages));
+      live.on('reset', (reset) => {
+        this.memberNames = undefined;
+        this.replaceAll(reset.messages);
+      });
       live.on('change', (state) => this.changed(state));
       live.on('removed', () => this.showRemoved());
       live.socket.on('typing', (event) => this.showTyping(event.user, event.is_typing));
@@ -195,6 +215,7 @@ export class ConversationPane {
     this.destroyed = true;
     this.settleLoaded(undefined);
     this.live?.close();
+    this.presence.destroy();
     this.tracker.destroy();
     this.resizes.disconnect();
     for (const timer of this.typists.values()) clearTimeout(timer);
@@ -218,6 +239,7 @@ export class ConversationPane {
     this.element.dataset.readSeq = String(state.lastReadSeq);
     this.element.dataset.lastSeq = String(state.lastSeq);
     this.panel.render(state);
+    this.presence.changed(state);
     this.renderSeenBy(state);
     if (stick) this.scrollToBottom();
     this.callbacks.onChange(state);
@@ -334,7 +356,14 @@ export class ConversationPane {
     }
   }
 
+  private isMemberName(username: string): boolean {
+    if (!this.live) return false;
+    this.memberNames ??= new Set([...this.live.state.members.values()].map((member) => member.username.toLowerCase()));
+    return this.memberNames.has(username);
+  }
+
   private apply(event: ConversationEvent): void {
+    if (event.type.startsWith('member.')) this.memberNames = undefined;
     switch (event.type) {
       case 'chat.message':
         this.showTyping(event.message.sender, false);

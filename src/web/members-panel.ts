@@ -1,5 +1,6 @@
 import type { ConversationState, MemberState } from '@chat-service/client';
 import { h } from './dom.js';
+import { type PresenceBadge, type PresenceLookup, presenceBadge } from './presence-dot.js';
 
 export interface MemberActions {
   add(names: string[]): Promise<void>;
@@ -24,6 +25,9 @@ export class MembersPanel {
   private readonly addForm: HTMLFormElement;
   private readonly renameForm: HTMLFormElement;
   private titleShown: string | null | undefined;
+  private presence: PresenceLookup | undefined;
+  /** The rows' dots and "last seen" lines, by user id, updated in place as presence changes. */
+  private badges = new Map<number, PresenceBadge>();
 
   constructor(
     private readonly myId: number,
@@ -45,6 +49,16 @@ export class MembersPanel {
     });
   }
 
+  /** Where the dots come from; `showPresence` after each change of it (and to age the "last seen" lines). */
+  setPresence(presence: PresenceLookup): void {
+    this.presence = presence;
+    this.showPresence();
+  }
+
+  showPresence(now = Date.now()): void {
+    for (const [userId, badge] of this.badges) badge.show(this.presence?.get(userId), this.presence?.fresh ?? false, now);
+  }
+
   render(state: ConversationState): void {
     const members = [...state.members.values()].sort((a, b) => ROLE_ORDER[a.role] - ROLE_ORDER[b.role] || a.username.localeCompare(b.username));
     const isOwner = state.myRole === 'owner';
@@ -52,6 +66,7 @@ export class MembersPanel {
       this.titleShown = state.title;
       this.titleInput.value = state.title ?? '';
     }
+    this.badges = new Map();
     const list = h(
       'ul',
       { class: 'members', 'data-testid': 'members' },
@@ -70,10 +85,14 @@ export class MembersPanel {
           }
           if (state.canManage && member.role !== 'owner') controls.push(this.button(`Remove ${member.username}`, 'remove', () => this.actions.remove(member), 'link danger'));
         }
+        const badge = presenceBadge();
+        this.badges.set(member.id, badge);
         return h(
           'li',
           { 'data-testid': 'member', 'data-id': member.id, 'data-role': member.role },
+          badge.dot,
           h('span', { class: 'name', dir: 'auto' }, member.username, me ? ' (you)' : ''),
+          !me && badge.text,
           member.role !== 'member' && h('span', { class: 'role', 'data-testid': 'role' }, member.role),
           h('span', { class: 'tools' }, ...controls),
         );
@@ -83,6 +102,7 @@ export class MembersPanel {
     if (state.canManage) parts.push(this.addForm, this.renameForm);
     if (state.kind === 'group') parts.push(this.button('Leave conversation', 'leave', () => this.actions.leave(), 'secondary'));
     this.element.replaceChildren(...parts);
+    this.showPresence();
   }
 
   private button(label: string, kind: string, action: () => Promise<void>, style = 'link'): HTMLButtonElement {

@@ -1,5 +1,6 @@
 import type { AttachmentView, MessageVersionView, MessageView } from '@chat-service/client';
 import { formatSize, formatTime, h } from './dom.js';
+import { type MentionReader, mentionText } from './mention-text.js';
 
 export interface MessageActions {
   edit(message: MessageView, content: string): void;
@@ -13,6 +14,8 @@ export interface MessageActions {
   history(message: MessageView): Promise<MessageVersionView[]>;
   /** Scrolls to (and highlights) the message a reply answers. */
   jumpTo(messageId: number): void;
+  /** Marks mentions in the text: the reader's own stand out. */
+  readonly mentions: MentionReader;
 }
 
 /** The add-reaction picker's choice. */
@@ -20,12 +23,14 @@ export const COMMON_EMOJI = ['👍', '❤️', '😂', '😮', '😢', '🙏'];
 
 /** One message as a list item; `render` again replaces its content after an edit or delete. */
 export function renderMessage(item: HTMLElement, message: MessageView, mine: boolean, actions: MessageActions): void {
-  item.className = `message${mine ? ' mine' : ''}${message.is_deleted ? ' deleted' : ''}`;
+  const text = message.is_deleted ? undefined : mentionText(message.content, actions.mentions);
+  item.className = `message${mine ? ' mine' : ''}${message.is_deleted ? ' deleted' : ''}${text?.mentionsMe ? ' mentions-me' : ''}`;
   item.dataset.id = String(message.id);
   item.dataset.testid = 'message';
-  const content = message.is_deleted
+  item.dataset.mentionsMe = String(text?.mentionsMe ?? false);
+  const content = !text
     ? h('div', { class: 'content', 'data-testid': 'content' }, h('em', {}, 'message deleted'))
-    : h('div', { class: 'content', dir: 'auto', 'data-testid': 'content' }, message.content);
+    : h('div', { class: 'content', dir: 'auto', 'data-testid': 'content' }, ...text.nodes);
   const tools = message.is_deleted
     ? null
     : h(

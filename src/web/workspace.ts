@@ -1,5 +1,6 @@
 import type { ChatClient, ChatSocketState, ConversationState, ConversationView, MessageView, NotificationSocket, NotificationView, UserView } from '@chat-service/client';
 import { ConversationPane } from './conversation-pane.js';
+import { DirectPresence } from './direct-presence.js';
 import { clear, formatTime, h, showError } from './dom.js';
 
 /** Typing pauses this long before the user search runs. */
@@ -34,7 +35,11 @@ export class Workspace {
     this.notificationSocket?.reconnectNow();
     this.pane?.reconnectNow();
   };
-  private readonly onVisible = (): void => this.readOpenConversation();
+  private readonly onVisible = (): void => {
+    this.readOpenConversation();
+    if (document.visibilityState === 'visible') this.directPresence.readIfStale(this.conversations);
+  };
+  private readonly directPresence: DirectPresence;
 
   constructor(
     private readonly client: ChatClient,
@@ -43,6 +48,7 @@ export class Workspace {
     private readonly logout: (everywhere: boolean) => void,
     private readonly expired: () => void,
   ) {
+    this.directPresence = new DirectPresence(client, me.id, () => this.renderConversations());
     const participants = h('input', { placeholder: 'usernames, comma separated', dir: 'auto', 'data-testid': 'new-participants', required: true });
     const newConversation: HTMLFormElement = h(
       'form',
@@ -187,6 +193,7 @@ export class Workspace {
       for (const notification of notifications) this.notifications.set(notification.id, notification);
       this.renderNotifications();
       this.readOpenConversation();
+      void this.directPresence.read(conversations);
     } catch (error) {
       showError(this.element, error);
     }
@@ -267,7 +274,9 @@ export class Workspace {
 
   private open(conversationId: number, focusMessageId?: number): void {
     this.pane?.destroy();
+    this.directPresence.leave();
     const pane = new ConversationPane(this.client, this.me, conversationId, {
+      onPresence: (id, entry) => this.directPresence.setLive(id, entry),
       onState: () => this.renderStatus(),
       onExpired: () => this.expired(),
       onChange: (state) => this.conversationChanged(state),
@@ -380,6 +389,7 @@ export class Workspace {
       const others = conversation.participants.filter((name) => name !== this.me.username);
       const unread = this.unreadCount(conversation);
       const name = conversation.title ?? (others.join(', ') || this.me.username);
+      const mentioned = [...this.notifications.values()].some((n) => n.kind === 'mention' && !n.is_read && n.conversation_id === conversation.id);
       this.conversationList.append(
         h(
           'li',
@@ -400,7 +410,9 @@ export class Workspace {
               }
             },
           },
+          conversation.kind === 'direct' && this.directPresence.dot(conversation.id),
           h('span', { class: 'names', dir: 'auto' }, name),
+          mentioned && h('span', { class: 'badge mention-badge', 'data-testid': 'mentioned', 'aria-label': 'you were mentioned', title: 'you were mentioned' }, '@'),
           unread > 0 && h('span', { class: 'badge', 'data-testid': 'unread', 'aria-label': `${unread} unread` }, String(unread)),
         ),
       );
@@ -415,10 +427,17 @@ export class Workspace {
       this.notificationList.append(
         h(
           'li',
-          { 'data-testid': 'notification', 'data-id': notification.id, 'data-read': String(notification.is_read), class: notification.is_read ? 'read' : 'unread' },
+          {
+            'data-testid': 'notification',
+            'data-id': notification.id,
+            'data-read': String(notification.is_read),
+            'data-kind': notification.kind,
+            class: `${notification.is_read ? 'read' : 'unread'}${notification.kind === 'mention' ? ' mentioned' : ''}`,
+          },
           h(
             'span',
             { class: 'text', dir: 'auto', onclick: () => conversationId !== null && this.open(conversationId) },
+            notification.kind === 'mention' && h('span', { class: 'kind', 'aria-label': 'mention: ' }, '@'),
             notification.message,
           ),
           h('time', { datetime: notification.timestamp }, formatTime(notification.timestamp)),

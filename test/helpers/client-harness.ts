@@ -213,6 +213,29 @@ export function seqProblem(seqs: readonly number[], from: number, to: number): s
   return undefined;
 }
 
+/**
+ * Resolves once `check()` holds: checked now and whenever one of the listeners `listen` attaches
+ * is called (each attach returns its detach); rejects after `timeoutMs` naming `what` and `describe()`.
+ */
+export function untilEmitted(what: string, listen: (wake: () => void) => Array<() => void>, check: () => boolean, describe: () => string, timeoutMs = WAIT_MS): Promise<void> {
+  if (check()) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      for (const off of stop) off();
+    };
+    const stop = listen(() => {
+      if (!check()) return;
+      done();
+      resolve();
+    });
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`not ${what} within ${timeoutMs} ms; ${describe()}`));
+    }, timeoutMs);
+  });
+}
+
 /** Polls `check` (bounded) for conditions no socket announces, such as a REST-visible state. */
 export async function poll(what: string, check: () => Promise<boolean>, timeoutMs = WAIT_MS): Promise<void> {
   const deadline = Date.now() + timeoutMs;

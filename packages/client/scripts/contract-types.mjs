@@ -4,7 +4,7 @@
 // which would make every consumer install TypeBox for types alone. The TypeScript checker
 // resolves each exported type alias to the plain type it stands for, so the package ships
 // the same types with zero dependencies, and they cannot drift: every build regenerates them.
-// The runtime constants (close codes) come from socket-codes.ts, copied as it is: it imports nothing.
+// The runtime pieces (close codes, the mention syntax) are copied as they are: they import nothing.
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
@@ -57,9 +57,14 @@ for (const [index, file] of files.entries()) {
   }
 }
 
-const codes = readFileSync(`${contract}socket-codes.ts`, 'utf8');
-if (/^\s*import\s/m.test(codes)) throw new Error('src/contract/socket-codes.ts imports something: it can no longer be copied as it is');
+/** Contract modules the client runs as they are (not only their types). */
+const COPIED = ['socket-codes.ts', 'mention-syntax.ts'];
+const copied = COPIED.map((name) => {
+  const text = readFileSync(`${contract}${name}`, 'utf8');
+  if (/^\s*import\s/m.test(text)) throw new Error(`src/contract/${name} imports something: it can no longer be copied as it is`);
+  return [name, text];
+});
 
 mkdirSync(out, { recursive: true });
 writeFileSync(`${out}contract.ts`, `${HEADER}// The service's wire types, spelled out from its TypeBox schemas (see API.md).\n${parts.join('\n')}\n`);
-writeFileSync(`${out}socket-codes.ts`, `${HEADER}${codes}`);
+for (const [name, text] of copied) writeFileSync(`${out}${name}`, `${HEADER}${text}`);

@@ -1,4 +1,4 @@
-import type { ChatServerEvent, ConversationEvent, ErrorEvent, MemberRemovedEvent, ReadUpdatedEvent, UserTypingEvent } from './generated/contract.js';
+import type { ChatServerEvent, ConversationEvent, ErrorEvent, MemberRemovedEvent, PresenceEvent, ReadUpdatedEvent, UserTypingEvent } from './generated/contract.js';
 import type { ConversationView, MemberView, MessageView } from './generated/contract.js';
 import { Emitter } from './emitter.js';
 import { type ClosedInfo, ReconnectingSocket, type ReconnectOptions, type SocketState, webSocketBase } from './reconnecting-socket.js';
@@ -51,6 +51,12 @@ interface ChatSocketEvents {
   typing: UserTypingEvent;
   /** A member's read marker moved (live only, no `seq`; the caller's own other devices included). */
   receipt: ReadUpdatedEvent;
+  /**
+   * A member came online or went offline (live only, no `seq`; never about the caller, and only
+   * in conversations of up to the service's PRESENCE_MAX_MEMBERS). What a break missed is
+   * not replayed: `PresenceStore` reads it again over REST on every (re)open.
+   */
+  presence: PresenceEvent;
   /**
    * The caller was removed from the conversation (or left it): the `member.removed` about them
    * came, then the service closed the socket with 4403. The socket does not reconnect.
@@ -280,7 +286,7 @@ export class ChatSocket extends Emitter<ChatSocketEvents> {
         this.emit('receipt', event);
         return;
       case 'presence':
-        // Live only, like receipts: the client library's to surface; not a seq'd event.
+        this.emit('presence', event);
         return;
       case 'error': {
         const send = event.client_id === undefined ? undefined : this.pending.get(event.client_id);

@@ -88,6 +88,9 @@ export { ChatSocket, type ChatReset, type ChatSocketState, SendError, type Socke
 export { reloadConversation, RELOAD_PAGE_SIZE } from './chat-reload.js';
 export { MessageStore } from './message-store.js';
 export { applyReaction, REACTION_USERS_LISTED } from './reactions.js';
+export { PresenceStore, PRESENCE_SETTLE_MS, type PresenceStoreOptions } from './presence.js';
+export { findMentions, mentionedMembers, mentionSpans, mentionsUser, type MentionSpan } from './mentions.js';
+export { DEFAULT_MENTION_MATCHES, insertMention, MAX_MENTION_MATCHES, mentionCompletion, mentionQueryAt, rankMentionMatches, type MentionCompletion, type MentionCompletionOptions, type MentionQuery } from './mention-completion.js';
 export { isAbortError, type UploadOptions, type UploadProgress } from './upload.js';
 export { ConversationState, type MemberState } from './conversation-state.js';
 export { LiveConversation } from './live-conversation.js';

@@ -103,5 +103,6 @@ export async function openLiveConversation(
   const members = await client.listMembers(conversationId);
   const state = new ConversationState(conversation, members, me.id);
   const reload = async (): Promise<ChatReset> => ({ ...(await reloadConversation(client, conversationId)), members: await client.listMembers(conversationId) });
-  return new LiveConversation(client, conversation, state, chat(conversation.last_seq, reload), new MessageStore(me.id, me.username));
+  const messages = new MessageStore(me.id, me.username, () => state.members.values());
+  return new LiveConversation(client, conversation, state, chat(conversation.last_seq, reload), messages);
 }

@@ -1,4 +1,5 @@
 import type { ConversationEvent, MessageView, ReplyPreviewView } from './generated/contract.js';
+import { mentionedMembers } from './mentions.js';
 import { applyReaction } from './reactions.js';
 
 /** API.md: a reply preview holds the first 200 characters of the message it answers. */
@@ -19,6 +20,11 @@ export class MessageStore {
   constructor(
     private readonly userId: number,
     private readonly username: string,
+    /**
+     * The conversation's members now: an edit event carries no `mentions`, so an edited
+     * message's are found in its new text among them. Without it they stay as they were.
+     */
+    private readonly members?: () => Iterable<{ username: string }>,
   ) {}
 
   get size(): number {
@@ -68,8 +74,15 @@ export class MessageStore {
         return [event.message];
       }
       case 'message.edited': {
-        const changed = this.change(event.message.id, (message) => ({ ...message, content: event.message.content, is_edited: true, edited_at: event.message.edited_at }));
-        return [...changed, ...this.changePreviews(event.message.id, (preview) => ({ ...preview, content: event.message.content.slice(0, PREVIEW_CHARS) }))];
+        const content = event.message.content;
+        const changed = this.change(event.message.id, (message) => ({
+          ...message,
+          content,
+          is_edited: true,
+          edited_at: event.message.edited_at,
+          mentions: this.members ? mentionedMembers(content, this.members()) : message.mentions,
+        }));
+        return [...changed, ...this.changePreviews(event.message.id, (preview) => ({ ...preview, content: content.slice(0, PREVIEW_CHARS) }))];
       }
       case 'message.deleted': {
         this.mine.delete(event.message_id);

@@ -1,4 +1,4 @@
-import type { AttachmentView, MessagePageQuery as MessagePageParams, MessageVersionView, MessageView, ConversationView, ReadStateView, AssignableRole, MemberView, NotificationQuery as NotificationParams, NotificationView, Session, UserView, WsTicketView } from './generated/contract.js';
+import type { AttachmentView, MessagePageQuery as MessagePageParams, MessageVersionView, MessageView, ConversationView, ReadStateView, AssignableRole, MemberView, NotificationQuery as NotificationParams, NotificationView, PresenceView, Session, UserView, WsTicketView } from './generated/contract.js';
 import { ApiError, NetworkError } from './errors.js';
 import { isAbortError, type UploadOptions, uploadTransport } from './upload.js';
 
@@ -193,6 +193,23 @@ export class RestClient {
     const members: MemberView[] = [];
     for await (const member of this.members(conversationId)) members.push(member);
     return members;
+  }
+
+  /** One page of the members' presence (`online`/`offline`, `last_seen_at`), by user id as `listMembersPage` pages. */
+  listPresencePage(conversationId: number, query: MemberPageQuery | Query = {}): Promise<Page<PresenceView>> {
+    return this.page(`/api/conversations/${conversationId}/presence/`, { ...query });
+  }
+
+  /** Every member's presence, page by page (a `PresenceStore` keeps it current from the socket). */
+  async listPresence(conversationId: number, query: { limit?: number } = {}): Promise<PresenceView[]> {
+    const rows: PresenceView[] = [];
+    for await (const row of this.all((next) => this.listPresencePage(conversationId, next ?? { limit: query.limit }))) rows.push(row);
+    return rows;
+  }
+
+  /** One user's presence: only of users who share a conversation with the caller (404 otherwise). */
+  userPresence(userId: number): Promise<PresenceView> {
+    return this.request('GET', `/api/users/${userId}/presence/`);
   }
 
   /** Adds members (owner and admins); members already in are ignored. Resolves with the conversation. */
