@@ -9,7 +9,7 @@
  */
 import { sql } from 'drizzle-orm';
 import postgres from 'postgres';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { createMemoryBus } from '../src/bus/bus-memory.js';
 import { createDatabase, type DatabaseHandle } from '../src/db/client.js';
 import { EventKind } from '../src/db/schema/index.js';
@@ -17,7 +17,7 @@ import { EVENTS_PER_ROUND } from '../src/messages/search-indexer.js';
 import { call, createConversation, register, type Session } from './helpers/api.js';
 import { buildTestApp, testDatabase } from './helpers/app.js';
 
-async function twoReplicas(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+async function twoReplicas(t: Test) {
   const { database, url } = await testDatabase(t, 'postgres');
   const second = createDatabase({ url: url!, embeddedDir: '', poolSize: 5 });
   t.teardown(() => second.close());

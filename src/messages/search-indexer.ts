@@ -160,10 +160,20 @@ export class SearchIndexer {
     if (this.closed || this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      void this.drain();
+      void this.next();
     }, ms);
     // Shutdown drains explicitly; a pending round must not hold the event loop open by itself.
     this.timer.unref();
+  }
+
+  /** The timer's round: one, then the next after the interval (at once while a backlog is cut into rounds). */
+  private async next(): Promise<void> {
+    while (this.running) await this.running;
+    if (this.marked.size === 0) return;
+    this.running = this.round().finally(() => {
+      this.running = undefined;
+    });
+    await this.running;
   }
 
   /** One transaction over up to CONVERSATIONS_PER_ROUND marked conversations; whether it indexed any. */
@@ -175,7 +185,10 @@ export class SearchIndexer {
       const { left, conversations, events } = await timeStatement(this.observer.statement, 'search_index', () => this.index(taken));
       for (const id of left) this.marked.add(id);
       this.observer.round?.(conversations, events, (performance.now() - started) / 1000, false);
-      if (this.marked.size > 0) this.arm(conversations > 0 ? 0 : SEARCH_INDEX_DELAY_MS);
+      // A round cut by its bounds goes on at once; otherwise what was marked meanwhile waits for
+      // the interval, so that under load one round takes an interval's worth of messages.
+      const cut = events === EVENTS_PER_ROUND || taken.length === CONVERSATIONS_PER_ROUND;
+      if (this.marked.size > 0) this.arm(cut ? 0 : SEARCH_INDEX_DELAY_MS);
       return conversations > 0;
     } catch (error) {
       for (const id of taken) this.marked.add(id);

@@ -93,6 +93,8 @@ export async function chatRichSuite(t: Test, topology: Topology, maxReplayEvents
     const cid = await createConversation(at(0), a!, [b!]);
     const A = await openChat(t, at(0), cid, a);
     const B = await openChat(t, at(1), cid, b);
+    // Joined before anything is sent: a socket starts at the seq it joined at, without last_seq.
+    await B.sync();
     const [original] = await sendMessages(A, [{ message: 'question?', client_id: 'q' }]);
     const qid = (original as EventOf<'chat.message'>).message.id;
     B.send({ type: 'chat_message', message: 'answer', client_id: 'r', reply_to: qid });
@@ -110,6 +112,8 @@ export async function chatRichSuite(t: Test, topology: Topology, maxReplayEvents
     const cid = await createConversation(at(0), a!, [b!]);
     const A = await openChat(t, at(0), cid, a);
     const B = await openChat(t, at(1), cid, b);
+    // Joined before anything is sent: a socket starts at the seq it joined at, without last_seq.
+    await B.sync();
     const [first] = await sendMessages(A, [{ message: 'once', client_id: 'retry-me' }]);
     await B.waitForSeq((first as EventOf<'chat.message'>).seq);
     // Another socket of the same user, on the other replica, retries it.
