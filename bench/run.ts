@@ -15,6 +15,7 @@ import { cleanupAll } from './stack/cleanup.js';
 import { killAllNow } from './stack/processes.js';
 import { startRedis } from './stack/redis.js';
 import type { StackContext } from './stack/stack.js';
+import { crowdWorkload } from './workloads/crowd.js';
 import { fanoutWorkload } from './workloads/fanout.js';
 import { historyWorkload } from './workloads/history.js';
 import { idleWorkload } from './workloads/idle.js';
@@ -40,6 +41,7 @@ function runWorkload(workload: Workload, context: StackContext | null, options: 
   if (workload === 'soak') return soakWorkload(context, options);
   if (workload === 'inbox') return inboxWorkload(context, options);
   if (workload === 'search') return searchWorkload(context, options);
+  if (workload === 'crowd') return crowdWorkload(context, options);
   return historyWorkload(context, options);
 }
 

@@ -1,11 +1,11 @@
 /** The command line of `npm run bench -- [options]`. */
 import { parseArgs } from 'node:util';
 
-export const WORKLOADS = ['fanout', 'idle', 'history', 'upload', 'soak', 'inbox', 'search'] as const;
+export const WORKLOADS = ['fanout', 'idle', 'history', 'upload', 'soak', 'inbox', 'search', 'crowd'] as const;
 export type Workload = (typeof WORKLOADS)[number];
 /**
  * What runs without --only: the soak takes ten minutes, so it is asked for by name (the inbox
- * too: it seeds 2,000 conversations; and search: a million messages).
+ * too: it seeds 2,000 conversations; search: a million messages; crowd: a thousand accounts).
  */
 export const DEFAULT_WORKLOADS: readonly Workload[] = ['fanout', 'idle', 'history', 'upload'];
 
@@ -28,6 +28,9 @@ export interface Options {
   uploadMb: number;
   /** soak: the sustained fan-out rate (msg/s) and how long it is held (s). */
   soakRate: number;
+  /** crowd: members (sockets) of the big conversation, and its message rate (msg/s). */
+  crowdMembers: number;
+  crowdRate: number;
   soakDurationS: number;
   /** search: messages of the big history (the small one has a hundredth), over `searchConversations` conversations each. */
   searchMessages: number;
@@ -35,7 +38,7 @@ export interface Options {
 }
 
 export const USAGE = `usage: npm run bench -- [options]   (one JSON report on stdout, progress on stderr)
-  --only LIST          workloads, comma separated [fanout,idle,history,upload]; soak, inbox and search only when named
+  --only LIST          workloads, comma separated [fanout,idle,history,upload]; soak, inbox, search and crowd only when named
   --rates LIST         fanout step rates, msg/s [250,500,1000,1500,2000,2500,3000,4000,5000,6000]
   --rate R             fanout steady rate for p50/p99, msg/s [50]
   --duration S         seconds per fanout run (steady, each step) and of the history and inbox reads [10]
@@ -48,6 +51,8 @@ export const USAGE = `usage: npm run bench -- [options]   (one JSON report on st
   --upload-mb MB       upload: file size passed to measureUploadMemory [500]
   --soak-rate R        soak: sustained fan-out rate, msg/s [500]
   --soak-duration S    soak: seconds the rate is held, reported in 10 s windows [600]
+  --crowd-members N    crowd: members (a socket each) of the big conversation [1000]
+  --crowd-rate R       crowd: its messages/s while the small ones take --rate [20]
   --search-messages N  search: messages of the big history; the small one has N/100 [1000000]
   --search-conversations C  search: conversations each history is spread over [1000]
 Environment: BENCH_PG_URL [postgres://postgres@127.0.0.1:5432/postgres] (admin URL; a bench_<random>
@@ -93,6 +98,8 @@ export function parseOptions(argv: string[]): Options | 'help' {
         'upload-mb': { type: 'string', default: '500' },
         'soak-rate': { type: 'string', default: '500' },
         'soak-duration': { type: 'string', default: '600' },
+        'crowd-members': { type: 'string', default: '1000' },
+        'crowd-rate': { type: 'string', default: '20' },
         'search-messages': { type: 'string', default: '1000000' },
         'search-conversations': { type: 'string', default: '1000' },
         help: { type: 'boolean', short: 'h', default: false },
@@ -125,6 +132,8 @@ export function parseOptions(argv: string[]): Options | 'help' {
     uploadMb: positive('upload-mb', v['upload-mb']),
     soakRate: positive('soak-rate', v['soak-rate']),
     soakDurationS: positive('soak-duration', v['soak-duration']),
+    crowdMembers: int('crowd-members', v['crowd-members'], 2),
+    crowdRate: positive('crowd-rate', v['crowd-rate']),
     searchMessages: int('search-messages', v['search-messages'], 100),
     searchConversations: int('search-conversations', v['search-conversations'], 1),
   };

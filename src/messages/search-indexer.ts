@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import type { DatabaseHandle, Query } from '../db/client.js';
+import type { DatabaseHandle } from '../db/client.js';
 import { EventKind } from '../db/schema/index.js';
 import { intArray, textArray, toNumber } from '../db/sql.js';
 import { databaseErrorCode } from '../db/errors.js';
@@ -199,77 +199,94 @@ export class SearchIndexer {
     }
   }
 
-  private index(ids: number[]): Promise<{ left: number[]; conversations: number; events: number }> {
-    return this.database.transaction(async (query) => {
-      await query(sql`set local synchronous_commit = off`);
-      // A progress row for every conversation that has none (and still exists), to lock.
-      await query(sql`
-        insert into search_progress (conversation_id)
-        select c.id from conversations c where c.id = any(${intArray(ids)}::int4[])
-        on conflict do nothing`);
-      const progress = await query<Progress>(sql`
-        select p.conversation_id, p.indexed_seq, c.last_seq
-          from search_progress p join conversations c on c.id = p.conversation_id
-         where p.conversation_id = any(${intArray(ids)}::int4[]) and c.last_seq > p.indexed_seq
-         order by p.conversation_id
-           for update of p skip locked`);
-      const taken = new Set(progress.map((row) => toNumber(row.conversation_id)));
-      // Behind but locked by another replica's round: marked again, for a round after it.
-      const others = ids.filter((id) => !taken.has(id));
-      const locked =
-        others.length === 0
-          ? []
-          : (
-              await query<{ conversation_id: unknown }>(sql`
-                select p.conversation_id from search_progress p join conversations c on c.id = p.conversation_id
-                 where p.conversation_id = any(${intArray(others)}::int4[]) and c.last_seq > p.indexed_seq`)
-            ).map((row) => toNumber(row.conversation_id));
-      if (progress.length === 0) return { left: locked, conversations: 0, events: 0 };
-      const events = await query<EventRow>(sql`
-        select e.conversation_id, e.seq, e.message_id
-          from unnest(${intArray(progress.map((r) => toNumber(r.conversation_id)))}::int4[],
-                      ${intArray(progress.map((r) => toNumber(r.indexed_seq)))}::int8[],
-                      ${intArray(progress.map((r) => toNumber(r.last_seq)))}::int8[]) as r(conversation_id, after, upto)
-          join conversation_events e on e.conversation_id = r.conversation_id and e.seq > r.after and e.seq <= r.upto
-         where e.kind = any(${intArray(MESSAGE_KINDS)}::int2[])
-         order by e.conversation_id, e.seq
-         limit ${EVENTS_PER_ROUND}`);
-      // Where each conversation got to: all of it, or, for the one the limit cut, its last event read.
-      const reached = new Map(progress.map((r) => [toNumber(r.conversation_id), toNumber(r.last_seq)]));
-      const left: number[] = [];
-      if (events.length === EVENTS_PER_ROUND) {
-        const last = events.at(-1)!;
-        const cut = toNumber(last.conversation_id);
-        reached.set(cut, toNumber(last.seq));
-        left.push(cut);
-        for (const id of [...reached.keys()]) if (id > cut) reached.delete(id), left.push(id);
-      }
-      const messageIds = [...new Set(events.map((e) => toNumber(e.message_id)))];
-      if (messageIds.length > 0) await this.replaceWords(query, messageIds);
-      await query(sql`
-        update search_progress p set indexed_seq = r.seq
-          from unnest(${intArray([...reached.keys()])}::int4[], ${intArray([...reached.values()])}::int8[]) as r(conversation_id, seq)
-         where p.conversation_id = r.conversation_id`);
-      return { left: [...left, ...locked], conversations: reached.size, events: events.length };
-    });
-  }
-
-  /** The messages' words, as their text is now: a deleted message has none. */
-  private async replaceWords(query: Query, messageIds: number[]): Promise<void> {
-    const messages = await query<MessageRow>(sql`
-      select id, conversation_id, content, is_deleted from messages where id = any(${intArray(messageIds)}::int8[])`);
-    const rows: Array<{ messageId: number; conversationId: number; word: string }> = [];
-    for (const message of messages) {
-      if (message.is_deleted) continue;
-      for (const word of wordsOf(message.content)) rows.push({ messageId: toNumber(message.id), conversationId: toNumber(message.conversation_id), word });
-    }
-    // In word order: neighbouring inserts land on the same index pages.
-    rows.sort((a, b) => (a.word < b.word ? -1 : a.word > b.word ? 1 : a.messageId - b.messageId));
-    await query(sql`delete from message_words where message_id = any(${intArray(messageIds)}::int8[])`);
-    if (rows.length === 0) return;
-    await query(sql`
-      insert into message_words (message_id, conversation_id, word)
-      select * from unnest(${intArray(rows.map((r) => r.messageId))}::int8[], ${intArray(rows.map((r) => r.conversationId))}::int4[], ${textArray(rows.map((r) => r.word))}::text[])
+  /**
+   * A round in single statements, no interactive transaction (postgres.js 3.4.9 can crash the
+   * process when a connection dies between two statements of one: db/read-write-host.ts).
+   * It reads where the conversations are and their message events with the messages' text
+   * now, computes the words, then writes them in one statement that locks the progress rows
+   * (SKIP LOCKED) and applies only where `indexed_seq` is still what was read: a round of
+   * another replica that got there first (with text at least as new) wins, and this one's
+   * conversations are marked again.
+   */
+  private async index(ids: number[]): Promise<{ left: number[]; conversations: number; events: number }> {
+    const { database } = this;
+    // A progress row for every conversation that has none (and still exists), to lock.
+    await database.query(sql`
+      insert into search_progress (conversation_id)
+      select c.id from conversations c where c.id = any(${intArray(ids)}::int4[])
       on conflict do nothing`);
+    const progress = await database.query<Progress>(sql`
+      select p.conversation_id, p.indexed_seq, c.last_seq
+        from search_progress p join conversations c on c.id = p.conversation_id
+       where p.conversation_id = any(${intArray(ids)}::int4[]) and c.last_seq > p.indexed_seq
+       order by p.conversation_id`);
+    if (progress.length === 0) return { left: [], conversations: 0, events: 0 };
+    const behind = progress.map((r) => toNumber(r.conversation_id));
+    const events = await database.query<EventRow & MessageRow>(sql`
+      select e.conversation_id, e.seq, e.message_id, m.content, m.is_deleted
+        from unnest(${intArray(behind)}::int4[],
+                    ${intArray(progress.map((r) => toNumber(r.indexed_seq)))}::int8[],
+                    ${intArray(progress.map((r) => toNumber(r.last_seq)))}::int8[]) as r(conversation_id, after, upto)
+        join conversation_events e on e.conversation_id = r.conversation_id and e.seq > r.after and e.seq <= r.upto
+        join messages m on m.id = e.message_id
+       where e.kind = any(${intArray(MESSAGE_KINDS)}::int2[])
+       order by e.conversation_id, e.seq
+       limit ${EVENTS_PER_ROUND}`);
+    // Where each conversation gets to: all of it, or, for the one the limit cut, its last event read.
+    const reached = new Map(progress.map((r) => [toNumber(r.conversation_id), toNumber(r.last_seq)]));
+    const left: number[] = [];
+    if (events.length === EVENTS_PER_ROUND) {
+      const cut = toNumber(events.at(-1)!.conversation_id);
+      reached.set(cut, toNumber(events.at(-1)!.seq));
+      left.push(cut);
+      for (const id of [...reached.keys()]) if (id > cut) reached.delete(id), left.push(id);
+    }
+    // The words of each message as its text is now (a deleted message has none), in word
+    // order: neighbouring inserts land on the same index pages.
+    const messages = new Map<number, { conversationId: number; words: string[] }>();
+    for (const event of events) {
+      const content = event.is_deleted ? '' : event.content;
+      messages.set(toNumber(event.message_id), { conversationId: toNumber(event.conversation_id), words: wordsOf(content) });
+    }
+    const rows = [...messages].flatMap(([messageId, { conversationId, words }]) => words.map((word) => ({ messageId, conversationId, word })));
+    rows.sort((a, b) => (a.word < b.word ? -1 : a.word > b.word ? 1 : a.messageId - b.messageId));
+    const after = new Map(progress.map((r) => [toNumber(r.conversation_id), toNumber(r.indexed_seq)]));
+    const targets = [...reached.keys()];
+    // One statement, one snapshot: its delete cannot see its insert, so it deletes only the
+    // words a message no longer has, and the insert skips those it keeps. The set_config makes
+    // this statement's own commit skip the wait for its WAL flush: nothing in it is lost for
+    // good (a crash rolls the progress back with the words).
+    const applied = await database.query<{ conversation_id: unknown }>(sql`
+      with quick as (select set_config('synchronous_commit', 'off', true)),
+      target as (
+        select * from unnest(${intArray(targets)}::int4[], ${intArray(targets.map((id) => after.get(id)!))}::int8[], ${intArray(targets.map((id) => reached.get(id)!))}::int8[])
+               as r(conversation_id, after, reached)),
+      won as (
+        select p.conversation_id, t.reached from search_progress p join target t on t.conversation_id = p.conversation_id
+         where p.indexed_seq = t.after
+           for update of p skip locked),
+      incoming as (
+        select n.message_id, n.conversation_id, n.word
+          from unnest(${intArray(rows.map((r) => r.messageId))}::int8[], ${intArray(rows.map((r) => r.conversationId))}::int4[], ${textArray(rows.map((r) => r.word))}::text[])
+               as n(message_id, conversation_id, word)
+         where n.conversation_id in (select conversation_id from won)),
+      touched as (
+        select m.message_id from unnest(${intArray([...messages.keys()])}::int8[], ${intArray([...messages.values()].map((m) => m.conversationId))}::int4[]) as m(message_id, conversation_id)
+         where m.conversation_id in (select conversation_id from won)),
+      dropped as (
+        delete from message_words w using touched t
+         where w.message_id = t.message_id
+           and not exists (select 1 from incoming i where i.message_id = w.message_id and i.word = w.word)),
+      added as (
+        insert into message_words (message_id, conversation_id, word)
+        select message_id, conversation_id, word from incoming
+        on conflict do nothing),
+      moved as (
+        update search_progress p set indexed_seq = won.reached from won where p.conversation_id = won.conversation_id)
+      select won.conversation_id from won, quick`);
+    const done = new Set(applied.map((r) => toNumber(r.conversation_id)));
+    // Taken by another replica's round meanwhile: marked again, for a round after it.
+    for (const id of targets) if (!done.has(id)) left.push(id);
+    return { left, conversations: done.size, events: events.length };
   }
 }
