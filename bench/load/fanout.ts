@@ -6,6 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { type Percentiles, percentiles, round } from '../lib/stats.js';
+import { DeliverySet, slotsOf } from './deliveries.js';
 import type { ServerEvent } from './socket.js';
 import type { Member } from './world.js';
 
@@ -58,7 +59,7 @@ interface RunState {
   start: number;
   observer: RunObserver | undefined;
   due: Float64Array;
-  seen: Uint32Array;
+  seen: DeliverySet;
   latencies: number[];
   received: number;
   duplicates: number;
@@ -101,17 +102,15 @@ export function createFanout(): Fanout {
       return;
     }
     const i = Number(clientId.slice(current.prefix.length));
-    if (!Number.isInteger(i) || i < 0 || i >= current.seen.length) {
+    if (!current.seen.holds(i, member.slot)) {
       current.stray++;
       return;
     }
-    const bit = 1 << member.slot;
-    if (current.seen[i]! & bit) {
+    if (!current.seen.mark(i, member.slot)) {
       current.duplicates++;
       return;
     }
     const now = performance.now();
-    current.seen[i]! |= bit;
     current.latencies.push(now - current.due[i]!);
     current.observer?.delivered?.(current.due[i]! - current.start, now - current.due[i]!);
     current.received++;
@@ -145,7 +144,7 @@ export function createFanout(): Fanout {
       start,
       observer,
       due: new Float64Array(total),
-      seen: new Uint32Array(total),
+      seen: new DeliverySet(total, slotsOf(members)),
       latencies: [],
       received: 0,
       duplicates: 0,

@@ -1,36 +1,29 @@
 import {
   ApiError,
   type ChatClient,
-  isAbortError,
   type ChatSocketState,
   type ConversationEvent,
   type ConversationState,
   type LiveConversation,
-  type MessageView,
   type PresenceView,
   SendError,
   type UserView,
 } from '@chat-service/client';
 import { type ComposerForm, composer } from './composer.js';
-import { formatSize, h, showError } from './dom.js';
+import { h, showError } from './dom.js';
 import { type MemberActions, MembersPanel } from './members-panel.js';
-import { type MessageActions, renderMessage } from './message-item.js';
+import type { MessageActions } from './message-item.js';
+import { MessageList, type OlderPage } from './message-list.js';
 import { PanePresence } from './pane-presence.js';
-import { ReadTracker } from './read-tracker.js';
+import { uploadWithProgress } from './upload-row.js';
 
 const PAGE_SIZE = 30;
-/** Scrolling this close to the top loads the previous page. */
-const LOAD_OLDER_PX = 80;
 /** A typing indicator nobody cleared (the typist's tab closed) fades after this. */
 const TYPING_TTL_MS = 6_000;
 /** "Seen by" names everyone, so it is shown only in conversations this small. */
 const SEEN_BY_MAX_MEMBERS = 20;
 /** An untitled group is named after this many of its members. */
 const NAMES_IN_TITLE = 4;
-/** Jumping to a replied-to message loads at most this many older pages to find it. */
-const JUMP_MAX_PAGES = 20;
-/** How long a jumped-to message stays highlighted. */
-const HIGHLIGHT_MS = 2_500;
 
 export interface PaneCallbacks {
   onState(state: ChatSocketState): void;
@@ -50,17 +43,14 @@ export interface PaneCallbacks {
  */
 export class ConversationPane {
   readonly element: HTMLElement;
-  private readonly list = h('ol', { class: 'messages', 'data-testid': 'messages' });
+  private readonly messages: MessageList;
   private readonly typingLine = h('div', { class: 'typing', 'data-testid': 'typing', 'aria-live': 'polite' });
   private readonly seenLine = h('div', { class: 'seen-by', 'data-testid': 'seen-by', 'aria-live': 'polite' });
   private readonly title = h('h2', { dir: 'auto', 'data-testid': 'conversation-title' });
   private readonly membersToggle = h('button', { type: 'button', class: 'secondary', 'aria-expanded': 'false', 'aria-controls': '', 'data-testid': 'members-toggle' }, 'Members');
   private readonly composerForm: ComposerForm;
   private readonly uploads = h('div', { class: 'uploads', 'data-testid': 'uploads', 'aria-live': 'polite' });
-  private readonly items = new Map<number, { message: MessageView; element: HTMLElement }>();
-  private readonly pending = new Map<string, HTMLElement>();
   private readonly typists = new Map<string, ReturnType<typeof setTimeout>>();
-  private readonly tracker = new ReadTracker(this.list, (seq) => this.read(seq));
   private readonly panel: MembersPanel;
   private readonly presence: PanePresence;
   /** The members' lowercased names, for marking mentions; dropped when membership changes. */
@@ -72,13 +62,6 @@ export class ConversationPane {
   /** Settles once `start` is done: the first page is on screen (or failed). */
   private readonly historyLoaded: Promise<void>;
   private settleHistory: () => void = () => undefined;
-  private atBottom = true;
-  private readonly resizes = new ResizeObserver(() => {
-    if (this.atBottom) this.scrollToBottom();
-  });
-  private hasOlder = true;
-  /** The older page being read, if any: a jump waits for it rather than giving up. */
-  private loadingOlder: Promise<void> | undefined;
   private destroyed = false;
   private readonly actions: MessageActions = {
     edit: (message, content) => this.live?.socket.edit(message.id, content),
@@ -102,13 +85,7 @@ export class ConversationPane {
   ) {
     this.loaded = new Promise((resolve) => (this.settleLoaded = resolve));
     this.historyLoaded = new Promise((resolve) => (this.settleHistory = resolve));
-    this.list.addEventListener('scroll', () => {
-      this.atBottom = this.isNearBottom();
-      if (this.list.scrollTop < LOAD_OLDER_PX) void this.loadOlder();
-    });
-    // The list shrinks when the lines around it grow (title, "seen by", an error strip):
-    // one that was at the bottom stays there, so the newest message stays on screen.
-    this.resizes.observe(this.list);
+    this.messages = new MessageList(me.id, this.actions, (before) => this.readOlder(before), (seq) => this.read(seq));
     const memberActions: MemberActions = {
       add: async (names) => void (await this.client.addMembers(conversationId, names)),
       remove: (member) => this.client.removeMember(conversationId, member.id),
@@ -137,7 +114,7 @@ export class ConversationPane {
       { class: 'conversation', 'data-testid': 'conversation-pane', 'data-id': conversationId },
       h('div', { class: 'conversation-header' }, h('div', { class: 'heading' }, this.title, this.presence.header), this.membersToggle),
       this.panel.element,
-      this.list,
+      this.messages.element,
       this.seenLine,
       this.typingLine,
       this.uploads,
@@ -162,14 +139,14 @@ export class ConversationPane {
       this.live = live;
       this.settleLoaded(live);
       this.presence.start(this.client, live);
-      this.tracker.floor = live.state.lastReadSeq;
+      this.messages.tracker.floor = live.state.lastReadSeq;
       live.on('event', (event) => this.apply(event));
       live.on('messages', (changed) => {
-        for (const message of changed) this.upsert(message);
+        for (const message of changed) this.messages.upsert(message);
       });
       live.on('reset', (reset) => {
         this.memberNames = undefined;
-        this.replaceAll(reset.messages);
+        this.messages.showNewest(reset.messages, true);
       });
       live.on('change', (state) => this.changed(state));
       live.on('removed', () => this.showRemoved());
@@ -186,10 +163,8 @@ export class ConversationPane {
       // Listening before the history read: events that arrive meanwhile are merged by id.
       const page = await this.client.listMessages(this.conversationId, { limit: PAGE_SIZE });
       if (this.destroyed) return;
-      this.hasOlder = page.length === PAGE_SIZE;
       live.state.observe(page);
-      for (const message of live.messages.add(page)) this.upsert(message);
-      this.scrollToBottom();
+      this.messages.showNewest(live.messages.add(page), page.length === PAGE_SIZE);
       this.changed(live.state);
     } catch (error) {
       this.settleLoaded(this.live);
@@ -216,8 +191,7 @@ export class ConversationPane {
     this.settleLoaded(undefined);
     this.live?.close();
     this.presence.destroy();
-    this.tracker.destroy();
-    this.resizes.disconnect();
+    this.messages.destroy();
     for (const timer of this.typists.values()) clearTimeout(timer);
   }
 
@@ -225,13 +199,12 @@ export class ConversationPane {
   private read(seq: number): void {
     const live = this.live;
     if (!live || live.state.removed) return;
-    const newest = Math.max(0, ...[...this.items.values()].map((item) => item.message.seq));
-    live.read(seq >= newest ? live.state.lastSeq : seq);
+    live.read(seq >= this.messages.newestSeq ? live.state.lastSeq : seq);
   }
 
   private changed(state: ConversationState): void {
     // Lines around the list may grow below: the newest message stays on screen if it was.
-    const stick = this.atBottom || this.isNearBottom();
+    const stick = this.messages.stuckToBottom();
     const others = [...state.members.values()].filter((member) => member.id !== this.me.id).map((member) => member.username);
     const named = state.title ?? (others.length > NAMES_IN_TITLE ? `${others.slice(0, NAMES_IN_TITLE).join(', ')} +${others.length - NAMES_IN_TITLE}` : others.join(', ') || this.me.username);
     this.title.textContent = named;
@@ -241,13 +214,12 @@ export class ConversationPane {
     this.panel.render(state);
     this.presence.changed(state);
     this.renderSeenBy(state);
-    if (stick) this.scrollToBottom();
+    if (stick) this.messages.scrollToBottom();
     this.callbacks.onChange(state);
   }
 
   private renderSeenBy(state: ConversationState): void {
-    let last: MessageView | undefined;
-    for (const item of this.items.values()) if (!item.message.is_deleted && (!last || item.message.id > last.id)) last = item.message;
+    const last = this.messages.lastMessage();
     if (!last || state.members.size > SEEN_BY_MAX_MEMBERS) {
       this.seenLine.textContent = '';
       return;
@@ -275,84 +247,38 @@ export class ConversationPane {
     this.callbacks.onRemoved(this.conversationId);
   }
 
-  /** Scrolls to a message and highlights it, loading older pages until it is there. */
+  /** Scrolls to a message and highlights it (loading older pages to find it). */
   private async jumpTo(messageId: number): Promise<void> {
-    for (let pages = 0; !this.items.has(messageId) && this.hasOlder && pages < JUMP_MAX_PAGES; pages++) {
-      const before = this.items.size;
-      await this.loadOlder();
-      // A failed read (shown already) or an empty page: nothing more to find.
-      if (this.items.size === before && !this.loadingOlder) break;
-    }
-    const item = this.items.get(messageId);
-    if (!item) return showError(this.element, 'That message is no longer in this conversation.');
-    item.element.scrollIntoView({ block: 'center' });
-    this.atBottom = this.isNearBottom();
-    for (const other of this.list.querySelectorAll('.highlight')) other.classList.remove('highlight');
-    item.element.classList.add('highlight');
-    item.element.dataset.highlighted = 'true';
-    setTimeout(() => {
-      item.element.classList.remove('highlight');
-      delete item.element.dataset.highlighted;
-    }, HIGHLIGHT_MS);
+    if (!(await this.messages.jumpTo(messageId))) showError(this.element, 'That message is no longer in this conversation.');
   }
 
-  /** After a reload (fallen too far behind): the newest page replaces the list. */
-  private replaceAll(messages: readonly MessageView[]): void {
-    for (const { element } of this.items.values()) element.remove();
-    this.items.clear();
-    this.hasOlder = true;
-    for (const message of messages) this.upsert(message);
-    this.scrollToBottom();
+  /** The page before message `before`, merged into the live state; a failure is shown and reads as an empty, not final, page. */
+  private async readOlder(before: number): Promise<OlderPage> {
+    try {
+      const page = await this.client.listMessages(this.conversationId, { limit: PAGE_SIZE, before });
+      this.live?.state.observe(page);
+      return { full: page.length === PAGE_SIZE, messages: this.live?.messages.add(page) ?? page };
+    } catch (error) {
+      showError(this.element, error);
+      return { full: true, messages: [] };
+    }
   }
 
   private async send(text: string, files: File[], replyTo: number | undefined): Promise<void> {
     const content = text || files.map((file) => file.name).join(', ');
     const clientId = crypto.randomUUID();
     // Shown at once, replaced by the stored message when its chat.message arrives.
-    const placeholder = h('li', { class: 'message mine pending', 'data-testid': 'pending' }, h('div', { class: 'content', dir: 'auto' }, content));
-    this.pending.set(clientId, placeholder);
-    this.list.append(placeholder);
-    this.scrollToBottom();
+    this.messages.addPending(clientId, content);
     try {
       const socket = (this.live ?? (await this.loaded))?.socket;
       if (!socket) throw new Error('this conversation could not be loaded');
       const message = await socket.send(content, { clientId, replyTo });
-      placeholder.remove();
-      for (const file of files) await this.upload(message, file);
+      this.messages.dropPending(clientId);
+      for (const file of files) await uploadWithProgress(this.client, this.uploads, this.conversationId, message.id, file);
     } catch (error) {
-      placeholder.remove();
+      this.messages.dropPending(clientId);
       showError(this.element, error instanceof SendError ? `${error.event.code}: ${error.message}` : error);
       throw error;
-    } finally {
-      this.pending.delete(clientId);
-    }
-  }
-
-  /** One file with a progress bar and a cancel button; a cancelled upload keeps nothing. */
-  private async upload(message: MessageView, file: File): Promise<void> {
-    const controller = new AbortController();
-    const bar = h('progress', { max: 1, value: 0, 'data-testid': 'upload-progress', 'aria-label': `Uploading ${file.name}` });
-    const cancel = h('button', { type: 'button', class: 'link danger', 'data-testid': 'cancel-upload', 'aria-label': `Cancel uploading ${file.name}`, onclick: () => controller.abort() }, 'cancel');
-    const row = h('div', { class: 'upload', 'data-testid': 'upload', 'data-filename': file.name }, h('span', { dir: 'auto' }, `${file.name} (${formatSize(file.size)})`), bar, cancel);
-    this.uploads.append(row);
-    try {
-      await this.client.uploadAttachment(this.conversationId, message.id, file, file.name, {
-        signal: controller.signal,
-        onProgress: ({ loaded, total }) => {
-          bar.max = total;
-          bar.value = loaded;
-          row.dataset.loaded = String(loaded);
-        },
-      });
-      row.remove();
-    } catch (error) {
-      if (!isAbortError(error)) {
-        row.remove();
-        throw error;
-      }
-      row.dataset.state = 'cancelled';
-      row.replaceChildren(h('span', { dir: 'auto' }, `${file.name}: upload cancelled`));
-      setTimeout(() => row.remove(), HIGHLIGHT_MS);
     }
   }
 
@@ -369,71 +295,17 @@ export class ConversationPane {
         this.showTyping(event.message.sender, false);
         return;
       case 'member.added':
-        this.notice(`${event.by.username} added ${event.users.map((user) => user.username).join(', ')}`);
+        this.messages.notice(`${event.by.username} added ${event.users.map((user) => user.username).join(', ')}`);
         return;
       case 'member.removed':
-        this.notice(event.by.id === event.user.id ? `${event.user.username} left` : `${event.by.username} removed ${event.user.username}`);
+        this.messages.notice(event.by.id === event.user.id ? `${event.user.username} left` : `${event.by.username} removed ${event.user.username}`);
         return;
       case 'member.role':
-        this.notice(`${event.user.username} is now ${event.role === 'member' ? 'a member' : `the ${event.role}`}`);
+        this.messages.notice(`${event.user.username} is now ${event.role === 'member' ? 'a member' : `the ${event.role}`}`);
         return;
       case 'conversation.updated':
-        this.notice(`The group is now called “${event.conversation.title ?? ''}”`);
+        this.messages.notice(`The group is now called “${event.conversation.title ?? ''}”`);
         return;
-    }
-  }
-
-  /** A line about the conversation itself (who joined, left, was promoted; a rename). */
-  private notice(text: string): void {
-    const nearBottom = this.isNearBottom();
-    this.list.insertBefore(h('li', { class: 'system', dir: 'auto', 'data-testid': 'system' }, text), this.list.querySelector('.pending'));
-    if (nearBottom) this.scrollToBottom();
-  }
-
-  private isNearBottom(): boolean {
-    return this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 60;
-  }
-
-  /** Adds a message in id order, or re-renders it if already shown (history and replay overlap). */
-  private upsert(message: MessageView): void {
-    const existing = this.items.get(message.id);
-    if (existing) {
-      existing.message = message;
-      renderMessage(existing.element, message, message.sender_id === this.me.id, this.actions);
-      return;
-    }
-    const nearBottom = this.isNearBottom();
-    const element = h('li');
-    renderMessage(element, message, message.sender_id === this.me.id, this.actions);
-    this.items.set(message.id, { message, element });
-    this.tracker.watch(element, message.seq);
-    const placeholder = message.client_id === null ? undefined : this.pending.get(message.client_id);
-    placeholder?.remove();
-    const next = [...this.items.keys()].filter((id) => id > message.id).sort((a, b) => a - b)[0];
-    const before = next === undefined ? this.list.querySelector('.pending') : this.items.get(next)!.element;
-    this.list.insertBefore(element, before);
-    if (nearBottom || message.sender_id === this.me.id) this.scrollToBottom();
-  }
-
-  private loadOlder(): Promise<void> {
-    if (this.loadingOlder) return this.loadingOlder;
-    if (!this.hasOlder || this.items.size === 0) return Promise.resolve();
-    this.loadingOlder = this.readOlderPage().finally(() => (this.loadingOlder = undefined));
-    return this.loadingOlder;
-  }
-
-  private async readOlderPage(): Promise<void> {
-    try {
-      const oldest = Math.min(...this.items.keys());
-      const page = await this.client.listMessages(this.conversationId, { limit: PAGE_SIZE, before: oldest });
-      this.hasOlder = page.length === PAGE_SIZE;
-      // Keep what the user is looking at in place while rows are added above it.
-      const fromBottom = this.list.scrollHeight - this.list.scrollTop;
-      this.live?.state.observe(page);
-      for (const message of this.live?.messages.add(page) ?? page) this.upsert(message);
-      this.list.scrollTop = this.list.scrollHeight - fromBottom;
-    } catch (error) {
-      showError(this.element, error);
     }
   }
 
@@ -448,10 +320,5 @@ export class ConversationPane {
     }
     const names = [...this.typists.keys()];
     this.typingLine.textContent = names.length === 0 ? '' : `${names.join(', ')} ${names.length === 1 ? 'is' : 'are'} typing…`;
-  }
-
-  private scrollToBottom(): void {
-    this.list.scrollTop = this.list.scrollHeight;
-    this.atBottom = true;
   }
 }

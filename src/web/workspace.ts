@@ -1,23 +1,14 @@
-import type { ChatClient, ChatSocketState, ConversationState, ConversationView, MessageView, NotificationSocket, NotificationView, UserView } from '@chat-service/client';
+import type { ChatClient, ChatSocketState, ConversationState, ConversationView, NotificationSocket, NotificationView, UserView } from '@chat-service/client';
 import { ConversationPane } from './conversation-pane.js';
 import { DirectPresence } from './direct-presence.js';
 import { clear, formatTime, h, showError } from './dom.js';
-
-/** Typing pauses this long before the user search runs. */
-const SEARCH_DEBOUNCE_MS = 250;
-/** Message search results shown per page ("more" asks for the next). */
-const RESULTS_PER_PAGE = 20;
-/** A result shows this much of its message. */
-const SNIPPET_CHARS = 120;
+import { SearchPanel } from './search-panel.js';
 
 /** Conversation list, notifications and the open conversation of a logged-in user. */
 export class Workspace {
   readonly element: HTMLElement;
   private readonly conversationList = h('ul', { class: 'conversations', 'data-testid': 'conversations' });
   private readonly notificationList = h('ul', { class: 'notifications', 'data-testid': 'notifications' });
-  private readonly people = h('ul', { class: 'people', 'aria-label': 'People found', 'data-testid': 'people' });
-  private readonly results = h('ul', { class: 'search-results', 'aria-label': 'Messages found', 'data-testid': 'search-results' });
-  private searchTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly status = h('span', { class: 'status', 'data-testid': 'connection' }, 'connecting…');
   private readonly main = h('section', { class: 'main' }, h('p', { class: 'placeholder' }, 'Pick a conversation or start one.'));
   private conversations: ConversationView[] = [];
@@ -40,6 +31,7 @@ export class Workspace {
     if (document.visibilityState === 'visible') this.directPresence.readIfStale(this.conversations);
   };
   private readonly directPresence: DirectPresence;
+  private readonly search: SearchPanel;
 
   constructor(
     private readonly client: ChatClient,
@@ -49,6 +41,17 @@ export class Workspace {
     private readonly expired: () => void,
   ) {
     this.directPresence = new DirectPresence(client, me.id, () => this.renderConversations());
+    this.search = new SearchPanel(client, me, {
+      conversationName: (id) => {
+        const conversation = this.conversations.find((c) => c.id === id);
+        return conversation ? this.conversationName(conversation) : `conversation ${id}`;
+      },
+      open: (id, messageId) => this.open(id, messageId),
+      openedDirect: (conversation) => {
+        this.upsertConversation(conversation);
+        this.open(conversation.id);
+      },
+    });
     const participants = h('input', { placeholder: 'usernames, comma separated', dir: 'auto', 'data-testid': 'new-participants', required: true });
     const newConversation: HTMLFormElement = h(
       'form',
@@ -68,26 +71,6 @@ export class Workspace {
         },
         (error: unknown) => showError(newConversation, error),
       );
-    });
-    const search = h('input', { type: 'search', 'aria-label': 'Find people', placeholder: 'find people by name', dir: 'auto', 'data-testid': 'people-search' });
-    const searchForm: HTMLFormElement = h('form', { class: 'new-conversation', role: 'search' }, search);
-    const runSearch = (): void => {
-      clearTimeout(this.searchTimer);
-      void this.searchPeople(search.value.trim(), searchForm);
-    };
-    search.addEventListener('input', () => {
-      clearTimeout(this.searchTimer);
-      this.searchTimer = setTimeout(runSearch, SEARCH_DEBOUNCE_MS);
-    });
-    searchForm.addEventListener('submit', (event) => {
-      event.preventDefault();
-      runSearch();
-    });
-    const messageQuery = h('input', { type: 'search', 'aria-label': 'Search messages', placeholder: 'search messages', dir: 'auto', maxlength: 256, 'data-testid': 'message-search' });
-    const messageSearch: HTMLFormElement = h('form', { class: 'new-conversation', role: 'search' }, messageQuery, h('button', { type: 'submit', 'data-testid': 'run-search' }, 'Search'));
-    messageSearch.addEventListener('submit', (event) => {
-      event.preventDefault();
-      void this.searchMessages({ q: messageQuery.value.trim(), limit: RESULTS_PER_PAGE }, messageSearch, false);
     });
     const groupTitle = h('input', { 'aria-label': 'New group name', placeholder: 'group name', maxlength: 100, dir: 'auto', required: true, 'data-testid': 'group-title' });
     const groupMembers = h('input', { 'aria-label': 'Group members', placeholder: 'usernames, comma separated', dir: 'auto', required: true, 'data-testid': 'group-members' });
@@ -128,11 +111,9 @@ export class Workspace {
         'aside',
         {},
         h('h2', {}, 'Search'),
-        messageSearch,
-        this.results,
+        ...this.search.messageNodes,
         h('h2', {}, 'People'),
-        searchForm,
-        this.people,
+        ...this.search.peopleNodes,
         h('h2', {}, 'New group'),
         newGroup,
         h('h2', {}, 'New conversation'),
@@ -178,7 +159,7 @@ export class Workspace {
     window.removeEventListener('online', this.onOnline);
     document.removeEventListener('visibilitychange', this.onVisible);
     clearTimeout(this.refreshTimer);
-    clearTimeout(this.searchTimer);
+    this.search.destroy();
     this.notificationSocket?.close();
     this.pane?.destroy();
   }
@@ -226,50 +207,6 @@ export class Workspace {
     this.listVersion += 1;
     this.conversations = [conversation, ...this.conversations.filter((c) => c.id !== conversation.id)];
     this.renderConversations();
-  }
-
-  /** One page of message search results (appended to the list for `more`); a click opens the conversation at the message. */
-  private async searchMessages(query: Record<string, string | number | boolean | undefined>, host: HTMLElement, more: boolean): Promise<void> {
-    if (!more) this.results.replaceChildren();
-    if (query.q === '') return;
-    try {
-      const page = await this.client.searchMessagesPage(query as { q: string });
-      this.results.querySelector('[data-testid=more-results]')?.remove();
-      this.results.append(...page.items.map((message) => this.resultItem(message)));
-      if (page.next) {
-        const next = page.next;
-        this.results.append(h('li', {}, h('button', { type: 'button', class: 'link', 'data-testid': 'more-results', onclick: () => void this.searchMessages(next, host, true) }, 'more results')));
-      } else if (this.results.childElementCount === 0) {
-        this.results.append(h('li', { class: 'muted', 'data-testid': 'no-results' }, 'no messages found'));
-      }
-    } catch (error) {
-      showError(host, error);
-    }
-  }
-
-  private resultItem(message: MessageView): HTMLElement {
-    const conversation = this.conversations.find((c) => c.id === message.conversation_id);
-    const name = conversation ? (conversation.title ?? (conversation.participants.filter((p) => p !== this.me.username).join(', ') || this.me.username)) : `conversation ${message.conversation_id}`;
-    const snippet = message.content.length > SNIPPET_CHARS ? `${message.content.slice(0, SNIPPET_CHARS)}…` : message.content;
-    return h(
-      'li',
-      {
-        'data-testid': 'search-result',
-        'data-id': message.id,
-        'data-conversation-id': message.conversation_id,
-        role: 'button',
-        tabindex: 0,
-        onclick: () => this.open(message.conversation_id, message.id),
-        onkeydown: (event: Event) => {
-          if (event instanceof KeyboardEvent && (event.key === 'Enter' || event.key === ' ')) {
-            event.preventDefault();
-            this.open(message.conversation_id, message.id);
-          }
-        },
-      },
-      h('span', { class: 'snippet', dir: 'auto', 'data-testid': 'snippet' }, snippet),
-      h('span', { class: 'where muted' }, h('span', { dir: 'auto', 'data-testid': 'result-conversation' }, name), ' · ', h('time', { datetime: message.timestamp }, formatTime(message.timestamp)), ' · ', h('span', { dir: 'auto' }, message.sender)),
-    );
   }
 
   private open(conversationId: number, focusMessageId?: number): void {
@@ -335,37 +272,6 @@ export class Workspace {
     this.renderConversations();
   }
 
-  private async searchPeople(prefix: string, host: HTMLElement): Promise<void> {
-    if (prefix === '') return this.people.replaceChildren();
-    try {
-      const users = (await this.client.searchUsers(prefix)).filter((user) => user.id !== this.me.id);
-      this.people.replaceChildren(
-        ...users.map((user) =>
-          h(
-            'li',
-            { 'data-testid': 'person', 'data-id': user.id },
-            h('span', { class: 'names', dir: 'auto' }, user.username),
-            h('button', { type: 'button', class: 'link', 'aria-label': `Message ${user.username}`, 'data-testid': 'message-person', onclick: () => void this.openDirect(user, host) }, 'message'),
-          ),
-        ),
-      );
-      if (users.length === 0) this.people.append(h('li', { class: 'muted' }, 'nobody by that name'));
-    } catch (error) {
-      showError(host, error);
-    }
-  }
-
-  /** The one direct conversation with `user`: found, or created now. */
-  private async openDirect(user: UserView, host: HTMLElement): Promise<void> {
-    try {
-      const { conversation } = await this.client.openDirect(user.id);
-      this.upsertConversation(conversation);
-      this.open(conversation.id);
-    } catch (error) {
-      showError(host, error);
-    }
-  }
-
   /** The service's count; before it sent one, the unread notifications' count. */
   private unreadCount(conversation: ConversationView): number {
     const live = conversation.id === this.pane?.conversationId ? this.pane.unreadCount : undefined;
@@ -383,12 +289,16 @@ export class Workspace {
     return count;
   }
 
+  /** Its title; untitled, the other members' names (only the caller: their own). */
+  private conversationName(conversation: ConversationView): string {
+    return conversation.title ?? (conversation.participants.filter((p) => p !== this.me.username).join(', ') || this.me.username);
+  }
+
   private renderConversations(): void {
     clear(this.conversationList);
     for (const conversation of this.conversations) {
-      const others = conversation.participants.filter((name) => name !== this.me.username);
       const unread = this.unreadCount(conversation);
-      const name = conversation.title ?? (others.join(', ') || this.me.username);
+      const name = this.conversationName(conversation);
       const mentioned = [...this.notifications.values()].some((n) => n.kind === 'mention' && !n.is_read && n.conversation_id === conversation.id);
       this.conversationList.append(
         h(
