@@ -31,6 +31,7 @@ import { messageRoutes } from './messages/routes.js';
 import { searchRoutes } from './messages/search-routes.js';
 import { metricsPlugin } from './metrics/plugin.js';
 import { notificationRoutes } from './notifications/routes.js';
+import { SearchIndexer } from './messages/search-indexer.js';
 import { Notification } from './contract/notifications.js';
 import { createNotificationService, type NotificationService } from './notifications/service.js';
 import { createReadService, type ReadService } from './conversations/reads.js';
@@ -90,6 +91,7 @@ declare module 'fastify' {
     membership: Membership;
     reads: ReadService;
     presence: PresenceService;
+    searchIndex: SearchIndexer;
   }
 }
 
@@ -214,10 +216,21 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       },
     },
   });
+  const searchIndex = new SearchIndexer(database, app.log, {
+    statement: app.metrics.timeStatement,
+    round: (_conversations, events, seconds, failed) => {
+      app.metrics.searchIndexEvents.inc(events);
+      app.metrics.searchIndexRounds.observe({ outcome: failed ? 'failed' : 'written' }, seconds);
+      app.metrics.searchIndexBacklog.set(searchIndex.backlog);
+    },
+  });
   writePath.onCommitted((event, actor) => {
     app.metrics.eventsPublished.inc({ kind: event.type });
     notifications.onConversationEvent(event, actor);
+    if (event.type === 'chat.message' || event.type === 'message.edited' || event.type === 'message.deleted') searchIndex.mark(event.conversation_id);
   });
+  app.addHook('onReady', async () => searchIndex.start());
+  app.decorate('searchIndex', searchIndex);
   app.decorate('writePath', writePath);
   const sendObserver = {
     statement: app.metrics.timeStatement,
@@ -272,6 +285,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     reads.close();
     await presence.close();
     await notifications.close();
+    await searchIndex.close();
     await publisher.flush();
     publisher.close();
   });

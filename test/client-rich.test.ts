@@ -7,7 +7,7 @@
  */
 import t, { type Test } from 'tap';
 import { ApiError, applyReaction, isAbortError, type ChatReset, type LiveConversation, type MessageView } from '@chat-service/client';
-import { chatEventValidator, invalidFrames, newClientUser, untilEmitted, WAIT_MS, Wire, type ClientUser } from './helpers/client-harness.js';
+import { chatEventValidator, invalidFrames, newClientUser, poll, untilEmitted, WAIT_MS, Wire, type ClientUser } from './helpers/client-harness.js';
 import { rejection } from './helpers/client-service.js';
 import { type Replica, startTopology } from './helpers/replicas.js';
 
@@ -147,6 +147,8 @@ t.test('rich messages through the client library, two replicas', async (t) => {
     const sent: number[] = [];
     for (let i = 0; i < 5; i++) sent.push((await alice.client.sendMessage(group.id, `needle ${tag} number ${i}`)).id);
     await alice.client.sendMessage(group.id, 'no match here');
+    // Words are indexed a moment after the send (search-indexer.ts): wait until the newest is.
+    await poll('the five matches indexed', async () => (await bob.client.searchMessagesPage({ q: tag })).items.length === 5);
     const first = await bob.client.searchMessagesPage({ q: tag, limit: 2 });
     t.ok(first.next, `a next page (${JSON.stringify(first.next)})`);
     const walked: number[] = [];

@@ -4,7 +4,7 @@
  */
 
 /** The statements whose latency is worth a name: the hot paths of sends, history, replay, notifications. */
-export type StatementName = 'send_batch' | 'send_one' | 'history_page' | 'event_log_read' | 'notification_upsert';
+export type StatementName = 'send_batch' | 'send_one' | 'history_page' | 'event_log_read' | 'notification_upsert' | 'search_index';
 
 /**
  * How long a named statement took, in seconds, and whether it failed. With tracing on

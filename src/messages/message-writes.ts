@@ -3,13 +3,12 @@ import type { AttachmentLinkSigner } from '../attachments/links.js';
 import type { MessageView } from '../contract/messages.js';
 import type { DatabaseHandle, Query } from '../db/client.js';
 import { EventKind } from '../db/schema/index.js';
-import { textArray, toNumber } from '../db/sql.js';
+import { toNumber } from '../db/sql.js';
 import type { AuthUser } from '../domain/auth-user.js';
 import { conflict, forbidden, notFound } from '../domain/errors.js';
 import { normalizeClientId, normalizeContent } from './content.js';
 import { createReactions, type Reactions } from './reactions.js';
 import { normalizeReplyTo, replyPreviewFor } from './replies.js';
-import { wordsOf } from './search-words.js';
 import { encodeCandidates, mentionCandidates } from './mentions.js';
 import { mentionsSql } from './mentions-sql.js';
 import { SendBatcher, type SendBatcherObserver } from './send-batcher.js';
@@ -84,7 +83,7 @@ export function createMessageWrites(options: MessageWritesOptions): MessageWrite
     // A reply costs one more statement (the original's check and preview); other sends none.
     const replyTo = replyToId === null ? null : await replyPreviewFor(database, actor.id, conversationId, replyToId);
     const mentionNames = encodeCandidates(mentionCandidates(content));
-    const stored = await batcher.store({ conversationId, senderId: actor.id, content, clientId, replyToId, words: wordsOf(content), mentionNames });
+    const stored = await batcher.store({ conversationId, senderId: actor.id, content, clientId, replyToId, mentionNames });
     if (!stored) {
       // Skipped: a client_id used before (that message comes back), or not a participant.
       const earlier = clientId === null ? undefined : await findByClientId(actor, conversationId, clientId);
@@ -121,19 +120,14 @@ export function createMessageWrites(options: MessageWritesOptions): MessageWrite
       const edited = await writePath.sequenced(actor, conversationId, async (query, seq) => {
         const current = await ownMessage(query, actor, conversationId, messageId);
         if (current.is_deleted) throw conflict('a deleted message cannot be edited');
-        // The version it replaces is kept (its history), and its words give way to the new ones
-        // (words of both versions stay: deleting and inserting one key in a statement would clash).
-        // The new text's mentions replace the old ones (no new notifications: API.md speaks of sends).
-        const words = textArray(wordsOf(content));
+        // The version it replaces is kept (its history); the search index follows the edit's
+        // event (search-indexer.ts). The new text's mentions replace the old ones (no new
+        // notifications: API.md speaks of sends).
         const names = encodeCandidates(mentionCandidates(content));
         await query(sql`
           with kept as (
             insert into message_versions (message_id, content, written_at)
-            select id, content, coalesce(edited_at, created_at) from messages where id = ${messageId}),
-          unindexed as (delete from message_words where message_id = ${messageId} and word <> all(${words}::text[])),
-          indexed as (
-            insert into message_words (message_id, conversation_id, word)
-            select ${messageId}, ${conversationId}, w.word from unnest(${words}::text[]) as w(word) on conflict do nothing)
+            select id, content, coalesce(edited_at, created_at) from messages where id = ${messageId})
           update messages set content = ${content}, edited_at = now(), mentions = ${mentionsSql(sql`messages.conversation_id`, sql`${names}::text`)}
            where id = ${messageId}`);
         const [row] = await query<MessageRecord>(sql`

@@ -16,8 +16,6 @@ export interface SendRequest {
   clientId: string | null;
   /** The message it answers (checked by the caller to be of the same conversation); none by default. */
   replyToId?: number | null;
-  /** Its words for the search index (search-words.ts); none by default. */
-  words?: string[];
   /** Names the text may mention (mentions.ts), space-separated; null: none. */
   mentionNames?: string | null;
 }
@@ -118,12 +116,6 @@ const batchStatement = (skipLocked: boolean) => sql`
       select conversation_id, sender_id, content, client_id, seq, reply_to_id, ${mentionsSql(sql`numbered.conversation_id`, sql`numbered.mention_names`)}
         from numbered order by conversation_id, seq
       returning id, conversation_id, seq, created_at, mentions),
-    words as (
-      insert into message_words (message_id, conversation_id, word)
-      select msg.id, msg.conversation_id, w.word
-        from unnest(${sql.placeholder('wordOrds')}::int4[], ${sql.placeholder('words')}::text[]) as w(ord, word)
-        join numbered n on n.ord = w.ord
-        join msg on msg.conversation_id = n.conversation_id and msg.seq = n.seq),
     ev as (
       insert into conversation_events (conversation_id, seq, kind, message_id, message_count)
       select msg.conversation_id, msg.seq, ${EventKind.messageCreated}, msg.id, n.message_count
@@ -164,7 +156,7 @@ const WAITING_FOR_ROWS = batchStatement(false);
  * on the conversation row, which FOR UPDATE would make wait for the send, and a send waiting
  * in turn for one of their rows is a deadlock PostgreSQL breaks only after deadlock_timeout
  * (seen as one-second stalls under load), numbers each conversation's new messages from its `last_seq`, and
- * writes messages, their words for search (search-words.ts) and event records. It also keeps the read state's counts (INBOX.md):
+ * writes messages and event records (their words for search follow: search-indexer.ts). It also keeps the read state's counts (INBOX.md):
  * the conversation's `message_count`, each event record's running `message_count`, and the
  * sender's read marker, moved to their newest message of the batch (sending counts as
  * reading, so a member never has unread messages of their own). Participant rows are locked
@@ -319,7 +311,7 @@ export class SendBatcher {
    * nothing (a client_id used before, or not a participant).
    */
   private async storeOne(request: SendRequest): Promise<StoredSend | undefined> {
-    const { conversationId, senderId, content, clientId, replyToId = null, words = [], mentionNames } = request;
+    const { conversationId, senderId, content, clientId, replyToId = null, mentionNames } = request;
     let rows: StoredRow[];
     try {
       rows = await timeStatement(this.observer.statement, 'send_one', () => this.database.query(sql`
@@ -332,9 +324,6 @@ export class SendBatcher {
           insert into messages (conversation_id, sender_id, content, client_id, seq, reply_to_id, mentions)
           select conv.id, ${senderId}, ${content}, ${clientId}, conv.last_seq, ${replyToId}::int8, ${mentionsSql(sql`conv.id`, sql`${mentionNames ?? null}::text`)} from conv
           returning id, seq, created_at, mentions),
-        words as (
-          insert into message_words (message_id, conversation_id, word)
-          select msg.id, ${conversationId}, w.word from msg, unnest(${textArray(words)}::text[]) as w(word)),
         ev as (
           insert into conversation_events (conversation_id, seq, kind, message_id, message_count)
           select ${conversationId}, msg.seq, ${EventKind.messageCreated}, msg.id, conv.message_count from msg, conv),
@@ -362,8 +351,6 @@ export class SendBatcher {
         contents: textArray(requests.map((r) => r.content)),
         clientIds: textArray(requests.map((r) => r.clientId)),
         replyTos: textArray(requests.map((r) => (r.replyToId === null || r.replyToId === undefined ? null : String(r.replyToId)))),
-        wordOrds: intArray(requests.flatMap((r, index) => (r.words ?? []).map(() => index + 1))),
-        words: textArray(requests.flatMap((r) => r.words ?? [])),
         mentionNames: textArray(requests.map((r) => r.mentionNames ?? null)),
       }),
     );

@@ -115,6 +115,23 @@ export function createMetrics(options: MetricsOptions = {}) {
       buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000],
       registers: [registry],
     }),
+    searchIndexEvents: new Counter({
+      name: 'chat_search_index_events_total',
+      help: 'message events (sends, edits, deletes) applied to the search index',
+      registers: [registry],
+    }),
+    searchIndexRounds: new Histogram({
+      name: 'chat_search_index_round_seconds',
+      help: 'time of one search index round (one transaction), written or failed (retried)',
+      labelNames: ['outcome'] as const,
+      buckets: STATEMENT_BUCKETS,
+      registers: [registry],
+    }),
+    searchIndexBacklog: new Gauge({
+      name: 'chat_search_index_backlog',
+      help: 'conversations this replica has marked for the search index and not yet indexed',
+      registers: [registry],
+    }),
     notificationFlushDuration: new Histogram({
       name: 'chat_notification_flush_seconds',
       help: 'time to write one notification flush and hand its pushes to the bus',

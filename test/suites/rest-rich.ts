@@ -158,8 +158,12 @@ export function restRichSuite(t: Test, context: RestContext): void {
     const [alice, bob, carol] = await Promise.all([register(app), register(app), register(app)]);
     const cid = await createConversation(app, alice, [bob]);
     const other = await createConversation(app, alice, [carol]);
-    const search = (who: Session, query: Record<string, string | number>) =>
-      api('GET', `/api/search/?${new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)])).toString()}`, { token: who.token });
+    // Words are indexed a moment after the write (search-indexer.ts): every search here first
+    // waits for this process's indexer to have applied what it committed.
+    const search = async (who: Session, query: Record<string, string | number>) => {
+      await app.searchIndex.drain();
+      return api('GET', `/api/search/?${new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)])).toString()}`, { token: who.token });
+    };
     const found = async (who: Session, q: string, extra: Record<string, string | number> = {}) => {
       const response = await search(who, { q, ...extra });
       t.equal(response.status, 200, `${q}: ${response.body.slice(0, 200)}`);

@@ -125,6 +125,20 @@ export const messageVersions = pgTable(
 );
 
 /**
+ * How far the search index follows each conversation's event log: the indexer
+ * (src/messages/search-indexer.ts) has applied every event up to `indexed_seq` to
+ * `message_words`. A conversation without a row has had nothing indexed yet. The indexer
+ * locks a conversation's row while it writes its words, so two replicas never index the
+ * same conversation at once.
+ */
+export const searchProgress = pgTable('search_progress', {
+  conversationId: integer('conversation_id')
+    .primaryKey()
+    .references(() => conversations.id, { onDelete: 'cascade' }),
+  indexedSeq: bigint('indexed_seq', { mode: 'number' }).notNull().default(0),
+});
+
+/**
  * The search index, written by the application (src/messages/search-words.ts normalises and
  * splits the text), so PGlite and PostgreSQL match alike whatever the database locale: one
  * row per distinct word of a live message. Searches walk one word's rows newest first
