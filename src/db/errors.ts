@@ -29,6 +29,8 @@ export const databaseErrorCode = (error: unknown): string | undefined => {
 const UNAVAILABLE_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH',
   'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED',
+  // Node's own for a write to a socket that closed under the driver (a failover's closed sockets).
+  'ERR_SOCKET_CLOSED', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END',
   '57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006',
   // statement_timeout and lock_timeout: the database is too slow or a row is held, not a bug.
   '57014', '55P03',

@@ -91,13 +91,24 @@ export async function sendMessages(
   return answers;
 }
 
-/** Every message of a conversation, ascending, through REST paging (newest page first, then `before`). */
-export async function fetchHistory(replica: Replica, conversationId: number, token: string) {
+/**
+ * Every message of a conversation, ascending, through REST paging (newest page first, then
+ * `before`). `unavailableForMs`: a 503
+ * is read again (as a client does after Retry-After) until that long after the first one; for
+ * reads right after a database fault, when a pooled connection to the failed server may still
+ * be found dead by the next statement. Any other status fails at once.
+ */
+export async function fetchHistory(replica: Replica, conversationId: number, token: string, { unavailableForMs = 0 } = {}) {
   type Row = { id: number; seq: number; client_id: string | null; content: string; is_deleted: boolean; sender: string };
   const pages: Row[][] = [];
   let before = '';
+  let unavailableSince: number | undefined;
   for (;;) {
     const response = await replica.http('GET', `/api/conversations/${conversationId}/messages/?limit=200${before}`, { token });
+    if (response.status === 503 && Date.now() - (unavailableSince ??= Date.now()) < unavailableForMs) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      continue;
+    }
     if (response.status !== 200) throw new Error(`history: ${response.status} ${response.body}`);
     const page = response.json as Row[];
     pages.unshift(page);

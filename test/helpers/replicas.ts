@@ -11,7 +11,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -328,6 +328,10 @@ export async function startReplica(t: Test, name: string, env: Record<string, st
 
   t.teardown(async () => {
     if (!t.passing()) t.comment(`--- ${name} log (last 8000 chars) ---\n${output.slice(-8_000)}`);
+    // KEEP_REPLICA_LOGS=DIR keeps every replica's whole log, passing or not: for a failure seen
+    // once in many runs, where the last 8000 characters of a failing one are not enough.
+    const keep = process.env.KEEP_REPLICA_LOGS;
+    if (keep) writeFileSync(join(keep, `${name}-${process.pid}-${Date.now()}.log`), output);
     await kill('SIGTERM');
     rmSync(dataDir, { recursive: true, force: true });
   });
