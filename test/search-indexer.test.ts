@@ -87,6 +87,15 @@ t.test('an edit and a delete on the other replica: the index converges to the te
   t.equal(await progressBehind(database, cid), 0, 'nothing left behind');
   const found = await call(a, 'GET', '/api/search/?q=original', { token: bob.token });
   t.same(found.json, [], 'the old wording finds nothing');
+  // An edit that keeps some words, indexed after its first version was: the kept rows stay
+  // (no second insert of them), the dropped one goes, the new one comes.
+  const kept = (await call(a, 'POST', `/api/conversations/${cid}/messages/`, { token: alice.token, body: { content: 'alpha beta gamma' } })).json as { id: number };
+  await a.searchIndex.drain();
+  t.same(await words(kept.id), ['alpha', 'beta', 'gamma']);
+  t.equal((await call(b, 'PATCH', `/api/conversations/${cid}/messages/${kept.id}/`, { token: alice.token, body: { content: 'beta gamma delta' } })).status, 200);
+  await b.searchIndex.drain();
+  t.same(await words(kept.id), ['beta', 'delta', 'gamma'], 'the index holds the new text\'s words, each once');
+  t.equal(await progressBehind(database, cid), 0, 'the edit indexed: nothing left behind');
 });
 
 t.test('a progress row held elsewhere: passed over, left marked, indexed once free', async (t) => {

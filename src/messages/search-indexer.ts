@@ -29,6 +29,8 @@ export const SEARCH_FIRST_SWEEP_MS = 2_000;
 export const CONVERSATIONS_PER_ROUND = 500;
 /** Message events applied per round at most (a backfill proceeds in rounds of this). */
 export const EVENTS_PER_ROUND = 2_000;
+/** Conversations remembered as having a progress row (then forgotten all at once and learnt again). */
+const PROGRESS_ROWS_REMEMBERED = 100_000;
 
 const MESSAGE_KINDS = [EventKind.messageCreated, EventKind.messageEdited, EventKind.messageDeleted];
 
@@ -76,6 +78,8 @@ interface MessageRow extends Record<string, unknown> {
  */
 export class SearchIndexer {
   private marked = new Set<number>();
+  /** Conversations known to have a `search_progress` row (a deleted one may linger: harmless). */
+  private readonly withProgress = new Set<number>();
   private timer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private running: Promise<boolean> | undefined;
@@ -209,11 +213,17 @@ export class SearchIndexer {
    */
   private async index(ids: number[]): Promise<{ left: number[]; conversations: number; events: number }> {
     const { database } = this;
-    // A progress row for every conversation that has none (and still exists), to lock.
-    await database.query(sql`
-      insert into search_progress (conversation_id)
-      select c.id from conversations c where c.id = any(${intArray(ids)}::int4[])
-      on conflict do nothing`);
+    // A progress row for every conversation that has none (and still exists), to lock; only
+    // for those not seen with one yet (the insert's conflict checks cost more than its reads).
+    const unseen = ids.filter((id) => !this.withProgress.has(id));
+    if (unseen.length > 0) {
+      await database.query(sql`
+        insert into search_progress (conversation_id)
+        select c.id from conversations c where c.id = any(${intArray(unseen)}::int4[])
+        on conflict do nothing`);
+      if (this.withProgress.size + unseen.length > PROGRESS_ROWS_REMEMBERED) this.withProgress.clear();
+      for (const id of unseen) this.withProgress.add(id);
+    }
     const progress = await database.query<Progress>(sql`
       select p.conversation_id, p.indexed_seq, c.last_seq
         from search_progress p join conversations c on c.id = p.conversation_id
@@ -276,10 +286,13 @@ export class SearchIndexer {
         delete from message_words w using touched t
          where w.message_id = t.message_id
            and not exists (select 1 from incoming i where i.message_id = w.message_id and i.word = w.word)),
+      -- Not ON CONFLICT: its speculative insertion logs a confirmation per row (a new message's
+      -- ten words: ten WAL records more). No other writer inserts these rows meanwhile: the
+      -- progress rows are locked (won).
       added as (
         insert into message_words (message_id, conversation_id, word)
-        select message_id, conversation_id, word from incoming
-        on conflict do nothing),
+        select i.message_id, i.conversation_id, i.word from incoming i
+         where not exists (select 1 from message_words w where w.message_id = i.message_id and w.word = i.word)),
       moved as (
         update search_progress p set indexed_seq = won.reached from won where p.conversation_id = won.conversation_id)
       select won.conversation_id from won, quick`);
