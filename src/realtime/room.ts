@@ -10,13 +10,13 @@ export type MemberHandle = { leave(): void };
 /**
  * Sockets an event goes to in one turn of the event loop. A room with more hands each event
  * to this many, then yields (the scheduler's 0 ms: setImmediate), so one event to a
- * conversation of thousands does not hold up every other room of the replica: about half a
- * millisecond of socket writes per turn. Measured with the crowd bench (small conversations
- * at 200 msg/s beside a 1,000-member one at 20 msg/s, two runs each): with 256 the small
- * ones' p99 beside the crowd was 44-74 ms, with 64 it was 28-33 ms (16 and 32: the same
- * within noise), and the crowd's own p99 fell from 46-80 to 32-37 ms.
+ * conversation of thousands does not hold up every other room of the replica: about 2 ms of
+ * socket writes per turn. 64 was tried against it, alternating builds in the crowd bench
+ * (small conversations at 200 msg/s beside a 1,000-member one at 20 msg/s), three runs each:
+ * the small ones' p99 beside the crowd read 26, 24, 27 ms with 256 and 29, 38, 29 ms with 64.
+ * No difference that the machine's noise does not swamp, so the larger batch stays.
  */
-export const BROADCAST_BATCH = 64;
+export const BROADCAST_BATCH = 256;
 
 export interface RoomOptions {
   conversationId: number;
