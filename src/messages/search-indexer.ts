@@ -205,8 +205,9 @@ export class SearchIndexer {
 
   /**
    * A round in single statements, no interactive transaction: no connection is held across
-   * round trips (the send batcher's connections are few), and nothing needs rolling back. It reads where the conversations are and their message events with the messages' text
-   * now, computes the words, then writes them in one statement that locks the progress rows
+   * round trips (the send batcher's connections are few), and nothing needs rolling back. It
+   * reads where the conversations are and their message events with the messages' text now,
+   * computes the words, then writes them in one statement that locks the progress rows
    * (SKIP LOCKED) and applies only where `indexed_seq` is still what was read: a round of
    * another replica that got there first (with text at least as new) wins, and this one's
    * conversations are marked again.
