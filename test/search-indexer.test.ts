@@ -8,7 +8,6 @@
  * indexed in rounds of EVENTS_PER_ROUND.
  */
 import { sql } from 'drizzle-orm';
-import postgres from 'postgres';
 import t, { type Test } from 'tap';
 import { createMemoryBus } from '../src/bus/bus-memory.js';
 import { createDatabase, type DatabaseHandle } from '../src/db/client.js';
@@ -16,6 +15,7 @@ import { EventKind } from '../src/db/schema/index.js';
 import { EVENTS_PER_ROUND } from '../src/messages/search-indexer.js';
 import { call, createConversation, register, type Session } from './helpers/api.js';
 import { buildTestApp, testDatabase } from './helpers/app.js';
+import { holdRow } from './helpers/row-lock.js';
 
 async function twoReplicas(t: Test) {
   const { database, url } = await testDatabase(t, 'postgres');
@@ -107,18 +107,7 @@ t.test('a progress row held elsewhere: passed over, left marked, indexed once fr
   await a.searchIndex.drain();
   await call(a, 'POST', `/api/conversations/${cid}/messages/`, { token: alice.token, body: { content: 'waits for the lock' } });
 
-  const holder = postgres(url, { max: 1, onnotice: () => {} });
-  t.teardown(() => holder.end({ timeout: 1 }));
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => (release = resolve));
-  let held!: () => void;
-  const locked = new Promise<void>((resolve) => (held = resolve));
-  const done = holder.begin(async (tx) => {
-    await tx`select 1 from search_progress where conversation_id = ${cid} for update`;
-    held();
-    await released;
-  });
-  await locked;
+  const { release, done } = await holdRow(t, url, (tx) => tx`select 1 from search_progress where conversation_id = ${cid} for update`);
   await a.searchIndex.drain();
   t.equal(await count(database, sql`select count(*) as n from message_words where word = 'lock'`), 0, 'not indexed while the row is held');
   t.equal(a.searchIndex.backlog, 1, 'still marked');
