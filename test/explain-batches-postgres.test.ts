@@ -5,7 +5,8 @@
  * table read through an index lookup (no sequential scan, no walk of a whole index). The
  * statement is the one the service really sent (recorded, with a mention, so the mention
  * lookup is in it), explained as a prepared statement's generic plan on the fresh database,
- * with and without those settings.
+ * with and without those settings. The search indexer's statements run on the ordinary pool,
+ * with PostgreSQL's own plan choices: their generic plans must be lookups by themselves.
  */
 import type postgres from 'postgres';
 import t from 'tap';
@@ -75,4 +76,34 @@ t.test('the send batch is planned for index lookups on a fresh database', async 
   }
   // Why the settings exist: costed on empty tables, PostgreSQL's own generic plans read them whole.
   t.ok(unguarded.length > 0, `without PLANNED_SETTINGS the generic plans scan ${unguarded.join(', ')}`);
+});
+
+t.test('the search indexer reads and writes by index lookups in its generic plans on a fresh database', async (t) => {
+  const { database, queries, admin } = await explainDatabase(t, 'explain_indexer');
+  const app = await buildTestApp(t, { database, bus: createMemoryBus() });
+  const users = await admin.unsafe<{ id: number; username: string }[]>(
+    `insert into users (username, password_hash) values ('alice', 'scrypt$x'), ('bob', 'scrypt$x') returning id, username`,
+  );
+  const token = app.signToken(users[0]!);
+  const created = await call(app, 'POST', '/api/conversations/', { token, body: { participants: [users[1]!.id] } });
+  t.equal(created.status, 201, 'conversation created');
+  const conversationId = (created.json as { id: number }).id;
+  const sent = await call(app, 'POST', `/api/conversations/${conversationId}/messages/`, { token, body: { content: 'words to index' } });
+  t.equal(sent.status, 201, 'message sent');
+  const from = queries.length;
+  await app.searchIndex.drain();
+  const statements = new Map<string, RecordedQuery>();
+  for (const query of queries.slice(from)) if (!statements.has(query.sql)) statements.set(query.sql, query);
+  t.ok([...statements.keys()].some((text) => /conversation_events e/.test(text)), 'the indexer read the event log');
+  t.ok([...statements.keys()].some((text) => /insert into message_words/.test(text)), 'the indexer wrote words');
+
+  // The indexer's statements run on the ordinary pool (PostgreSQL's own plan choice): the
+  // statements themselves must leave it only lookups.
+  let n = 0;
+  for (const query of statements.values()) {
+    const label = query.sql.replace(/\s+/g, ' ').trim().slice(0, 50);
+    const plan = await genericPlan(admin, query, `indexer_${++n}`, {});
+    t.comment(`${label}: ${outline(plan)}`);
+    t.same(fullReads(plan), [], `${label}: index lookups only`);
+  }
 });

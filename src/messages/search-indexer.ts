@@ -225,22 +225,32 @@ export class SearchIndexer {
       if (this.withProgress.size + unseen.length > PROGRESS_ROWS_REMEMBERED) this.withProgress.clear();
       for (const id of unseen) this.withProgress.add(id);
     }
+    // Lateral lookups (their limit keeps the planner from making them a join): the generic
+    // plan of a join hashed every conversation.
     const progress = await database.query<Progress>(sql`
       select p.conversation_id, p.indexed_seq, c.last_seq
-        from search_progress p join conversations c on c.id = p.conversation_id
+        from search_progress p
+        cross join lateral (select c.last_seq from conversations c where c.id = p.conversation_id limit 1) c
        where p.conversation_id = any(${intArray(ids)}::int4[]) and c.last_seq > p.indexed_seq
        order by p.conversation_id`);
     if (progress.length === 0) return { left: [], conversations: 0, events: 0 };
     const behind = progress.map((r) => toNumber(r.conversation_id));
+    // A lateral lookup per conversation, not a join: as a join, the generic plan of this
+    // prepared statement (costed while the tables were small) merge-joined along the whole
+    // event-log index, a cost that grew with every event stored (21 ms a round at 60,000
+    // events, the largest statement of a fan-out run; test/explain-batches-postgres).
     const events = await database.query<EventRow & MessageRow>(sql`
-      select e.conversation_id, e.seq, e.message_id, m.content, m.is_deleted
+      select r.conversation_id, e.seq, e.message_id, m.content, m.is_deleted
         from unnest(${intArray(behind)}::int4[],
                     ${intArray(progress.map((r) => toNumber(r.indexed_seq)))}::int8[],
                     ${intArray(progress.map((r) => toNumber(r.last_seq)))}::int8[]) as r(conversation_id, after, upto)
-        join conversation_events e on e.conversation_id = r.conversation_id and e.seq > r.after and e.seq <= r.upto
+        cross join lateral (
+          select e.seq, e.message_id from conversation_events e
+           where e.conversation_id = r.conversation_id and e.seq > r.after and e.seq <= r.upto
+             and e.kind = any(${intArray(MESSAGE_KINDS)}::int2[])
+           order by e.seq limit ${EVENTS_PER_ROUND}) e
         join messages m on m.id = e.message_id
-       where e.kind = any(${intArray(MESSAGE_KINDS)}::int2[])
-       order by e.conversation_id, e.seq
+       order by r.conversation_id, e.seq
        limit ${EVENTS_PER_ROUND}`);
     // Where each conversation gets to: all of it, or, for the one the limit cut, its last event read.
     const reached = new Map(progress.map((r) => [toNumber(r.conversation_id), toNumber(r.last_seq)]));
