@@ -144,3 +144,23 @@ t.test('messages with no index (older data, a replica that died first): a sweep 
   const found = await call(a, 'GET', `/api/search/?q=row${total}`, { token: bob.token });
   t.equal((found.json as unknown[]).length, 1, 'the newest one is found by its word');
 });
+
+t.test('words already there for messages the progress does not cover (written with the send by an earlier version): indexed once, not stuck', async (t) => {
+  const { database, a } = await twoReplicas(t);
+  const alice: Session = await register(a);
+  const bob = await register(a);
+  const cid = await createConversation(a, alice, [bob]);
+  await call(a, 'POST', `/api/conversations/${cid}/messages/`, { token: alice.token, body: { content: 'first round' } });
+  await a.searchIndex.drain();
+  const sent = await call(a, 'POST', `/api/conversations/${cid}/messages/`, { token: alice.token, body: { content: 'early words here' } });
+  const messageId = (sent.json as { id: number }).id;
+  // As the send path once wrote them: the message's words, no progress moved.
+  await database.query(sql`
+    insert into message_words (message_id, conversation_id, word)
+    select ${messageId}, ${cid}, w from unnest(array['early', 'words', 'stale']) w`);
+  await a.searchIndex.drain();
+  t.equal(a.searchIndex.backlog, 0, 'nothing left marked');
+  t.equal(await progressBehind(database, cid), 0, 'progress at last_seq');
+  const words = await database.query<{ word: string }>(sql`select word from message_words where message_id = ${messageId} order by word`);
+  t.same(words.map((row) => row.word), ['early', 'here', 'words'], 'the message’s words, each once, and none it does not have');
+});

@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import type { DatabaseHandle } from '../db/client.js';
 import { EventKind } from '../db/schema/index.js';
 import { intArray, textArray, toNumber } from '../db/sql.js';
-import { databaseErrorCode } from '../db/errors.js';
+import { databaseErrorCode, UNIQUE_VIOLATION } from '../db/errors.js';
 import type { Logger } from '../domain/logger.js';
 import { timeStatement, type StatementTimer } from '../domain/observer.js';
 import { wordsOf } from './search-words.js';
@@ -50,6 +50,7 @@ interface Progress extends Record<string, unknown> {
 interface EventRow extends Record<string, unknown> {
   conversation_id: unknown;
   seq: unknown;
+  kind: unknown;
   message_id: unknown;
 }
 
@@ -240,12 +241,12 @@ export class SearchIndexer {
     // event-log index, a cost that grew with every event stored (21 ms a round at 60,000
     // events, the largest statement of a fan-out run; test/explain-batches-postgres).
     const events = await database.query<EventRow & MessageRow>(sql`
-      select r.conversation_id, e.seq, e.message_id, m.content, m.is_deleted
+      select r.conversation_id, e.seq, e.kind, e.message_id, m.content, m.is_deleted
         from unnest(${intArray(behind)}::int4[],
                     ${intArray(progress.map((r) => toNumber(r.indexed_seq)))}::int8[],
                     ${intArray(progress.map((r) => toNumber(r.last_seq)))}::int8[]) as r(conversation_id, after, upto)
         cross join lateral (
-          select e.seq, e.message_id from conversation_events e
+          select e.seq, e.kind, e.message_id from conversation_events e
            where e.conversation_id = r.conversation_id and e.seq > r.after and e.seq <= r.upto
              and e.kind = any(${intArray(MESSAGE_KINDS)}::int2[])
            order by e.seq limit ${EVENTS_PER_ROUND}) e
@@ -262,21 +263,28 @@ export class SearchIndexer {
       for (const id of [...reached.keys()]) if (id > cut) reached.delete(id), left.push(id);
     }
     // The words of each message as its text is now (a deleted message has none), in word
-    // order: neighbouring inserts land on the same index pages.
-    const messages = new Map<number, { conversationId: number; words: string[] }>();
+    // order: neighbouring inserts land on the same index pages. A message created in this
+    // round (fresh) has no words yet: its creation is after `indexed_seq`, and words are only
+    // ever written with the progress that covers the creation. Its words go in without the
+    // lookups that replacing an older message's words needs (a third of the round's reads).
+    const messages = new Map<number, { conversationId: number; words: string[]; fresh: boolean }>();
     for (const event of events) {
       const content = event.is_deleted ? '' : event.content;
-      messages.set(toNumber(event.message_id), { conversationId: toNumber(event.conversation_id), words: wordsOf(content) });
+      const id = toNumber(event.message_id);
+      const fresh = toNumber(event.kind) === EventKind.messageCreated || messages.get(id)?.fresh === true;
+      messages.set(id, { conversationId: toNumber(event.conversation_id), words: wordsOf(content), fresh });
     }
-    const rows = [...messages].flatMap(([messageId, { conversationId, words }]) => words.map((word) => ({ messageId, conversationId, word })));
+    const rows = [...messages].flatMap(([messageId, { conversationId, words, fresh }]) => words.map((word) => ({ messageId, conversationId, word, fresh })));
     rows.sort((a, b) => (a.word < b.word ? -1 : a.word > b.word ? 1 : a.messageId - b.messageId));
+    // The messages whose words the round replaces (checking each): all, or all but the fresh.
+    const touched = (trustFresh: boolean) => [...messages].filter(([, message]) => !trustFresh || !message.fresh);
     const after = new Map(progress.map((r) => [toNumber(r.conversation_id), toNumber(r.indexed_seq)]));
     const targets = [...reached.keys()];
     // One statement, one snapshot: its delete cannot see its insert, so it deletes only the
     // words a message no longer has, and the insert skips those it keeps. The set_config makes
     // this statement's own commit skip the wait for its WAL flush: nothing in it is lost for
     // good (a crash rolls the progress back with the words).
-    const applied = await database.query<{ conversation_id: unknown }>(sql`
+    const write = (trustFresh: boolean) => database.query<{ conversation_id: unknown }>(sql`
       with quick as (select set_config('synchronous_commit', 'off', true)),
       target as (
         select * from unnest(${intArray(targets)}::int4[], ${intArray(targets.map((id) => after.get(id)!))}::int8[], ${intArray(targets.map((id) => reached.get(id)!))}::int8[])
@@ -286,12 +294,13 @@ export class SearchIndexer {
          where p.indexed_seq = t.after
            for update of p skip locked),
       incoming as (
-        select n.message_id, n.conversation_id, n.word
-          from unnest(${intArray(rows.map((r) => r.messageId))}::int8[], ${intArray(rows.map((r) => r.conversationId))}::int4[], ${textArray(rows.map((r) => r.word))}::text[])
-               as n(message_id, conversation_id, word)
+        select n.message_id, n.conversation_id, n.word, n.fresh
+          from unnest(${intArray(rows.map((r) => r.messageId))}::int8[], ${intArray(rows.map((r) => r.conversationId))}::int4[], ${textArray(rows.map((r) => r.word))}::text[],
+                      ${textArray(rows.map((r) => String(trustFresh && r.fresh)))}::bool[])
+               as n(message_id, conversation_id, word, fresh)
          where n.conversation_id in (select conversation_id from won)),
       touched as (
-        select m.message_id from unnest(${intArray([...messages.keys()])}::int8[], ${intArray([...messages.values()].map((m) => m.conversationId))}::int4[]) as m(message_id, conversation_id)
+        select m.message_id from unnest(${intArray(touched(trustFresh).map(([id]) => id))}::int8[], ${intArray(touched(trustFresh).map(([, m]) => m.conversationId))}::int4[]) as m(message_id, conversation_id)
          where m.conversation_id in (select conversation_id from won)),
       dropped as (
         delete from message_words w using touched t
@@ -303,10 +312,19 @@ export class SearchIndexer {
       added as (
         insert into message_words (message_id, conversation_id, word)
         select i.message_id, i.conversation_id, i.word from incoming i
-         where not exists (select 1 from message_words w where w.message_id = i.message_id and w.word = i.word)),
+         where i.fresh or not exists (select 1 from message_words w where w.message_id = i.message_id and w.word = i.word)),
       moved as (
         update search_progress p set indexed_seq = won.reached from won where p.conversation_id = won.conversation_id)
       select won.conversation_id from won, quick`);
+    // Words of a "fresh" message already there (a version before the indexer wrote words with
+    // the send, its messages not yet covered by any progress): the round again, checking each.
+    let applied: { conversation_id: unknown }[];
+    try {
+      applied = await write(true);
+    } catch (error) {
+      if (databaseErrorCode(error) !== UNIQUE_VIOLATION) throw error;
+      applied = await write(false);
+    }
     const done = new Set(applied.map((r) => toNumber(r.conversation_id)));
     // Taken by another replica's round meanwhile: marked again, for a round after it.
     for (const id of targets) if (!done.has(id)) left.push(id);
