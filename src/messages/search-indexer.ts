@@ -284,7 +284,9 @@ export class SearchIndexer {
     // words a message no longer has, and the insert skips those it keeps. The set_config makes
     // this statement's own commit skip the wait for its WAL flush: nothing in it is lost for
     // good (a crash rolls the progress back with the words).
-    const write = (trustFresh: boolean) => database.query<{ conversation_id: unknown }>(sql`
+    const write = (trustFresh: boolean) => {
+      const replaced = touched(trustFresh);
+      return database.query<{ conversation_id: unknown }>(sql`
       with quick as (select set_config('synchronous_commit', 'off', true)),
       target as (
         select * from unnest(${intArray(targets)}::int4[], ${intArray(targets.map((id) => after.get(id)!))}::int8[], ${intArray(targets.map((id) => reached.get(id)!))}::int8[])
@@ -300,7 +302,7 @@ export class SearchIndexer {
                as n(message_id, conversation_id, word, fresh)
          where n.conversation_id in (select conversation_id from won)),
       touched as (
-        select m.message_id from unnest(${intArray(touched(trustFresh).map(([id]) => id))}::int8[], ${intArray(touched(trustFresh).map(([, m]) => m.conversationId))}::int4[]) as m(message_id, conversation_id)
+        select m.message_id from unnest(${intArray(replaced.map(([id]) => id))}::int8[], ${intArray(replaced.map(([, m]) => m.conversationId))}::int4[]) as m(message_id, conversation_id)
          where m.conversation_id in (select conversation_id from won)),
       dropped as (
         delete from message_words w using touched t
@@ -316,6 +318,7 @@ export class SearchIndexer {
       moved as (
         update search_progress p set indexed_seq = won.reached from won where p.conversation_id = won.conversation_id)
       select won.conversation_id from won, quick`);
+    };
     // Words of a "fresh" message already there (a version before the indexer wrote words with
     // the send, its messages not yet covered by any progress): the round again, checking each.
     let applied: { conversation_id: unknown }[];
