@@ -152,12 +152,24 @@ t.test('words already there for messages the progress does not cover (written wi
   const cid = await createConversation(a, alice, [bob]);
   await call(a, 'POST', `/api/conversations/${cid}/messages/`, { token: alice.token, body: { content: 'first round' } });
   await a.searchIndex.drain();
-  const sent = await call(a, 'POST', `/api/conversations/${cid}/messages/`, { token: alice.token, body: { content: 'early words here' } });
-  const messageId = (sent.json as { id: number }).id;
-  // As the send path once wrote them: the message's words, no progress moved.
-  await database.query(sql`
-    insert into message_words (message_id, conversation_id, word)
-    select ${messageId}, ${cid}, w from unnest(array['early', 'words', 'stale']) w`);
+  // As the send path once wrote a message: with its words, no progress moved, no replica
+  // marking it (one statement, so no indexer round can come between). A sweep finds it.
+  const [made] = await database.query<{ id: unknown }>(sql`
+    with made as (
+      insert into messages (conversation_id, sender_id, content, seq)
+      select ${cid}, ${alice.user.id}, 'early words here', c.last_seq + 1 from conversations c where c.id = ${cid}
+      returning id, seq),
+    logged as (
+      insert into conversation_events (conversation_id, seq, kind, message_id, message_count)
+      select ${cid}, seq, ${EventKind.messageCreated}, id, seq from made),
+    worded as (
+      insert into message_words (message_id, conversation_id, word)
+      select made.id, ${cid}, w from made, unnest(array['early', 'words', 'stale']) w),
+    bumped as (
+      update conversations set last_seq = last_seq + 1, message_count = message_count + 1 where id = ${cid})
+    select id from made`);
+  const messageId = Number(made!.id);
+  t.ok((await a.searchIndex.sweep()) >= 1, 'the sweep finds the conversation behind');
   await a.searchIndex.drain();
   t.equal(a.searchIndex.backlog, 0, 'nothing left marked');
   t.equal(await progressBehind(database, cid), 0, 'progress at last_seq');
