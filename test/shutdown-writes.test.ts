@@ -94,7 +94,7 @@ t.test('notifications: the retry timer does not outlive close, and pending entri
   t.equal(batcher.timerState, 'unref', 'a retry is scheduled, on a timer that does not hold the process');
   failing = false;
   await batcher.close();
-  t.equal(written.length, 2, 'close writes them: the notifications, then the inbox order');
+  t.equal(written.length, 3, 'close writes them: the senders\' reads, the notifications, then the inbox order');
   t.equal(batcher.timerState, 'none', 'and leaves no timer behind');
   batcher.add(9, 1, 'alice', 9);
   t.equal(batcher.timerState, 'none', 'nor does a late add');

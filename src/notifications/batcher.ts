@@ -1,5 +1,5 @@
 import type { Logger } from '../domain/logger.js';
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import type { DatabaseHandle } from '../db/client.js';
 import { intArray, textArray } from '../db/sql.js';
 import { databaseErrorCode } from '../db/errors.js';
@@ -155,7 +155,16 @@ export class NotificationBatcher {
     const started = performance.now();
     const flushed = (failed: boolean) => this.observer.flushed?.(batch.length + mentions.length, (performance.now() - started) / 1000, failed);
     try {
-      this.deliver(await timeStatement(this.observer.statement, 'notification_upsert', () => this.upsert(batch, mentions)));
+      await timeStatement(this.observer.statement, 'notification_upsert', async () => {
+        // Two statements, each its own transaction, and each locking its rows in (user,
+        // conversation) order: the senders' reads first, then the recipients' upserts. In one
+        // statement the two sets were locked one after the other, so two replicas' flushes
+        // whose senders and recipients crossed could each hold a row of one set while waiting
+        // for the other's (test/notification-flush-locks.test.ts). The reads are pushed as
+        // soon as they commit: a retry of the upserts would not return them again.
+        if (batch.length > 0) this.deliver(await this.readBySending(batch));
+        this.deliver(await this.upsert(batch, mentions));
+      });
       flushed(false);
       await this.moveInboxes(batch);
     } catch (error) {
@@ -209,16 +218,13 @@ export class NotificationBatcher {
     }
   }
 
-  private upsert(batch: Pending[], mentions: PendingMention[]): Promise<FlushedRow[]> {
-    // One row per (message, mentioned username): flat arrays, as unnest takes them.
-    const flat = mentions.flatMap((m) => m.usernames.map((username) => ({ ...m, username })));
-    // Rows are locked in (user, conversation) order, so two replicas flushing at once cannot deadlock.
-    // Sending counts as reading (INBOX.md): each sender's unread "new messages" notification of
-    // the conversation is read in the same statement, unless someone else's message in this
-    // flush is beyond the sender's marker: then that row is refreshed instead, counting anew.
-    // Nobody is notified of a message at or below their marker (they read it meanwhile), and
-    // only current members are (the participants join, at flush).
-    const statement = sql`
+  /**
+   * The flush's messages, the senders among them, and who each conversation's messages notify:
+   * the first CTEs of both statements. Nobody is notified of a message at or below their marker
+   * (they read it meanwhile), and only current members are (the participants join, at flush).
+   */
+  private recipients(batch: Pending[]): SQL {
+    return sql`
       with batch as (
         select b.*, m.seq, m.created_at as sent_at from unnest(
           ${intArray(batch.map((b) => b.conversationId))}::int4[], ${intArray(batch.map((b) => b.senderId))}::int4[],
@@ -234,13 +240,34 @@ export class NotificationBatcher {
           join conversations c on c.id = b.conversation_id and c.member_count <= ${this.notifyMaxMembers}
           join participants p on p.conversation_id = b.conversation_id and p.user_id <> b.sender_id
          where p.last_read_seq < b.seq
-         group by p.user_id, b.conversation_id),
-      read_by_sending as (
-        update notifications n set is_read = true
-          from senders s
-         where n.user_id = s.sender_id and n.conversation_id = s.conversation_id and not n.is_read and n.kind = 'messages.new'
+         group by p.user_id, b.conversation_id)`;
+  }
+
+  /**
+   * Sending counts as reading (INBOX.md): each sender's unread "new messages" notification of
+   * the conversation is read, unless someone else's message in this flush is beyond the
+   * sender's marker: then the upsert refreshes that row instead, counting anew.
+   */
+  private readBySending(batch: Pending[]): Promise<FlushedRow[]> {
+    return this.database.query<FlushedRow>(
+      sql`${this.recipients(batch)},
+      reading as (
+        select n.id from notifications n join senders s on n.user_id = s.sender_id and n.conversation_id = s.conversation_id
+         where not n.is_read and n.kind = 'messages.new'
            and not exists (select 1 from targets t where t.user_id = s.sender_id and t.conversation_id = s.conversation_id)
-        returning ${notificationColumns}),
+         order by n.user_id, n.conversation_id for update of n)
+      update notifications n set is_read = true from reading r where n.id = r.id
+      returning ${notificationColumns}, true as read_by_sending`,
+      { planEachCall: true },
+    );
+  }
+
+  private upsert(batch: Pending[], mentions: PendingMention[]): Promise<FlushedRow[]> {
+    // One row per (message, mentioned username): flat arrays, as unnest takes them.
+    const flat = mentions.flatMap((m) => m.usernames.map((username) => ({ ...m, username })));
+    // Rows are locked in (user, conversation) order, so two replicas flushing at once cannot
+    // deadlock; mention rows are new ones, one per message and member, that no other replica writes.
+    const statement = sql`${this.recipients(batch)},
       upserted as (
         insert into notifications as n (user_id, kind, conversation_id, message_id, count, text)
         select user_id, 'messages.new', conversation_id, message_id, count,
@@ -277,9 +304,7 @@ export class NotificationBatcher {
         returning ${notificationColumns})
       select *, false as read_by_sending from upserted
       union all
-      select *, false as read_by_sending from mentioned
-      union all
-      select *, true as read_by_sending from read_by_sending`;
+      select *, false as read_by_sending from mentioned`;
     // Planned per flush: a generic plan made when participants was nearly empty would keep
     // scanning it as memberships grow (db/client.ts: planEachCall; a few flushes a second).
     return this.database.query<FlushedRow>(statement, { planEachCall: true });

@@ -1,0 +1,108 @@
+/**
+ * Two replicas flushing notifications at once must not deadlock (src/notifications/batcher.ts).
+ * A flush reads the senders' own unread rows (sending counts as reading) and upserts the
+ * recipients' rows. Seen in a fan-out benchmark: replica A's flush had read x's row in one
+ * conversation and waited for p's row in another, which replica B's flush had read while it
+ * waited for x's row. PostgreSQL broke the cycle after deadlock_timeout (a second), and
+ * one flush failed and was retried. Here that schedule is made certain: a third connection
+ * holds a row that A's upsert locks last, so A is waiting, holding what it has locked so
+ * far, when B starts.
+ */
+import { sql } from 'drizzle-orm';
+import postgres from 'postgres';
+import t from 'tap';
+import { createMemoryBus } from '../src/bus/bus-memory.js';
+import { createDatabase } from '../src/db/client.js';
+import { NotificationBatcher, type FlushedRow } from '../src/notifications/batcher.js';
+import { call, createConversation, register, type Session } from './helpers/api.js';
+import { buildTestApp, testDatabase } from './helpers/app.js';
+import { holdRow } from './helpers/row-lock.js';
+import { within } from './helpers/within.js';
+
+const silent = { warn() {}, error() {}, info() {} } as never;
+
+t.test('two flushes whose senders and recipients cross: both written, neither a deadlock victim', async (t) => {
+  const { database, url } = await testDatabase(t, 'postgres');
+  const app = await buildTestApp(t, { database, bus: createMemoryBus() });
+  // Registered in this order, so p < w: A's upsert, in (user, conversation) order, locks p's row before it reaches w's, held.
+  const [x, y, p, q, w, v] = [await register(app), await register(app), await register(app), await register(app), await register(app), await register(app)];
+  const c = await createConversation(app, x, [y]);
+  const cPrime = await createConversation(app, p, [q]);
+  const c3 = await createConversation(app, w, [v]);
+  const send = async (who: Session, conversation: number) => {
+    const response = await call(app, 'POST', `/api/conversations/${conversation}/messages/`, { token: who.token, body: { content: `from ${who.user.username}` } });
+    t.equal(response.status, 201);
+    return (response.json as { id: number }).id;
+  };
+  const mx = await send(x, c);
+  const my = await send(y, c);
+  const mp = await send(p, cPrime);
+  const mq = await send(q, cPrime);
+  const mv = await send(v, c3);
+  await app.close();
+
+  // The state both flushes find, as earlier flushes would have left it: x, p and w have unread
+  // rows; x, p and w have read nothing, y and q everything.
+  await database.query(sql`delete from notifications`);
+  await database.query(sql`update participants set last_read_seq = 0 where user_id in (${x.user.id}, ${p.user.id}, ${w.user.id})`);
+  await database.query(sql`update participants p set last_read_seq = c.last_seq from conversations c where c.id = p.conversation_id and p.user_id in (${y.user.id}, ${q.user.id})`);
+  for (const [user, conversation, message] of [[x, c, my], [p, cPrime, mq], [w, c3, mv]] as const) {
+    await database.query(sql`insert into notifications (user_id, kind, conversation_id, message_id, text) values (${user.user.id}, 'messages.new', ${conversation}, ${message}, 'earlier')`);
+  }
+
+  // The database layer retries a deadlock victim by itself (db/retry.ts), so after
+  // deadlock_timeout both flushes would succeed anyway. With the timeout past the test's
+  // patience, a cycle is a flush that never ends: certain to fail, not merely slow.
+  await database.query(sql.raw(`alter database "${new URL(url!).pathname.slice(1)}" set deadlock_timeout = '60s'`));
+  // Each replica on connections of its own, as two processes would be (opened after the setting).
+  const replica = (label: string) => {
+    const own = createDatabase({ url, embeddedDir: '', poolSize: 2 });
+    t.teardown(() => own.close());
+    const failures: string[] = [];
+    const delivered: FlushedRow[] = [];
+    const batcher = new NotificationBatcher(own, (rows) => delivered.push(...rows), silent, {
+      flushed: (_entries, _seconds, failed) => void (failed && failures.push(label)),
+    });
+    return { batcher, failures, delivered };
+  };
+  const a = replica('A');
+  const b = replica('B');
+  a.batcher.add(c, x.user.id, x.user.username, mx);
+  a.batcher.add(cPrime, q.user.id, q.user.username, mq);
+  a.batcher.add(c3, v.user.id, v.user.username, mv);
+  b.batcher.add(c, y.user.id, y.user.username, my);
+  b.batcher.add(cPrime, p.user.id, p.user.username, mp);
+
+  const admin = postgres(url!, { max: 1, onnotice: () => {} });
+  t.teardown(() => admin.end({ timeout: 1 }));
+  const waitingForLocks = async () =>
+    Number((await admin`select count(*) as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`)[0]!.n);
+  /** Resolves once `n` backends wait for a lock, or `settled` has settled; polls, never a fixed wait. */
+  const untilWaiting = async (n: number, settled: Promise<unknown>) => {
+    let done = false;
+    void settled.finally(() => (done = true));
+    while (!done && (await waitingForLocks()) < n) await new Promise((resolve) => setImmediate(resolve));
+  };
+
+  const { release, done } = await holdRow(t, url!, (tx) => tx`select 1 from notifications where user_id = ${w.user.id} for update`);
+  const flushA = a.batcher.flush();
+  await within(untilWaiting(1, flushA), 'A waiting for the held row');
+  const flushB = b.batcher.flush();
+  await within(untilWaiting(2, flushB), 'B waiting or written');
+  release();
+  await done;
+  await within(Promise.all([flushA, flushB]), 'both flushes, with no lock cycle between them');
+
+  t.same([...a.failures, ...b.failures], [], 'no flush failed');
+  t.equal(a.batcher.size + b.batcher.size, 0, 'nothing left for a retry');
+  const unread = await database.query<{ user_id: number; conversation_id: number }>(
+    sql`select user_id, conversation_id from notifications where not is_read order by user_id, conversation_id`,
+  );
+  t.same(
+    unread.map((row) => [row.user_id, row.conversation_id]),
+    [[x.user.id, c], [w.user.id, c3]],
+    'unread: x (from y) and w (from v), each once; p read by sending',
+  );
+  const readBySending = [...a.delivered, ...b.delivered].filter((row) => row.read_by_sending).map((row) => Number(row.user_id)).sort((l, r) => l - r);
+  t.same(readBySending, [x.user.id, p.user.id].sort((l, r) => l - r), 'x and p read their rows by sending, and their devices are told');
+});
