@@ -246,15 +246,28 @@ export class NotificationBatcher {
   /**
    * Sending counts as reading (INBOX.md): each sender's unread "new messages" notification of
    * the conversation is read, unless someone else's message in this flush is beyond the
-   * sender's marker: then the upsert refreshes that row instead, counting anew.
+   * sender's marker (the sender is then one of its recipients: the upsert refreshes that row
+   * instead, counting anew). Only the senders' own rows are visited: most have none, having
+   * read by sending before.
    */
   private readBySending(batch: Pending[]): Promise<FlushedRow[]> {
     return this.database.query<FlushedRow>(
-      sql`${this.recipients(batch)},
+      sql`
+      with batch as (
+        select b.conversation_id, b.sender_id, m.seq from unnest(
+          ${intArray(batch.map((b) => b.conversationId))}::int4[], ${intArray(batch.map((b) => b.senderId))}::int4[],
+          ${intArray(batch.map((b) => b.messageId))}::int8[]
+        ) as b(conversation_id, sender_id, message_id)
+        join messages m on m.id = b.message_id),
       reading as (
-        select n.id from notifications n join senders s on n.user_id = s.sender_id and n.conversation_id = s.conversation_id
+        select n.id from batch s
+          join notifications n on n.user_id = s.sender_id and n.conversation_id = s.conversation_id
          where not n.is_read and n.kind = 'messages.new'
-           and not exists (select 1 from targets t where t.user_id = s.sender_id and t.conversation_id = s.conversation_id)
+           and not exists (
+             select 1 from batch o
+               join conversations c on c.id = o.conversation_id and c.member_count <= ${this.notifyMaxMembers}
+               join participants p on p.conversation_id = o.conversation_id and p.user_id = s.sender_id
+              where o.conversation_id = s.conversation_id and o.sender_id <> s.sender_id and p.last_read_seq < o.seq)
          order by n.user_id, n.conversation_id for update of n)
       update notifications n set is_read = true from reading r where n.id = r.id
       returning ${notificationColumns}, true as read_by_sending`,
