@@ -42,10 +42,9 @@ t.test('two flushes whose senders and recipients cross: both written, neither a 
   await app.close();
 
   // The state both flushes find, as earlier flushes would have left it: x, p and w have unread
-  // rows; x, p and w have read nothing, y and q everything.
+  // rows. The markers are where the sends left them (each sender's at their own message), so
+  // y's message is past x's marker, q's past p's, and v's past w's.
   await database.query(sql`delete from notifications`);
-  await database.query(sql`update participants set last_read_seq = 0 where user_id in (${x.user.id}, ${p.user.id}, ${w.user.id})`);
-  await database.query(sql`update participants p set last_read_seq = c.last_seq from conversations c where c.id = p.conversation_id and p.user_id in (${y.user.id}, ${q.user.id})`);
   for (const [user, conversation, message] of [[x, c, my], [p, cPrime, mq], [w, c3, mv]] as const) {
     await database.query(sql`insert into notifications (user_id, kind, conversation_id, message_id, text) values (${user.user.id}, 'messages.new', ${conversation}, ${message}, 'earlier')`);
   }
@@ -105,4 +104,44 @@ t.test('two flushes whose senders and recipients cross: both written, neither a 
   );
   const readBySending = [...a.delivered, ...b.delivered].filter((row) => row.read_by_sending).map((row) => Number(row.user_id)).sort((l, r) => l - r);
   t.same(readBySending, [x.user.id, p.user.id].sort((l, r) => l - r), 'x and p read their rows by sending, and their devices are told');
+});
+
+t.test('one flush: a sender whose conversation has a newer message from someone else is notified of it, not read', async (t) => {
+  const { database } = await testDatabase(t, 'postgres');
+  const app = await buildTestApp(t, { database, bus: createMemoryBus() });
+  const [x, y] = [await register(app), await register(app)];
+  const c = await createConversation(app, x, [y]);
+  const send = async (who: Session) => {
+    const response = await call(app, 'POST', `/api/conversations/${c}/messages/`, { token: who.token, body: { content: `from ${who.user.username}` } });
+    t.equal(response.status, 201);
+    return (response.json as { id: number }).id;
+  };
+  const mx = await send(x);
+  const my1 = await send(y);
+  const my2 = await send(y);
+  await app.close();
+  // Both had unread rows; x's marker is at mx, y's at my2.
+  await database.query(sql`delete from notifications`);
+  for (const user of [x, y]) {
+    await database.query(sql`insert into notifications (user_id, kind, conversation_id, message_id, count, text) values (${user.user.id}, 'messages.new', ${c}, ${mx}, 5, 'earlier')`);
+  }
+  const delivered: FlushedRow[] = [];
+  const batcher = new NotificationBatcher(database, (rows) => delivered.push(...rows), silent);
+  batcher.add(c, x.user.id, x.user.username, mx);
+  batcher.add(c, y.user.id, y.user.username, my1);
+  batcher.add(c, y.user.id, y.user.username, my2);
+  await batcher.flush();
+
+  const rows = await database.query<{ user_id: number; is_read: boolean; count: number; message_id: unknown }>(
+    sql`select user_id, is_read, count, message_id from notifications order by user_id, id`,
+  );
+  t.same(
+    rows.map((row) => [row.user_id, row.is_read, row.count, Number(row.message_id)]),
+    [
+      [x.user.id, false, 2, my2],
+      [y.user.id, true, 5, mx],
+    ],
+    'x: the same row, counting anew from y\'s two messages; y: read by sending',
+  );
+  t.same(delivered.filter((row) => row.read_by_sending).map((row) => Number(row.user_id)), [y.user.id], 'only y\'s row is pushed as read');
 });

@@ -251,6 +251,8 @@ export class NotificationBatcher {
    * read by sending before.
    */
   private readBySending(batch: Pending[]): Promise<FlushedRow[]> {
+    // Lookups per sender, whatever the planner believes of the tables' sizes: costed on stale
+    // statistics, a join let it walk every unread row and test each sender against each.
     return this.database.query<FlushedRow>(
       sql`
       with batch as (
@@ -258,16 +260,20 @@ export class NotificationBatcher {
           ${intArray(batch.map((b) => b.conversationId))}::int4[], ${intArray(batch.map((b) => b.senderId))}::int4[],
           ${intArray(batch.map((b) => b.messageId))}::int8[]
         ) as b(conversation_id, sender_id, message_id)
-        join messages m on m.id = b.message_id),
+        cross join lateral (select m.seq from messages m where m.id = b.message_id) m),
+      -- A sender's marker is at or past their own messages (the send moved it), so "someone
+      -- else's message past the marker" is "the conversation's newest message in the flush".
+      newest as (select conversation_id, max(seq) as seq from batch group by conversation_id),
+      readers as materialized (
+        select s.conversation_id, s.sender_id from batch s join newest t on t.conversation_id = s.conversation_id
+         where not exists (
+           select 1 from conversations c join participants p on p.conversation_id = c.id and p.user_id = s.sender_id
+            where c.id = s.conversation_id and c.member_count <= ${this.notifyMaxMembers} and p.last_read_seq < t.seq)),
       reading as (
-        select n.id from batch s
-          join notifications n on n.user_id = s.sender_id and n.conversation_id = s.conversation_id
-         where not n.is_read and n.kind = 'messages.new'
-           and not exists (
-             select 1 from batch o
-               join conversations c on c.id = o.conversation_id and c.member_count <= ${this.notifyMaxMembers}
-               join participants p on p.conversation_id = o.conversation_id and p.user_id = s.sender_id
-              where o.conversation_id = s.conversation_id and o.sender_id <> s.sender_id and p.last_read_seq < o.seq)
+        select n.id from readers r
+        cross join lateral (
+          select n.id, n.user_id, n.conversation_id from notifications n
+           where n.user_id = r.sender_id and n.conversation_id = r.conversation_id and not n.is_read and n.kind = 'messages.new') n
          order by n.user_id, n.conversation_id for update of n)
       update notifications n set is_read = true from reading r where n.id = r.id
       returning ${notificationColumns}, true as read_by_sending`,
