@@ -1,5 +1,5 @@
 /**
- * The send batch statement runs with one generic plan per connection, made at its first
+ * The batch statements (the send batch, the notification flush's) run with one generic plan per connection, made at its first
  * call (db/client.ts, `indexOnly` and PLANNED_SETTINGS): on a fresh database, tables empty
  * and never analysed, that plan must already be the one that serves millions of rows, every
  * table read through an index lookup (no sequential scan, no walk of a whole index). The
@@ -60,10 +60,15 @@ t.test('the send batch is planned for index lookups on a fresh database', async 
   });
   t.equal(sent.status, 201, 'message sent');
   t.same((sent.json as { mentions: string[] }).mentions, ['bob'], 'the mention was found');
+  // Closing writes the gathered notifications: the flush's statements are batch statements too.
+  await app.close();
 
   const batches = new Map<string, RecordedQuery>();
   for (const query of queries) if (query.indexOnly && !batches.has(query.sql)) batches.set(query.sql, query);
   t.ok(batches.size >= 1, 'the send batch was recorded');
+  for (const [what, pattern] of [['the senders\' read', /update notifications n set is_read/], ['the upsert', /insert into notifications as n/], ['the inbox order', /update participants p set activity_at/]] as const) {
+    t.ok([...batches.keys()].some((text) => pattern.test(text)), `the notification flush's ${what} was recorded`);
+  }
 
   let n = 0;
   const unguarded: string[] = [];

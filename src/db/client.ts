@@ -147,7 +147,8 @@ const pooledSockets = (target: PostgresTarget, responseMs: number): postgres.Opt
 
 /**
  * Connections per replica for the batch statements (indexOnly): the send batcher's two
- * lanes and the notification flush's two statements, one at a time each.
+ * lanes and the notification flush (its three statements run one after the other), with one
+ * to spare so a flush never waits behind both lanes.
  */
 export const PLANNED_POOL_SIZE = 4;
 
