@@ -93,7 +93,9 @@ const batchStatement = (skipLocked: boolean) => sql`
       ) with ordinality as i(conversation_id, sender_id, content, client_id, reply_to_id, mention_names, ord)),
     locked as (
       select c.id, c.last_seq, c.message_count from conversations c
-       where c.id in (select conversation_id from input)
+       -- The array itself, not the input rows: an index condition in any plan, where a
+       -- semi-join re-planned on small statistics walked the whole primary key.
+       where c.id = any(${sql.placeholder('conversationIds')}::int4[])
        order by c.id for no key update${skipLocked ? sql` skip locked` : sql``}),
     accepted as (
       select distinct on (i.conversation_id, i.sender_id, i.client_id, case when i.client_id is null then i.ord end) i.*
