@@ -51,13 +51,6 @@ export interface StatementOptions {
    * plans every call anyway.
    */
   indexOnly?: boolean;
-  /**
-   * Plan every call for its values and the tables as they are then (an unnamed statement,
-   * which postgres.js also describes in a round trip of its own): for batch statements that
-   * run a few times a second, where planning costs little and a plan fixed in advance could
-   * not suit every batch.
-   */
-  planEachCall?: boolean;
 }
 
 /**
@@ -225,11 +218,11 @@ function connectPostgres(url: string, poolSize: number, timeouts: DatabaseTimeou
     query: async <T extends Row>(statement: SQL, options?: StatementOptions): Promise<T[]> => {
       const { sql: text, params } = dialect.sqlToQuery(statement);
       // RowList is an Array subclass; its rows are typed by the caller's statement.
-      const rows: Row[] = await track(() => clientFor(options).unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: !options?.planEachCall }), true);
+      const rows: Row[] = await track(() => clientFor(options).unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true }), true);
       return rows as T[];
     },
     prepare: compiledOnce(dialect, (text, params, options) =>
-      track(() => clientFor(options).unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: !options?.planEachCall }), true),
+      track(() => clientFor(options).unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true }), true),
     ),
     // A transaction holds one connection throughout; what its work throws is not the database's failure.
     transaction: (work) =>

@@ -1,5 +1,5 @@
 import type { Logger } from '../domain/logger.js';
-import { sql, type SQL } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import type { DatabaseHandle } from '../db/client.js';
 import { intArray, textArray } from '../db/sql.js';
 import { databaseErrorCode } from '../db/errors.js';
@@ -219,31 +219,6 @@ export class NotificationBatcher {
   }
 
   /**
-   * The flush's messages, the senders among them, and who each conversation's messages notify:
-   * the first CTEs of both statements. Nobody is notified of a message at or below their marker
-   * (they read it meanwhile), and only current members are (the participants join, at flush).
-   */
-  private recipients(batch: Pending[]): SQL {
-    return sql`
-      with batch as (
-        select b.*, m.seq, m.created_at as sent_at from unnest(
-          ${intArray(batch.map((b) => b.conversationId))}::int4[], ${intArray(batch.map((b) => b.senderId))}::int4[],
-          ${intArray(batch.map((b) => b.messageId))}::int8[], ${intArray(batch.map((b) => b.count))}::int4[],
-          ${textArray(batch.map((b) => b.sender))}::text[]
-        ) as b(conversation_id, sender_id, message_id, count, sender)
-        join messages m on m.id = b.message_id),
-      senders as (select distinct conversation_id, sender_id from batch),
-      targets as (
-        select p.user_id, b.conversation_id, sum(b.count)::int4 as count, max(b.message_id) as message_id,
-               (array_agg(b.sender order by b.message_id desc))[1] as sender
-          from batch b
-          join conversations c on c.id = b.conversation_id and c.member_count <= ${this.notifyMaxMembers}
-          join participants p on p.conversation_id = b.conversation_id and p.user_id <> b.sender_id
-         where p.last_read_seq < b.seq
-         group by p.user_id, b.conversation_id)`;
-  }
-
-  /**
    * Sending counts as reading (INBOX.md): each sender's unread "new messages" notification of
    * the conversation is read, unless someone else's message in this flush is beyond the
    * sender's marker (the sender is then one of its recipients: the upsert refreshes that row
@@ -278,8 +253,8 @@ export class NotificationBatcher {
            -- per sender, which a flattened join would trade for a walk of the whole index.
            limit 1) n),
       -- Locked apart from the lookups, so in (user, conversation) order. The lock returns each
-      -- row as it is now: one read meanwhile is left alone. (Tested on \`r\`: the same test on
-      -- \`n\` would let the planner walk the whole partial index of unread rows instead.)
+      -- row as it is now: one read meanwhile is left alone. The test is on the locked row's
+      -- copy: on the table's, the planner could walk the whole partial index of unread rows.
       reading as (
         select n.id, n.is_read from notifications n
          where n.id = any(array(select id from found))
@@ -294,8 +269,26 @@ export class NotificationBatcher {
     // One row per (message, mentioned username): flat arrays, as unnest takes them.
     const flat = mentions.flatMap((m) => m.usernames.map((username) => ({ ...m, username })));
     // Rows are locked in (user, conversation) order, so two replicas flushing at once cannot
-    // deadlock; mention rows are new ones, one per message and member, that no other replica writes.
-    const statement = sql`${this.recipients(batch)},
+    // deadlock; mention rows are new ones, one per message and member, that no other replica
+    // writes. Nobody is notified of a message at or below their marker (they read it
+    // meanwhile), and only current members are (the participants join, at flush).
+    const statement = sql`
+      with batch as (
+        select b.*, m.seq, m.created_at as sent_at from unnest(
+          ${intArray(batch.map((b) => b.conversationId))}::int4[], ${intArray(batch.map((b) => b.senderId))}::int4[],
+          ${intArray(batch.map((b) => b.messageId))}::int8[], ${intArray(batch.map((b) => b.count))}::int4[],
+          ${textArray(batch.map((b) => b.sender))}::text[]
+        ) as b(conversation_id, sender_id, message_id, count, sender)
+        join messages m on m.id = b.message_id),
+      senders as (select distinct conversation_id, sender_id from batch),
+      targets as (
+        select p.user_id, b.conversation_id, sum(b.count)::int4 as count, max(b.message_id) as message_id,
+               (array_agg(b.sender order by b.message_id desc))[1] as sender
+          from batch b
+          join conversations c on c.id = b.conversation_id and c.member_count <= ${this.notifyMaxMembers}
+          join participants p on p.conversation_id = b.conversation_id and p.user_id <> b.sender_id
+         where p.last_read_seq < b.seq
+         group by p.user_id, b.conversation_id),
       upserted as (
         insert into notifications as n (user_id, kind, conversation_id, message_id, count, text)
         select user_id, 'messages.new', conversation_id, message_id, count,
