@@ -112,7 +112,8 @@ const batchStatement = (skipLocked: boolean) => sql`
     bumped as (
       update conversations c set last_seq = n.seq, message_count = n.message_count, last_message_at = now()
         from (select conversation_id, max(seq) as seq, max(message_count) as message_count from numbered group by conversation_id) n
-       where c.id = n.conversation_id),
+       -- The array again: the join alone, costed on small tables, hashed a walk of the whole key.
+       where c.id = n.conversation_id and c.id = any(${sql.placeholder('conversationIds')}::int4[])),
     msg as (
       insert into messages (conversation_id, sender_id, content, client_id, seq, reply_to_id, mentions)
       select conversation_id, sender_id, content, client_id, seq, reply_to_id, ${mentionsSql(sql`numbered.conversation_id`, sql`numbered.mention_names`)}

@@ -201,18 +201,22 @@ export class NotificationBatcher {
   private async moveInboxes(batch: Pending[]): Promise<void> {
     const active = new Map<number, number>();
     for (const item of batch) active.set(item.conversationId, Math.max(active.get(item.conversationId) ?? 0, item.messageId));
+    // The id arrays are repeated as conditions on the tables: joins alone, costed on small
+    // tables, could walk a whole index (participants_inbox_idx by activity_at, for one).
+    const conversations = intArray([...active.keys()]);
+    const messages = intArray([...active.values()]);
     try {
       await this.database.query(sql`
         with active as (
           select a.conversation_id, m.created_at as at
-            from unnest(${intArray([...active.keys()])}::int4[], ${intArray([...active.values()])}::int8[]) as a(conversation_id, message_id)
-            join messages m on m.id = a.message_id),
+            from unnest(${conversations}::int4[], ${messages}::int8[]) as a(conversation_id, message_id)
+            join messages m on m.id = a.message_id and m.id = any(${messages}::int8[])),
         moving as (
           select p.conversation_id, p.user_id, a.at from participants p join active a on a.conversation_id = p.conversation_id
-           where not p.large and p.activity_at < a.at
+           where p.conversation_id = any(${conversations}::int4[]) and not p.large and p.activity_at < a.at
            order by p.conversation_id, p.user_id for update of p)
         update participants p set activity_at = m.at from moving m
-         where p.conversation_id = m.conversation_id and p.user_id = m.user_id`, { indexOnly: true });
+         where p.conversation_id = m.conversation_id and p.user_id = m.user_id and p.conversation_id = any(${conversations}::int4[])`, { indexOnly: true });
     } catch (error) {
       this.logger.warn({ err: error, code: databaseErrorCode(error) }, 'inbox order update failed; the next message moves it');
     }
@@ -259,7 +263,8 @@ export class NotificationBatcher {
         select n.id, n.is_read from notifications n
          where n.id = any(array(select id from found))
          order by n.user_id, n.conversation_id for update)
-      update notifications n set is_read = true from reading r where n.id = r.id and not r.is_read
+      update notifications n set is_read = true from reading r
+       where n.id = r.id and not r.is_read and n.id = any(array(select id from reading))
       returning ${notificationColumns}, true as read_by_sending`,
       { indexOnly: true },
     );
@@ -279,14 +284,18 @@ export class NotificationBatcher {
           ${intArray(batch.map((b) => b.messageId))}::int8[], ${intArray(batch.map((b) => b.count))}::int4[],
           ${textArray(batch.map((b) => b.sender))}::text[]
         ) as b(conversation_id, sender_id, message_id, count, sender)
-        join messages m on m.id = b.message_id),
+        join messages m on m.id = b.message_id and m.id = any(${intArray(batch.map((b) => b.messageId))}::int8[])),
       senders as (select distinct conversation_id, sender_id from batch),
       targets as (
         select p.user_id, b.conversation_id, sum(b.count)::int4 as count, max(b.message_id) as message_id,
                (array_agg(b.sender order by b.message_id desc))[1] as sender
           from batch b
+          -- The id arrays repeated as conditions: joins alone, costed on small tables, could
+          -- hash a walk of a whole primary key.
           join conversations c on c.id = b.conversation_id and c.member_count <= ${this.notifyMaxMembers}
+                              and c.id = any(${intArray(batch.map((b) => b.conversationId))}::int4[])
           join participants p on p.conversation_id = b.conversation_id and p.user_id <> b.sender_id
+                             and p.conversation_id = any(${intArray(batch.map((b) => b.conversationId))}::int4[])
          where p.last_read_seq < b.seq
          group by p.user_id, b.conversation_id),
       upserted as (
@@ -317,7 +326,7 @@ export class NotificationBatcher {
                x.sender || ' mentioned you: ' || left(m.content, ${MENTION_EXCERPT_CHARS})
           from mention_input x
           join messages m on m.id = x.message_id and not m.is_deleted
-          join users u on lower(u.username) = lower(x.username)
+          cross join lateral (select u.id from users u where lower(u.username) = lower(x.username) limit 1) u
           join participants p on p.conversation_id = x.conversation_id and p.user_id = u.id
          where u.id <> x.sender_id and p.last_read_seq < m.seq
          order by u.id, x.message_id
