@@ -45,6 +45,23 @@ interface Pending {
   count: number;
 }
 
+/** A flush's entries as the array literals its statements take, built once per flush. */
+interface BatchArrays {
+  conversations: string;
+  senders: string;
+  messages: string;
+  counts: string;
+  names: string;
+}
+
+const batchArrays = (batch: readonly Pending[]): BatchArrays => ({
+  conversations: intArray(batch.map((b) => b.conversationId)),
+  senders: intArray(batch.map((b) => b.senderId)),
+  messages: intArray(batch.map((b) => b.messageId)),
+  counts: intArray(batch.map((b) => b.count)),
+  names: textArray(batch.map((b) => b.sender)),
+});
+
 /** A message that mentions members: one `mention` notification each (not the sender), written with the next flush. */
 interface PendingMention {
   conversationId: number;
@@ -162,8 +179,9 @@ export class NotificationBatcher {
         // whose senders and recipients crossed could each hold a row of one set while waiting
         // for the other's (test/notification-flush-locks.test.ts). The reads are pushed as
         // soon as they commit: a retry of the upserts would not return them again.
-        if (batch.length > 0) this.deliver(await this.readBySending(batch));
-        this.deliver(await this.upsert(batch, mentions));
+        const arrays = batchArrays(batch);
+        if (batch.length > 0) this.deliver(await this.readBySending(arrays));
+        this.deliver(await this.upsert(arrays, mentions));
       });
       flushed(false);
       await this.moveInboxes(batch);
@@ -229,15 +247,14 @@ export class NotificationBatcher {
    * instead, counting anew). Only the senders' own rows are visited: most have none, having
    * read by sending before.
    */
-  private readBySending(batch: Pending[]): Promise<FlushedRow[]> {
+  private readBySending(arrays: BatchArrays): Promise<FlushedRow[]> {
     // Lookups per sender, whatever the planner believes of the tables' sizes: costed on stale
     // statistics, a join let it walk every unread row and test each sender against each.
     return this.database.query<FlushedRow>(
       sql`
       with batch as (
         select b.conversation_id, b.sender_id, m.seq from unnest(
-          ${intArray(batch.map((b) => b.conversationId))}::int4[], ${intArray(batch.map((b) => b.senderId))}::int4[],
-          ${intArray(batch.map((b) => b.messageId))}::int8[]
+          ${arrays.conversations}::int4[], ${arrays.senders}::int4[], ${arrays.messages}::int8[]
         ) as b(conversation_id, sender_id, message_id)
         cross join lateral (select m.seq from messages m where m.id = b.message_id) m),
       -- A sender's marker is at or past their own messages (the send moved it), so "someone
@@ -270,7 +287,7 @@ export class NotificationBatcher {
     );
   }
 
-  private upsert(batch: Pending[], mentions: PendingMention[]): Promise<FlushedRow[]> {
+  private upsert(arrays: BatchArrays, mentions: PendingMention[]): Promise<FlushedRow[]> {
     // One row per (message, mentioned username): flat arrays, as unnest takes them.
     const flat = mentions.flatMap((m) => m.usernames.map((username) => ({ ...m, username })));
     // Rows are locked in (user, conversation) order, so two replicas flushing at once cannot
@@ -280,11 +297,10 @@ export class NotificationBatcher {
     const statement = sql`
       with batch as (
         select b.*, m.seq, m.created_at as sent_at from unnest(
-          ${intArray(batch.map((b) => b.conversationId))}::int4[], ${intArray(batch.map((b) => b.senderId))}::int4[],
-          ${intArray(batch.map((b) => b.messageId))}::int8[], ${intArray(batch.map((b) => b.count))}::int4[],
-          ${textArray(batch.map((b) => b.sender))}::text[]
+          ${arrays.conversations}::int4[], ${arrays.senders}::int4[],
+          ${arrays.messages}::int8[], ${arrays.counts}::int4[], ${arrays.names}::text[]
         ) as b(conversation_id, sender_id, message_id, count, sender)
-        join messages m on m.id = b.message_id and m.id = any(${intArray(batch.map((b) => b.messageId))}::int8[])),
+        join messages m on m.id = b.message_id and m.id = any(${arrays.messages}::int8[])),
       senders as (select distinct conversation_id, sender_id from batch),
       targets as (
         select p.user_id, b.conversation_id, sum(b.count)::int4 as count, max(b.message_id) as message_id,
@@ -293,9 +309,9 @@ export class NotificationBatcher {
           -- The id arrays repeated as conditions: joins alone, costed on small tables, could
           -- hash a walk of a whole primary key.
           join conversations c on c.id = b.conversation_id and c.member_count <= ${this.notifyMaxMembers}
-                              and c.id = any(${intArray(batch.map((b) => b.conversationId))}::int4[])
+                              and c.id = any(${arrays.conversations}::int4[])
           join participants p on p.conversation_id = b.conversation_id and p.user_id <> b.sender_id
-                             and p.conversation_id = any(${intArray(batch.map((b) => b.conversationId))}::int4[])
+                             and p.conversation_id = any(${arrays.conversations}::int4[])
          where p.last_read_seq < b.seq
          group by p.user_id, b.conversation_id),
       upserted as (
