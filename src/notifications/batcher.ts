@@ -337,8 +337,8 @@ export class NotificationBatcher {
           ${textArray(flat.map((m) => m.username))}::text[]
         ) as x(conversation_id, sender_id, message_id, sender, username)),
       mentioned as (
-        insert into notifications as n (user_id, kind, conversation_id, message_id, count, text)
-        select u.id, 'mention', x.conversation_id, x.message_id, 1,
+        insert into notifications as n (user_id, kind, conversation_id, message_id, mention_message_id, count, text)
+        select u.id, 'mention', x.conversation_id, x.message_id, x.message_id, 1,
                x.sender || ' mentioned you: ' || left(m.content, ${MENTION_EXCERPT_CHARS})
           from mention_input x
           join messages m on m.id = x.message_id and not m.is_deleted
@@ -346,7 +346,7 @@ export class NotificationBatcher {
           join participants p on p.conversation_id = x.conversation_id and p.user_id = u.id
          where u.id <> x.sender_id and p.last_read_seq < m.seq
          order by u.id, x.message_id
-        on conflict (user_id, message_id) where kind = 'mention' do nothing
+        on conflict (user_id, mention_message_id) where kind = 'mention' do nothing
         returning ${notificationColumns})
       select *, false as read_by_sending from upserted
       union all

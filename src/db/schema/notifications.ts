@@ -18,6 +18,13 @@ export const notifications = pgTable(
     conversationId: integer('conversation_id').references(() => conversations.id, { onDelete: 'cascade' }),
     /** The newest message this notification speaks of. */
     messageId: bigint('message_id', { mode: 'number' }),
+    /**
+     * A mention's message (null on every other kind), the key of its uniqueness. Not
+     * `message_id`: the flush moves that on a "new messages" row with every message, and an
+     * indexed column changed makes each of those updates non-HOT (a new entry in every index
+     * of the table, dead ones left behind), partial index or not.
+     */
+    mentionMessageId: bigint('mention_message_id', { mode: 'number' }),
     /** How many messages one "new messages" notification stands for. */
     count: integer('count').notNull().default(1),
     text: text('text').notNull(),
@@ -32,6 +39,6 @@ export const notifications = pgTable(
       .on(t.userId, t.conversationId)
       .where(sql`not ${t.isRead} and ${t.kind} = 'messages.new'`),
     // One mention notification per member per message, however often the flush is retried.
-    uniqueIndex('notifications_mention_key').on(t.userId, t.messageId).where(sql`${t.kind} = 'mention'`),
+    uniqueIndex('notifications_mention_key').on(t.userId, t.mentionMessageId).where(sql`${t.kind} = 'mention'`),
   ],
 );
