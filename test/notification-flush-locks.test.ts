@@ -66,11 +66,6 @@ t.test('two flushes whose senders and recipients cross: both written, neither a 
   };
   const a = replica('A');
   const b = replica('B');
-  a.batcher.add(c, x.user.id, x.user.username, mx);
-  a.batcher.add(cPrime, q.user.id, q.user.username, mq);
-  a.batcher.add(c3, v.user.id, v.user.username, mv);
-  b.batcher.add(c, y.user.id, y.user.username, my);
-  b.batcher.add(cPrime, p.user.id, p.user.username, mp);
 
   const admin = postgres(url!, { max: 1, onnotice: () => {} });
   t.teardown(() => admin.end({ timeout: 1 }));
@@ -84,8 +79,16 @@ t.test('two flushes whose senders and recipients cross: both written, neither a 
   };
 
   const { release, done } = await holdRow(t, url!, (tx) => tx`select 1 from notifications where user_id = ${w.user.id} for update`);
+  // Each batcher's entries are added in the same turn as its flush: added earlier, a batcher
+  // flushes by itself NOTIFY_FLUSH_MS later, and on a loaded machine B's own flush then ran
+  // before A held p's row (p read first, then notified anew by A).
+  a.batcher.add(c, x.user.id, x.user.username, mx);
+  a.batcher.add(cPrime, q.user.id, q.user.username, mq);
+  a.batcher.add(c3, v.user.id, v.user.username, mv);
   const flushA = a.batcher.flush();
   await within(untilWaiting(1, flushA), 'A waiting for the held row');
+  b.batcher.add(c, y.user.id, y.user.username, my);
+  b.batcher.add(cPrime, p.user.id, p.user.username, mp);
   const flushB = b.batcher.flush();
   await within(untilWaiting(2, flushB), 'B waiting or written');
   release();
