@@ -2,6 +2,7 @@ import type { Logger } from '../domain/logger.js';
 import { sql } from 'drizzle-orm';
 import type { DatabaseHandle } from '../db/client.js';
 import { intArray, textArray } from '../db/sql.js';
+import { INBOX_TRACKED_MEMBERS } from '../conversations/inbox-order.js';
 import { databaseErrorCode } from '../db/errors.js';
 import { timeStatement, type StatementTimer } from '../domain/observer.js';
 import { notificationColumns, type NotificationRecord } from './views.js';
@@ -225,10 +226,14 @@ export class NotificationBatcher {
     const messages = intArray([...active.values()]);
     try {
       await this.database.query(sql`
-        with active as (
+        -- Materialized, so only conversations whose memberships are tracked have their members
+        -- read: in a large one every membership is \`large\`, and the plan read them all to move none.
+        with active as materialized (
           select a.conversation_id, m.created_at as at
             from unnest(${conversations}::int4[], ${messages}::int8[]) as a(conversation_id, message_id)
-            join messages m on m.id = a.message_id and m.id = any(${messages}::int8[])),
+            join messages m on m.id = a.message_id and m.id = any(${messages}::int8[])
+            join conversations c on c.id = a.conversation_id and c.id = any(${conversations}::int4[])
+                                and c.member_count <= ${INBOX_TRACKED_MEMBERS}),
         moving as (
           select p.conversation_id, p.user_id, a.at from participants p join active a on a.conversation_id = p.conversation_id
            where p.conversation_id = any(${conversations}::int4[]) and not p.large and p.activity_at < a.at
