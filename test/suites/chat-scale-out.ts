@@ -78,7 +78,9 @@ export async function migrationsAppliedOnce(t: Test, topology: Topology): Promis
       const rows = await sql<{ hash: string }[]>`select hash from drizzle.__drizzle_migrations order by id`;
       t.equal(rows.length, journal.entries.length, `${journal.entries.length} migration(s) recorded once each`);
       t.equal(new Set(rows.map((row) => row.hash)).size, rows.length, 'no migration recorded twice');
-      const locks = await sql`select 1 from pg_locks where locktype = 'advisory'`;
+      // pg_locks is the whole cluster's: test files running beside this one migrate databases of their own.
+      const locks = await sql`
+        select 1 from pg_locks where locktype = 'advisory' and database = (select oid from pg_database where datname = current_database())`;
       t.equal(locks.length, 0, 'the migration lock was released');
     } finally {
       await sql.end({ timeout: 5 });
