@@ -15,7 +15,7 @@ import { PLANNED_SETTINGS } from '../src/db/client.js';
 import { buildTestApp } from './helpers/app.js';
 import { call } from './helpers/api.js';
 import type { RecordedQuery } from './helpers/database.js';
-import { explainDatabase, outline, type PlanNode } from './helpers/explain.js';
+import { executeCall, explainDatabase, outline, type PlanNode } from './helpers/explain.js';
 
 const WATCHED = new Set(['messages', 'participants', 'users', 'conversation_events', 'conversations', 'notifications', 'message_words']);
 
@@ -54,9 +54,7 @@ async function genericPlan(admin: postgres.Sql, query: RecordedQuery, name: stri
   await admin.unsafe(`set plan_cache_mode = force_generic_plan`);
   for (const [key, value] of Object.entries(settings)) await admin.unsafe(`set ${key} = '${value}'`);
   await admin.unsafe(`prepare ${name} as ${query.sql}`);
-  const literal = (value: unknown) => (value === null || value === undefined ? 'null' : `'${String(value).replace(/'/g, "''")}'`);
-  const args = query.params.map(literal).join(', ');
-  const explained = await admin.unsafe<Explained>(`explain (format json) execute ${name}${args ? `(${args})` : ''}`);
+  const explained = await admin.unsafe<Explained>(`explain (format json) ${executeCall(name, query.params)}`);
   await admin.unsafe(`deallocate ${name}`);
   await admin.unsafe(`reset all`);
   return explained[0]!['QUERY PLAN'][0]!.Plan;

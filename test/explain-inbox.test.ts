@@ -13,7 +13,7 @@ import t from 'tap';
 import { createMemoryBus } from '../src/bus/bus-memory.js';
 import { buildTestApp } from './helpers/app.js';
 import { call } from './helpers/api.js';
-import { explainDatabase, indexesOf, outline, type PlanNode, seqScans } from './helpers/explain.js';
+import { executeCall, explainDatabase, indexesOf, outline, type PlanNode, seqScans } from './helpers/explain.js';
 import { nextLink } from './helpers/rest-context.js';
 
 const USERS = 50_000;
@@ -103,9 +103,7 @@ t.test('the inbox statements use their indexes', async (t) => {
       const name = `explained_${++prepared}`;
       await admin.unsafe(`prepare ${name} as ${sql}`);
       await admin.unsafe(`set plan_cache_mode = force_generic_plan`);
-      const literal = (value: unknown) => (value === null || value === undefined ? 'null' : `'${String(value).replace(/'/g, "''")}'`);
-      const args = params.map(literal).join(', ');
-      const generic = await admin.unsafe<Explained>(`explain (format json) execute ${name}${args ? `(${args})` : ''}`);
+      const generic = await admin.unsafe<Explained>(`explain (format json) ${executeCall(name, params)}`);
       await admin.unsafe(`reset plan_cache_mode`);
       plans.push([`${label} (generic plan)`, generic[0]?.['QUERY PLAN'][0]?.Plan]);
     }

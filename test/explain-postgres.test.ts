@@ -12,6 +12,7 @@ import { readEvents } from '../src/messages/event-log.js';
 import { buildTestApp } from './helpers/app.js';
 import { call } from './helpers/api.js';
 import { freshPostgresDatabase, recordingPostgres, type RecordedQuery } from './helpers/database.js';
+import { executeCall } from './helpers/explain.js';
 
 const USERS = 200_000;
 const CONVERSATIONS = 20_000;
@@ -159,10 +160,7 @@ t.test('no sequential scans on the hot tables', async (t) => {
     const name = `explained_${++prepared}`;
     await admin.unsafe(`prepare ${name} as ${query.sql}`);
     await admin.unsafe(`set plan_cache_mode = force_generic_plan`);
-    // EXECUTE's arguments take the prepared parameter types: untyped literals let them.
-    const literal = (value: unknown) => (value === null || value === undefined ? 'null' : `'${String(value).replace(/'/g, "''")}'`);
-    const args = query.params.map(literal).join(', ');
-    const generic = await admin.unsafe<Explained>(`explain (format json) execute ${name}${args ? `(${args})` : ''}`);
+    const generic = await admin.unsafe<Explained>(`explain (format json) ${executeCall(name, query.params)}`);
     await admin.unsafe(`reset plan_cache_mode`);
     check(`${label} (generic plan)`, generic[0]?.['QUERY PLAN'][0]?.Plan, query);
   }

@@ -15,7 +15,7 @@ import { INBOX_TRACKED_MEMBERS } from '../src/conversations/inbox-order.js';
 import { PLANNED_SETTINGS } from '../src/db/client.js';
 import { NotificationBatcher, NOTIFY_MAX_MEMBERS, type FlushedRow } from '../src/notifications/batcher.js';
 import type { RecordedQuery } from './helpers/database.js';
-import { explainDatabase, type PlanNode } from './helpers/explain.js';
+import { executeCall, explainDatabase, type PlanNode } from './helpers/explain.js';
 
 const silent = { warn() {}, error() {}, info() {} } as never;
 const LARGE_MEMBERS = 300;
@@ -33,10 +33,7 @@ async function analysed(admin: postgres.Sql, query: RecordedQuery): Promise<Plan
   await admin.unsafe(`set local plan_cache_mode = force_generic_plan`);
   for (const [key, value] of Object.entries(PLANNED_SETTINGS)) await admin.unsafe(`set local ${key} = '${value}'`);
   await admin.unsafe(`prepare analysed as ${query.sql}`);
-  const literal = (value: unknown) => (value === null || value === undefined ? 'null' : `'${String(value).replace(/'/g, "''")}'`);
-  const explained = await admin.unsafe<{ 'QUERY PLAN': { Plan: PlanNode }[] }[]>(
-    `explain (analyze, format json) execute analysed(${query.params.map(literal).join(', ')})`,
-  );
+  const explained = await admin.unsafe<{ 'QUERY PLAN': { Plan: PlanNode }[] }[]>(`explain (analyze, format json) ${executeCall('analysed', query.params)}`);
   await admin.unsafe('rollback');
   await admin.unsafe('deallocate analysed');
   return explained[0]!['QUERY PLAN'][0]!.Plan;

@@ -36,6 +36,15 @@ export function indexesOf(node: PlanNode, found = new Set<string>()): Set<string
   return found;
 }
 
+/**
+ * `execute NAME(...)` for a prepared statement, its parameters as untyped literals: they take
+ * the prepared statement's parameter types.
+ */
+export function executeCall(name: string, params: readonly unknown[]): string {
+  const literal = (value: unknown) => (value === null || value === undefined ? 'null' : `'${String(value).replace(/'/g, "''")}'`);
+  return params.length > 0 ? `execute ${name}(${params.map(literal).join(', ')})` : `execute ${name}`;
+}
+
 type Explained = { 'QUERY PLAN': { Plan: PlanNode }[] }[];
 
 /** The plans of `query`: for its values, and (reads only) PostgreSQL's generic plan. */
@@ -46,9 +55,7 @@ export async function plansOf(admin: postgres.Sql, query: RecordedQuery, name: s
   if (!/^\s*select\b/i.test(query.sql)) return plans;
   await admin.unsafe(`prepare ${name} as ${query.sql}`);
   await admin.unsafe(`set plan_cache_mode = force_generic_plan`);
-  const literal = (value: unknown) => (value === null || value === undefined ? 'null' : `'${String(value).replace(/'/g, "''")}'`);
-  const args = query.params.map(literal).join(', ');
-  const generic = await admin.unsafe<Explained>(`explain (format json) execute ${name}${args ? `(${args})` : ''}`);
+  const generic = await admin.unsafe<Explained>(`explain (format json) ${executeCall(name, query.params)}`);
   await admin.unsafe(`reset plan_cache_mode`);
   await admin.unsafe(`deallocate ${name}`);
   plans.push(generic[0]!['QUERY PLAN'][0]!.Plan);
